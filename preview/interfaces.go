@@ -1,0 +1,205 @@
+package preview
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// All provider interfaces share these rules unless a method says otherwise:
+//   - ctx is honoured: a cancelled context makes the call return promptly
+//     with an error whose code is Canceled or DeadlineExceeded.
+//   - Implementations are safe for concurrent use.
+//   - Errors carry a Code (see Errorf, WithCode). NotFound means the named
+//     thing does not exist; Unavailable means the backend could not be
+//     reached and nothing happened, so the call may be retried.
+//   - Every mutating call is idempotent: repeating it with the same input
+//     leaves the same state, and deleting something already gone succeeds.
+
+// Builder builds a function's source into an OCI image and pushes it.
+type Builder interface {
+	// Build builds req.SourceDir and pushes the image as
+	// req.Repository:req.Tag, labelled with req.Labels and the source hash.
+	// When an image built from the same source hash already exists in
+	// req.Repository, Build reuses it (tags it, builds nothing) and sets
+	// BuildResult.Reused. On failure nothing is tagged req.Tag; blobs
+	// already pushed may stay (the registry's gc removes them).
+	Build(ctx context.Context, req BuildRequest) (BuildResult, error)
+}
+
+// BuildRequest is the input of Builder.Build. The Pipeline guarantees that
+// SourceDir is an absolute directory and Repository and Tag are valid.
+type BuildRequest struct {
+	Target     Target
+	SourceDir  string
+	Repository string // "127.0.0.1:5000/hello", no tag
+	Tag        string // "pr-42-3f2c1ab"
+	Labels     Labels
+	// Progress, when not nil, receives human-readable build log lines.
+	Progress func(line string)
+}
+
+// BuildResult is the output of Builder.Build.
+type BuildResult struct {
+	// Image is the pushed image by digest: "repo@sha256:...".
+	Image string
+	// Digest is the manifest digest: "sha256:...".
+	Digest string
+	// SourceHash is the hash of the source the image was built from.
+	SourceHash string
+	// Reused is true when no build ran because an image with the same
+	// source hash existed.
+	Reused bool
+}
+
+// Registry is an OCI registry seen from the preview lifecycle.
+type Registry interface {
+	// Repository returns the repository reference for app, where builders
+	// push: "127.0.0.1:5000/hello". It does no I/O.
+	Repository(app string) string
+	// Resolve returns the digest that ref (repo:tag or repo@digest) names,
+	// or NotFound.
+	Resolve(ctx context.Context, ref string) (string, error)
+	// Tags lists the tags of app's repository; an unknown repository has no
+	// tags (not an error).
+	Tags(ctx context.Context, app string) ([]string, error)
+	// DeleteTag removes tag from app's repository. A missing tag is
+	// success. Registries that refuse deletes answer Unimplemented or
+	// PermissionDenied.
+	DeleteTag(ctx context.Context, app, tag string) error
+}
+
+// Function is the desired state of one deployed function.
+type Function struct {
+	Name        string            `json:"name"`
+	Image       string            `json:"image"`
+	Env         map[string]string `json:"env,omitempty"`
+	Labels      Labels            `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// FunctionStatus is a deployed function as the runtime reports it.
+type FunctionStatus struct {
+	Function
+	// Replicas is the desired replica count.
+	Replicas int `json:"replicas"`
+	// AvailableReplicas is how many replicas are ready.
+	AvailableReplicas int `json:"availableReplicas"`
+	// InvocationCount is the runtime's own count where it has one.
+	InvocationCount float64 `json:"invocationCount,omitempty"`
+}
+
+// FunctionRuntime deploys, scales and removes functions.
+type FunctionRuntime interface {
+	// Apply creates fn with one replica, or updates an existing function
+	// to match fn (create-or-update); an update keeps the current replica
+	// count, so a function scaled to zero stays at zero. Apply with
+	// unchanged input changes nothing.
+	Apply(ctx context.Context, fn Function) error
+	// Get returns the function's status, or NotFound.
+	Get(ctx context.Context, name string) (FunctionStatus, error)
+	// List returns the functions whose labels match selector.
+	List(ctx context.Context, selector Labels) ([]FunctionStatus, error)
+	// Scale sets the desired replicas and returns the count the runtime
+	// accepted, which differs from replicas when the runtime clamps (an
+	// OpenFaaS CE gateway turns 0 into 1). NotFound for an unknown function.
+	Scale(ctx context.Context, name string, replicas int) (int, error)
+	// Remove deletes the function and everything it runs. A missing
+	// function is success.
+	Remove(ctx context.Context, name string) error
+}
+
+// AssetStore stores static files content-addressed: every file is a blob
+// named by its SHA-256, and each preview has one manifest (path -> blob)
+// stored under its prefix. Identical files across previews are stored once.
+type AssetStore interface {
+	// Publish stores the blobs of m that the store lacks (read through
+	// open, called only for missing blobs) and then replaces the manifest
+	// at prefix with m, atomically: readers see the old or the new
+	// manifest, never a mix. If it fails before the manifest is written,
+	// the old manifest stays. labels are stored with the manifest.
+	Publish(ctx context.Context, prefix string, m Manifest, labels Labels, open func(path string) (io.ReadCloser, error)) (PublishStats, error)
+	// Manifest returns the manifest at prefix, or NotFound.
+	Manifest(ctx context.Context, prefix string) (Manifest, error)
+	// Open returns the blob with the given digest, or NotFound.
+	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+	// List returns the prefixes whose manifest labels match selector.
+	List(ctx context.Context, selector Labels) ([]ManifestInfo, error)
+	// Delete removes the manifest at prefix. Blobs no other manifest
+	// references may be removed then or by a later collection. A missing
+	// prefix is success.
+	Delete(ctx context.Context, prefix string) error
+}
+
+// PublishStats says what a Publish call transferred.
+type PublishStats struct {
+	Files         int   `json:"files"`
+	Uploaded      int   `json:"uploaded"`
+	UploadedBytes int64 `json:"uploadedBytes"`
+	Reused        int   `json:"reused"`
+	// Unchanged is true when the stored manifest already equalled m.
+	Unchanged bool `json:"unchanged"`
+}
+
+// ManifestInfo names a stored manifest and its labels.
+type ManifestInfo struct {
+	Prefix string `json:"prefix"`
+	Labels Labels `json:"labels"`
+}
+
+// Route says how the edge serves one host: requests whose path starts with
+// one of FunctionPaths go to Function; everything else is served from the
+// asset manifest at AssetPrefix.
+type Route struct {
+	Host          string   `json:"host"`
+	AssetPrefix   string   `json:"assetPrefix,omitempty"`
+	Function      string   `json:"function,omitempty"`
+	FunctionPaths []string `json:"functionPaths,omitempty"`
+	Labels        Labels   `json:"labels,omitempty"`
+}
+
+// Router makes hosts reachable.
+type Router interface {
+	// SetRoute creates or replaces the route for r.Host.
+	SetRoute(ctx context.Context, r Route) error
+	// Routes lists the routes whose labels match selector.
+	Routes(ctx context.Context, selector Labels) ([]Route, error)
+	// DeleteRoute removes the route for host; a missing route is success.
+	DeleteRoute(ctx context.Context, host string) error
+}
+
+// DNS creates the records that point a preview's host at the edge.
+type DNS interface {
+	// Ensure creates or updates the record for host, labelled (as the
+	// provider can: a comment, a TXT record) with labels.
+	Ensure(ctx context.Context, host string, labels Labels) error
+	// Hosts lists the hosts whose records carry labels matching selector.
+	Hosts(ctx context.Context, selector Labels) ([]string, error)
+	// Remove deletes the record for host; a missing record is success.
+	Remove(ctx context.Context, host string) error
+}
+
+// Activity is what the edge observed of one function.
+type Activity struct {
+	Function     string    `json:"function"`
+	Started      uint64    `json:"started"`
+	InFlight     int64     `json:"inFlight"`
+	Finished     uint64    `json:"finished"`
+	LastActivity time.Time `json:"lastActivity"`
+}
+
+// Observation is the input of an IdlePolicy decision about one function.
+type Observation struct {
+	Activity
+	Replicas  int
+	AlwaysOn  bool
+	IdleAfter time.Duration // 0: the policy's default
+}
+
+// IdlePolicy decides which functions to scale to zero. It does no I/O and
+// reads the time only from now, so decisions are reproducible.
+type IdlePolicy interface {
+	// Idle returns the names of functions in obs that should be scaled to
+	// zero at time now.
+	Idle(now time.Time, obs []Observation) []string
+}

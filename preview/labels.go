@@ -1,0 +1,106 @@
+package preview
+
+import (
+	"strconv"
+)
+
+// Ownership labels. Every resource Glimpse creates carries them; Down, gc
+// and a restarted daemon find resources by them. LabelVersion records the
+// format so that a future change can still recognise older resources.
+const (
+	LabelPrefix     = "glimpse.dev/"
+	LabelManagedBy  = LabelPrefix + "managed-by"
+	LabelVersion    = LabelPrefix + "labels-version"
+	LabelOwner      = LabelPrefix + "owner"
+	LabelApp        = LabelPrefix + "app"
+	LabelPR         = LabelPrefix + "pr"
+	LabelCommit     = LabelPrefix + "commit"
+	LabelSourceHash = LabelPrefix + "source-hash"
+
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "glimpse"
+	// LabelsVersionValue is the current ownership label format.
+	LabelsVersionValue = "1"
+	// DefaultOwner is the owner of resources when none is configured.
+	DefaultOwner = "default"
+)
+
+// Labels are key/value pairs attached to resources.
+type Labels map[string]string
+
+// OwnerLabels returns the ownership labels of a target's resources.
+func OwnerLabels(owner string, t Target) Labels {
+	if owner == "" {
+		owner = DefaultOwner
+	}
+	return Labels{
+		LabelManagedBy: ManagedByValue,
+		LabelVersion:   LabelsVersionValue,
+		LabelOwner:     owner,
+		LabelApp:       t.App,
+		LabelPR:        strconv.Itoa(t.PR),
+		LabelCommit:    t.Commit,
+	}
+}
+
+// Selector returns the labels that select every resource of owner, narrowed
+// to app when app is not empty and to pr when pr is positive.
+func Selector(owner, app string, pr int) Labels {
+	if owner == "" {
+		owner = DefaultOwner
+	}
+	s := Labels{LabelManagedBy: ManagedByValue, LabelOwner: owner}
+	if app != "" {
+		s[LabelApp] = app
+	}
+	if pr > 0 {
+		s[LabelPR] = strconv.Itoa(pr)
+	}
+	return s
+}
+
+// Matches reports whether l has every key of selector with the same value.
+// An empty selector matches everything.
+func (l Labels) Matches(selector Labels) bool {
+	for k, v := range selector {
+		if got, ok := l[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Target reads the target back from ownership labels. ok is false when the
+// labels are not Glimpse's or are incomplete.
+func (l Labels) Target() (t Target, ok bool) {
+	if l[LabelManagedBy] != ManagedByValue {
+		return Target{}, false
+	}
+	pr, err := strconv.Atoi(l[LabelPR])
+	if err != nil || l[LabelApp] == "" {
+		return Target{}, false
+	}
+	return Target{App: l[LabelApp], PR: pr, Commit: l[LabelCommit]}, true
+}
+
+// Clone returns a copy of l (nil for nil).
+func (l Labels) Clone() Labels {
+	if l == nil {
+		return nil
+	}
+	c := make(Labels, len(l))
+	for k, v := range l {
+		c[k] = v
+	}
+	return c
+}
+
+// With returns a copy of l with the given key set to value.
+func (l Labels) With(key, value string) Labels {
+	c := l.Clone()
+	if c == nil {
+		c = Labels{}
+	}
+	c[key] = value
+	return c
+}
