@@ -1,0 +1,70 @@
+package preview
+
+import (
+	"strings"
+)
+
+// Validate checks a route: the host is a dotted name of DNS labels (lower
+// case, no port), function paths are absolute and need a function. Routers
+// call it before storing a route; errors have code InvalidArgument.
+func (r Route) Validate() error {
+	if err := ValidateHost(r.Host); err != nil {
+		return err
+	}
+	if len(r.FunctionPaths) > 0 && r.Function == "" {
+		return Errorf(InvalidArgument, "route %s: function paths %v need a function", r.Host, r.FunctionPaths)
+	}
+	if r.Function != "" {
+		if err := ValidateDNSLabel(r.Function); err != nil {
+			return Errorf(InvalidArgument, "route %s: function %q: %v", r.Host, r.Function, err)
+		}
+	}
+	for _, p := range r.FunctionPaths {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " ?#") {
+			return Errorf(InvalidArgument, "route %s: function path %q must be an absolute path such as /graphql", r.Host, p)
+		}
+	}
+	return nil
+}
+
+// ValidateHost checks that h is a lower-case host name made of DNS labels,
+// without a port, at most 253 characters.
+func ValidateHost(h string) error {
+	if h == "" || len(h) > 253 {
+		return Errorf(InvalidArgument, "host %q must be 1 to 253 characters", h)
+	}
+	for _, l := range strings.Split(h, ".") {
+		if err := ValidateDNSLabel(l); err != nil {
+			return Errorf(InvalidArgument, "host %q: label %q %v", h, l, err)
+		}
+	}
+	return nil
+}
+
+// NormalizeHost lower-cases a Host header value and strips its port and a
+// trailing dot, without allocating when nothing changes.
+func NormalizeHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// Validate checks a function before a runtime deploys it: the name is a DNS
+// label and the image is set. Runtimes call it first in Apply; errors have
+// code InvalidArgument.
+func (f Function) Validate() error {
+	if err := ValidateDNSLabel(f.Name); err != nil {
+		return Errorf(InvalidArgument, "function name %q: %v", f.Name, err)
+	}
+	if f.Image == "" {
+		return Errorf(InvalidArgument, "function %s: image must not be empty", f.Name)
+	}
+	return nil
+}
