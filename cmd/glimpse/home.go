@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/faas/localfaas"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// serveFile records where a running `glimpse serve` listens, so that other
+// commands find it.
+const serveFile = "serve.json"
+
+type serveInfo struct {
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"`
+}
+
+func (g *globalFlags) homeDir() (string, error) {
+	h := g.home
+	if h == "" {
+		h = os.Getenv("GLIMPSE_HOME")
+	}
+	if h == "" {
+		u, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot find the home directory; set GLIMPSE_HOME: %v", err)
+		}
+		h = filepath.Join(u, ".glimpse")
+	}
+	abs, err := filepath.Abs(h)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("GLIMPSE_HOME %s: %v", abs, err)
+	}
+	return abs, nil
+}
+
+func writeServeInfo(home string, info serveInfo) error {
+	b, _ := json.Marshal(info)
+	tmp := filepath.Join(home, serveFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(home, serveFile))
+}
+
+// findServe returns the address of the running local stack, checking that
+// it answers /healthz.
+func findServe(ctx context.Context, home string) (serveInfo, error) {
+	var info serveInfo
+	b, err := os.ReadFile(filepath.Join(home, serveFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return info, preview.Errorf(preview.FailedPrecondition, "no local stack is running for GLIMPSE_HOME=%s: start one with 'glimpse serve' or configure providers in glimpse.yaml", home)
+	}
+	if err != nil {
+		return info, err
+	}
+	if err := json.Unmarshal(b, &info); err != nil || info.Addr == "" {
+		return info, fmt.Errorf("%s is damaged; restart 'glimpse serve'", filepath.Join(home, serveFile))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+info.Addr+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return info, preview.Errorf(preview.Unavailable, "the local stack at %s (from %s) does not answer: start it with 'glimpse serve'", info.Addr, filepath.Join(home, serveFile))
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, preview.Errorf(preview.Unavailable, "the local stack at %s is not ready (%s)", info.Addr, resp.Status)
+	}
+	return info, nil
+}
+
+// localEnv returns a Getenv that supplies the local stack's credentials to
+// the client providers when the environment does not set them.
+func localEnv(home string) (func(string) string, error) {
+	pw, err := localfaas.LoadOrCreatePassword(home)
+	if err != nil {
+		return nil, err
+	}
+	return func(k string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		switch k {
+		case "OPENFAAS_USERNAME", "GLIMPSE_USERNAME":
+			return "admin"
+		case "OPENFAAS_PASSWORD", "GLIMPSE_PASSWORD":
+			return strings.TrimSpace(pw)
+		}
+		return ""
+	}, nil
+}

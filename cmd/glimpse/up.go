@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+type upFlags struct {
+	pr     string
+	commit string
+	output string
+}
+
+func newUp(g *globalFlags) *cobra.Command {
+	f := &upFlags{}
+	c := &cobra.Command{
+		Use:   "up [DIR] --pr N [--commit SHA]",
+		Short: "Build, upload, deploy and route the preview of a pull request",
+		Long: "up runs the preview pipeline for the app in DIR (default .): it builds and pushes\n" +
+			"the function image while it uploads the static files, deploys the function and\n" +
+			"routes the preview host. Progress goes to stderr; the URL is the last line of stdout.\n" +
+			"Without --commit, the commit is DIR's git HEAD, or a hash of the app's files.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), g, f, dirArg(args), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVar(&f.pr, "pr", "", "pull request number (required)")
+	c.Flags().StringVar(&f.commit, "commit", "", "commit SHA (default: git HEAD of DIR, or a hash of its files)")
+	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json (default: the URL)")
+	return c
+}
+
+func dirArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return "."
+}
+
+// parsePR turns the --pr flag into a positive number, with a one-line error.
+func parsePR(s string) (int, error) {
+	if s == "" {
+		return 0, preview.Errorf(preview.InvalidArgument, "--pr is required: the pull request number, such as --pr 42")
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, preview.Errorf(preview.InvalidArgument, "--pr must be a positive integer, got %q", s)
+	}
+	return n, nil
+}
+
+func checkOutput(o string) error {
+	if o != "" && o != "json" && o != "table" {
+		return preview.Errorf(preview.InvalidArgument, "--output must be json or table, got %q", o)
+	}
+	return nil
+}
+
+func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, stderr io.Writer) error {
+	pr, err := parsePR(f.pr)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.commit != "" {
+		if err := preview.ValidateCommit(f.commit); err != nil {
+			return err
+		}
+	}
+	file, err := config.Load(dir)
+	if err != nil {
+		return err
+	}
+	commit := f.commit
+	if commit == "" {
+		if commit, err = defaultCommit(dir, &file.Spec); err != nil {
+			return err
+		}
+	}
+	home, err := g.homeDir()
+	if err != nil {
+		return err
+	}
+	pl, err := openPipeline(ctx, home, file.Providers)
+	if err != nil {
+		return err
+	}
+	pl.OnEvent = progressPrinter(stderr)
+	fmt.Fprintf(stderr, "%s: pull request #%d at %s\n", file.App, pr, shortCommit(commit))
+	start := time.Now()
+	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "ready in %s\n", time.Since(start).Round(time.Millisecond))
+	if f.output == "json" {
+		return json.NewEncoder(stdout).Encode(pv)
+	}
+	fmt.Fprintln(stdout, pv.URL)
+	return nil
+}
+
+func shortCommit(c string) string {
+	if len(c) > preview.ShortCommitLen {
+		return c[:preview.ShortCommitLen]
+	}
+	return c
+}
+
+// progressPrinter renders pipeline events as one line per finished step.
+func progressPrinter(w io.Writer) func(preview.Event) {
+	return func(e preview.Event) {
+		switch e.State {
+		case preview.EventStarted:
+			return
+		case preview.EventLog:
+			fmt.Fprintf(w, "  %-7s | %s\n", e.Step, e.Message)
+			return
+		}
+		mark := map[preview.EventState]string{preview.EventDone: "ok  ", preview.EventSkipped: "skip", preview.EventFailed: "FAIL"}[e.State]
+		fmt.Fprintf(w, "  %s %-7s %7s  %s\n", mark, e.Step, e.Elapsed.Round(time.Millisecond), oneLine(e.Message))
+	}
+}
+
+// defaultCommit is DIR's git HEAD when DIR is in a git work tree, else a
+// hash of the app's files (so a changed file gives a new "commit").
+func defaultCommit(dir string, spec *preview.Spec) (string, error) {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
+	if err == nil {
+		if c := strings.TrimSpace(string(out)); preview.ValidateCommit(c) == nil {
+			return c, nil
+		}
+	}
+	h := sha256.New()
+	for _, sub := range spec.Dirs() {
+		m, err := preview.ScanAssets(filepath.Join(dir, sub))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", sub, m.Digest())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
