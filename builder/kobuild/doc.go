@@ -1,0 +1,19 @@
+// Package kobuild is the ko:// preview.Builder: it builds a function written
+// in Go with the local Go toolchain (CGO_ENABLED=0, static, stripped), puts
+// the binary into a one-layer OCI image with no base image, and pushes it
+// with go-containerregistry; no Docker daemon is involved. Images are keyed
+// by a source hash (see Builder.Build for the rule) and kept under the tag
+// src-<hash16>, so an unchanged function is never rebuilt: Build then only
+// adds the preview's tag, in a few milliseconds against a local registry.
+// ImageFromBinary, Push and PushBinary make the same images from binaries
+// built elsewhere (tests use them).
+//
+// The image holds only the binary and an empty /tmp: no CA certificates
+// and no time zone data. A function that makes outbound TLS calls should
+// embed its roots (import golang.org/x/crypto/x509roots/fallback) and one
+// that needs zones should import time/tzdata.
+//
+// URL: ko://[?platform=linux/arm64][&insecure=true]. Registry credentials
+// come from GLIMPSE_REGISTRY_USERNAME/GLIMPSE_REGISTRY_PASSWORD or the Docker
+// configuration, as in package ociregistry.
+package kobuild

@@ -1,0 +1,364 @@
+package kobuild
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/registry/ociregistry"
+)
+
+func init() {
+	preview.Builders.Register("ko", open)
+}
+
+// open is the opener of ko://[?platform=linux/arm64][&insecure=true].
+func open(_ context.Context, u *url.URL, o *preview.OpenOptions) (preview.Builder, error) {
+	q, err := preview.QueryParams(u, "platform", "insecure")
+	if err != nil {
+		return nil, err
+	}
+	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
+		return nil, preview.Errorf(preview.InvalidArgument, "ko:// takes no host or path, only query parameters platform and insecure")
+	}
+	opts := &Options{Platform: q.Get("platform"), Getenv: o.Env}
+	if v := q.Get("insecure"); v != "" {
+		if opts.Insecure, err = strconv.ParseBool(v); err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "insecure=%q: want true or false", v)
+		}
+	}
+	return New(opts)
+}
+
+// Options configure a Builder. Nil means defaults.
+type Options struct {
+	// Platform is "linux/<arch>[/<variant>]"; empty means linux/amd64.
+	Platform string
+	// Go is the go command; empty means "go" from PATH.
+	Go string
+	// Insecure uses plain HTTP for every registry (loopback ones always).
+	Insecure bool
+	// Getenv reads registry credentials (ociregistry.EnvUsername and
+	// EnvPassword); nil means os.Getenv.
+	Getenv func(string) string
+	// Keychain replaces the default credentials.
+	Keychain authn.Keychain
+	// Transport is the HTTP transport; nil means remote.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Builder is the ko:// preview.Builder: it compiles a Go main package with
+// the local toolchain (no Docker) and pushes a one-layer image. It is safe
+// for concurrent use; builds of different sources run in parallel.
+type Builder struct {
+	platform string
+	goos     string
+	goarch   string
+	goarm    string
+	gobin    string
+	insecure bool
+	kc       authn.Keychain
+	opts     []remote.Option
+	puller   *remote.Puller
+	pusher   *remote.Pusher
+}
+
+var _ preview.Builder = (*Builder)(nil)
+
+// New returns a Builder. An invalid platform is an InvalidArgument error.
+// It does no I/O.
+func New(opts *Options) (*Builder, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	plat, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return nil, err
+	}
+	b := &Builder{
+		platform: plat.OS + "/" + plat.Architecture,
+		goos:     plat.OS,
+		goarch:   plat.Architecture,
+		gobin:    opts.Go,
+		insecure: opts.Insecure,
+		kc:       opts.Keychain,
+	}
+	if plat.Variant != "" {
+		b.platform += "/" + plat.Variant
+		if plat.Architecture == "arm" {
+			b.goarm = strings.TrimPrefix(plat.Variant, "v")
+		}
+	}
+	if b.gobin == "" {
+		b.gobin = "go"
+	}
+	if b.kc == nil {
+		b.kc = ociregistry.Keychain(opts.Getenv, "")
+	}
+	b.opts = []remote.Option{remote.WithAuthFromKeychain(b.kc), remote.WithUserAgent("glimpse")}
+	if opts.Transport != nil {
+		b.opts = append(b.opts, remote.WithTransport(opts.Transport))
+	}
+	if b.puller, err = remote.NewPuller(b.opts...); err != nil {
+		return nil, err
+	}
+	if b.pusher, err = remote.NewPusher(b.opts...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// buildEnv is the environment of the go commands Build runs.
+func (b *Builder) buildEnv() []string {
+	env := make([]string, 0, len(os.Environ())+4)
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "CGO_ENABLED", "GOOS", "GOARCH", "GOARM":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "CGO_ENABLED=0", "GOOS="+b.goos, "GOARCH="+b.goarch)
+	if b.goarm != "" {
+		env = append(env, "GOARM="+b.goarm)
+	}
+	return env
+}
+
+// buildFlags are the flags of go build; they are part of the source hash.
+var buildFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w"}
+
+// binaryName is the name of the binary in the image: the source
+// directory's base name, reduced to [a-z0-9._-], or "app".
+func binaryName(dir string) string {
+	var sb strings.Builder
+	for _, r := range strings.ToLower(filepath.Base(dir)) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' || r == '_' || r == '.' {
+			sb.WriteRune(r)
+		}
+	}
+	n := strings.Trim(sb.String(), ".")
+	if n == "" {
+		return "app"
+	}
+	return n
+}
+
+// SourceHash returns the source hash of the Go main package in dir as Build
+// computes it (32 hex digits), without building or contacting a registry.
+func (b *Builder) SourceHash(ctx context.Context, dir string) (string, error) {
+	env, err := b.goEnv(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	return sourceHash(dir, env, b.settings(dir))
+}
+
+func (b *Builder) settings(dir string) []string {
+	return append([]string{"platform=" + b.platform, "cgo=0", "binary=" + binaryName(dir)}, buildFlags...)
+}
+
+// goEnv runs `go env -json` in dir with the build environment.
+func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, b.gobin, append([]string{"env", "-json"}, goEnvVars...)...)
+	cmd.Dir = dir
+	cmd.Env = b.buildEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, preview.WithCode(preview.CodeOf(ctx.Err()), fmt.Errorf("go env: %w", ctx.Err()))
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, preview.Errorf(preview.FailedPrecondition, "the go command %q was not found: install Go to use ko://", b.gobin)
+		}
+		return nil, preview.Errorf(preview.FailedPrecondition, "go env in %s: %s", dir, firstLine(stderr.String(), err.Error()))
+	}
+	env := map[string]string{}
+	if err := json.Unmarshal(out, &env); err != nil {
+		return nil, preview.Errorf(preview.Internal, "go env -json: %v", err)
+	}
+	return env, nil
+}
+
+// srcTag is the tag under which the image of a source hash is kept.
+func srcTag(hash string) string { return "src-" + hash[:16] }
+
+// Build builds req.SourceDir, a Go main package inside a module, and
+// pushes it as req.Repository:src-<hash16> and req.Repository:req.Tag.
+//
+// The source hash covers: every file under req.SourceDir (recursively,
+// except VCS directories); every file but _test.go files (not
+// subdirectories) of each package it imports, transitively, from a local module (the enclosing module, modules
+// replaced by a directory, go.work modules), plus what their //go:embed
+// patterns match; go.mod, go.sum and vendor/modules.txt of the module,
+// go.mod/go.sum of local replacements, go.work and go.work.sum; the Go
+// version and the GOFLAGS, GOEXPERIMENT and GOAMD64-style settings; the
+// platform, build flags and binary name; and the kobuild format version.
+// Imports are found by parsing, without build constraints, so the set is a
+// superset of what the build reads: an unrelated change can cause a rebuild,
+// a relevant one is never missed. Dependencies from the module cache are
+// pinned by go.sum. Files are named by module path and relative path, so the
+// hash does not depend on where the checkout lives.
+//
+// When the repository already has src-<hash16>, Build only tags that
+// manifest req.Tag and returns Reused. Otherwise it runs `go build` with
+// CGO_ENABLED=0, -trimpath, -ldflags="-s -w" (using the Go build cache),
+// assembles an image (see ImageFromBinary; labels are req.Labels plus
+// glimpse.dev/source-hash) and pushes it. A compile error is an
+// InvalidArgument error whose message holds the first compiler error line;
+// the full output goes to req.Progress. Nothing is tagged req.Tag on failure.
+func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.BuildResult, error) {
+	progress := req.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if err := ctx.Err(); err != nil {
+		return preview.BuildResult{}, preview.WithCode(preview.CodeOf(err), fmt.Errorf("build: %w", err))
+	}
+	if fi, err := os.Stat(req.SourceDir); err != nil || !fi.IsDir() {
+		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "function source %s is not a directory", req.SourceDir)
+	}
+	repo, err := name.NewRepository(req.Repository, insecureOpt(b.insecure || ociregistry.IsLocalHost(hostOf(req.Repository)))...)
+	if err != nil {
+		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "repository %q: %v", req.Repository, err)
+	}
+	tagRef, err := name.NewTag(req.Repository+":"+req.Tag, insecureOpt(repo.Scheme() == "http")...)
+	if err != nil {
+		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "tag %q: %v", req.Tag, err)
+	}
+	hash, err := b.SourceHash(ctx, req.SourceDir)
+	if err != nil {
+		return preview.BuildResult{}, err
+	}
+	srcRef := repo.Tag(srcTag(hash))
+	ro := []remote.Option{remote.WithContext(ctx), remote.Reuse(b.puller), remote.Reuse(b.pusher)}
+
+	// Reuse: one GET of the manifest, one PUT of it under the new tag.
+	desc, err := remote.Get(srcRef, ro...)
+	if err == nil {
+		if err := remote.Put(tagRef, desc, ro...); err != nil {
+			return preview.BuildResult{}, ociregistry.Classify(ctx, fmt.Errorf("tag %s: %w", tagRef, err))
+		}
+		d := desc.Digest.String()
+		progress(fmt.Sprintf("source %s unchanged: reusing %s (%s)", hash[:16], srcRef, d))
+		return preview.BuildResult{Image: req.Repository + "@" + d, Digest: d, SourceHash: hash, Reused: true}, nil
+	}
+	if err := ociregistry.Classify(ctx, err); !preview.IsNotFound(err) {
+		return preview.BuildResult{}, preview.WithCode(preview.CodeOf(err), fmt.Errorf("look up %s: %w", srcRef, err))
+	}
+
+	tmp, err := os.MkdirTemp("", "kobuild-")
+	if err != nil {
+		return preview.BuildResult{}, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, binaryName(req.SourceDir))
+	progress(fmt.Sprintf("building %s for %s (source %s)", req.SourceDir, b.platform, hash[:16]))
+	start := time.Now()
+	if err := b.compile(ctx, req.SourceDir, bin, progress); err != nil {
+		return preview.BuildResult{}, err
+	}
+	labels := map[string]string{}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	labels[preview.LabelSourceHash] = hash
+	img, err := ImageFromBinary(bin, ImageConfig{Platform: b.platform, Labels: labels})
+	if err != nil {
+		return preview.BuildResult{}, err
+	}
+	size, _ := fileSize(bin)
+	progress(fmt.Sprintf("built %s (%s) in %s", filepath.Base(bin), humanBytes(size), time.Since(start).Round(time.Millisecond)))
+	// src-<hash> first, req.Tag last: a failure never leaves req.Tag
+	// pointing at an image whose src tag is missing.
+	d, err := Push(ctx, img, []string{srcRef.String(), tagRef.String()}, &PushOptions{Insecure: b.insecure, Keychain: b.kc, Remote: []remote.Option{remote.Reuse(b.puller), remote.Reuse(b.pusher)}})
+	if err != nil {
+		return preview.BuildResult{}, err
+	}
+	progress(fmt.Sprintf("pushed %s@%s as %s and %s", req.Repository, d, srcTag(hash), req.Tag))
+	return preview.BuildResult{Image: req.Repository + "@" + d, Digest: d, SourceHash: hash}, nil
+}
+
+// compile runs go build, reporting its output through progress.
+func (b *Builder) compile(ctx context.Context, dir, out string, progress func(string)) error {
+	args := append([]string{"build", "-o", out}, buildFlags...)
+	cmd := exec.CommandContext(ctx, b.gobin, append(args, ".")...)
+	cmd.Dir = dir
+	cmd.Env = b.buildEnv()
+	cmd.WaitDelay = 5 * time.Second
+	output, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return preview.WithCode(preview.CodeOf(ctx.Err()), fmt.Errorf("go build: %w", ctx.Err()))
+	}
+	if errors.Is(err, exec.ErrNotFound) {
+		return preview.Errorf(preview.FailedPrecondition, "the go command %q was not found: install Go to use ko://", b.gobin)
+	}
+	text := strings.TrimSpace(string(output))
+	for _, l := range strings.Split(text, "\n") {
+		progress(l)
+	}
+	return preview.Errorf(preview.InvalidArgument, "go build %s: %s", dir, firstLine(text, err.Error()))
+}
+
+// firstLine returns the first line of compiler output that says what is
+// wrong (skipping "# package" headers), or def.
+func firstLine(out, def string) string {
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "# ") {
+			return l
+		}
+	}
+	return def
+}
+
+func hostOf(repo string) string {
+	h, _, _ := strings.Cut(repo, "/")
+	return h
+}
+
+func insecureOpt(insecure bool) []name.Option {
+	if insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func fileSize(p string) (int64, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
