@@ -1,0 +1,192 @@
+package localfaas
+
+import (
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// launchPlan is everything needed to start one process of a function,
+// except the port, which each start chooses anew.
+type launchPlan struct {
+	name    string
+	path    string   // host path of the executable
+	args    []string // argv, argv[0] as the image names it
+	dir     string   // host path of the working directory
+	env     []string // KEY=value, without PORT
+	logPath string
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// plan turns a function and its extracted image into a launch plan. The
+// entrypoint and working directory are resolved inside the rootfs as if it
+// were the root of the file system (absolute symbolic links included); the
+// environment is the image's, then fn.Env, then HOST=127.0.0.1 unless one of
+// them set HOST. PORT is added at each start.
+func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) {
+	cfg := img.Config
+	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
+	if len(argv) == 0 || argv[0] == "" {
+		return launchPlan{}, preview.Errorf(preview.InvalidArgument, "image %q has no entrypoint or cmd", fn.Image)
+	}
+	env := map[string]string{}
+	for _, kv := range cfg.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range fn.Env {
+		env[k] = v
+	}
+	if _, ok := env["HOST"]; !ok {
+		env["HOST"] = "127.0.0.1"
+	}
+	delete(env, "PORT")
+
+	workdir := cfg.WorkingDir
+	if workdir == "" {
+		workdir = "/"
+	}
+	if !path.IsAbs(workdir) {
+		workdir = "/" + workdir
+	}
+	dir, err := resolveInRoot(img.Rootfs, workdir)
+	if err != nil {
+		// Docker creates a missing WORKDIR; do the same, inside the tree.
+		root, rerr := os.OpenRoot(img.Rootfs)
+		if rerr != nil {
+			return launchPlan{}, preview.WithCode(preview.Internal, rerr)
+		}
+		merr := root.MkdirAll(strings.TrimPrefix(path.Clean(workdir), "/"), 0o755)
+		root.Close()
+		if merr != nil {
+			return launchPlan{}, preview.Errorf(preview.FailedPrecondition, "image %q: working directory %q: %v", fn.Image, cfg.WorkingDir, merr)
+		}
+		if dir, err = resolveInRoot(img.Rootfs, workdir); err != nil {
+			return launchPlan{}, preview.Errorf(preview.FailedPrecondition, "image %q: working directory %q: %v", fn.Image, cfg.WorkingDir, err)
+		}
+	}
+
+	exe, err := findExecutable(img.Rootfs, workdir, argv[0], env["PATH"])
+	if err != nil {
+		return launchPlan{}, preview.Errorf(preview.FailedPrecondition, "image %q: entrypoint %q: %v", fn.Image, argv[0], err)
+	}
+
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	envList := make([]string, 0, len(keys)+1)
+	for _, k := range keys {
+		envList = append(envList, k+"="+env[k])
+	}
+	if _, ok := env["PATH"]; !ok {
+		envList = append(envList, "PATH="+defaultPath)
+	}
+	return launchPlan{
+		name:    fn.Name,
+		path:    exe,
+		args:    argv,
+		dir:     dir,
+		env:     envList,
+		logPath: r.logPath(fn.Name),
+	}, nil
+}
+
+// findExecutable resolves argv0 inside rootfs: a name with a slash relative
+// to workdir, a bare name through the image's PATH.
+func findExecutable(rootfs, workdir, argv0, pathEnv string) (string, error) {
+	var candidates []string
+	switch {
+	case path.IsAbs(argv0):
+		candidates = []string{argv0}
+	case strings.Contains(argv0, "/"):
+		candidates = []string{path.Join(workdir, argv0)}
+	default:
+		if pathEnv == "" {
+			pathEnv = defaultPath
+		}
+		for _, d := range strings.Split(pathEnv, ":") {
+			if path.IsAbs(d) {
+				candidates = append(candidates, path.Join(d, argv0))
+			}
+		}
+	}
+	var firstErr error
+	for _, c := range candidates {
+		p, err := resolveInRoot(rootfs, c)
+		if err == nil {
+			var fi os.FileInfo
+			if fi, err = os.Stat(p); err == nil {
+				if fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+					return p, nil
+				}
+				err = fs.ErrPermission
+			}
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fs.ErrNotExist
+	}
+	return "", firstErr
+}
+
+// resolveInRoot returns the host path of the absolute path p inside rootfs,
+// following symbolic links as if rootfs were "/": absolute link targets
+// start again at rootfs and ".." never climbs above it. The final component
+// must exist.
+func resolveInRoot(rootfs, p string) (string, error) {
+	rest := splitPath(p)
+	cur := "/"
+	hops := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, c)
+		host := filepath.Join(rootfs, filepath.FromSlash(next))
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: errTooManyLinks}
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(splitPath(target), rest...)
+	}
+	return filepath.Join(rootfs, filepath.FromSlash(cur)), nil
+}
+
+func splitPath(p string) []string { return strings.Split(p, "/") }
+
+type linkError string
+
+func (e linkError) Error() string { return string(e) }
+
+const errTooManyLinks = linkError("too many levels of symbolic links")

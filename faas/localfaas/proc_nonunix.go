@@ -1,0 +1,30 @@
+//go:build !unix
+
+package localfaas
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// Outside Unix there are no process groups or death signals: stopping kills
+// the process itself, and only Close stops functions.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func signalGroup(pid int, sig syscall.Signal) {
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
+	}
+}
+
+func awaitExit(pid int) {}
+
+func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
+
+// lockHome opens p; outside Unix the home is not locked.
+func lockHome(p string) (*os.File, error) { return os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644) }
+
+func isTextBusy(err error) bool { return false }
+
+func unlockHome(f *os.File) error { return f.Close() }

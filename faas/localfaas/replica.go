@@ -1,0 +1,311 @@
+package localfaas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// maxLogSize is the size past which a function's log is truncated when
+// its next process starts.
+const maxLogSize = 8 << 20
+
+// process is one running function process.
+type process struct {
+	cmd     *exec.Cmd
+	pid     int
+	addr    string        // "127.0.0.1:port"
+	exited  chan struct{} // closed once the process is reaped and its group killed
+	waitErr error         // valid after exited is closed
+}
+
+// launch starts a process for plan on a fresh loopback port and waits until
+// it accepts TCP connections there. On any failure the process (and its
+// group) is killed and the error carries the tail of its log.
+func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, preview.Errorf(preview.ResourceExhausted, "function %s: no free port: %v", plan.name, err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fi, err := os.Stat(plan.logPath); err == nil && fi.Size() > maxLogSize {
+		flags |= os.O_TRUNC // keep the log bounded across restarts
+	}
+	logf, err := os.OpenFile(plan.logPath, flags, 0o644)
+	if err != nil {
+		return nil, preview.WithCode(preview.Internal, err)
+	}
+	fmt.Fprintf(logf, "--- localfaas %s: starting %s on %s\n", time.Now().UTC().Format(time.RFC3339), plan.args[0], addr)
+	var cmd *exec.Cmd
+	for attempt := 1; ; attempt++ {
+		cmd = &exec.Cmd{
+			Path:        plan.path,
+			Args:        plan.args,
+			Dir:         plan.dir,
+			Env:         append(plan.env[:len(plan.env):len(plan.env)], "PORT="+strconv.Itoa(port)),
+			Stdout:      logf,
+			Stderr:      logf,
+			SysProcAttr: sysProcAttr(),
+		}
+		err = startCmd(cmd)
+		// ETXTBSY: a process forked elsewhere in the daemon while an image
+		// was being extracted still holds a write descriptor of the binary
+		// until it execs (golang.org/issue/22315). It passes in moments.
+		if !isTextBusy(err) || attempt == 50 {
+			break
+		}
+		t := time.NewTimer(time.Duration(attempt) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			logf.Close()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	logf.Close() // the child holds its own descriptor
+	if err != nil {
+		return nil, preview.Errorf(preview.FailedPrecondition, "function %s: start %s: %v", plan.name, plan.args[0], err)
+	}
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, addr: addr, exited: make(chan struct{})}
+	go func() {
+		awaitExit(p.pid)
+		signalGroup(p.pid, syscall.SIGKILL) // children the leader left behind
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := r.awaitReady(ctx, p); err != nil {
+		p.stop(0)
+		return nil, fmt.Errorf("%w%s", err, logTail(plan.logPath))
+	}
+	return p, nil
+}
+
+// awaitReady polls the process's port until it accepts a connection, the
+// process exits, ctx ends or the ready timeout passes.
+func (r *Runtime) awaitReady(ctx context.Context, p *process) error {
+	deadline := time.NewTimer(r.opts.ReadyTimeout)
+	defer deadline.Stop()
+	// Refused connections cost microseconds: poll often at first, when
+	// most processes become ready, then every 5ms.
+	delay := 250 * time.Microsecond
+	d := net.Dialer{Timeout: time.Second}
+	for {
+		c, err := d.DialContext(ctx, "tcp", p.addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-p.exited:
+			t.Stop()
+			return preview.Errorf(preview.FailedPrecondition, "function process exited before listening on %s: %v", p.addr, exitText(p.waitErr))
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-deadline.C:
+			t.Stop()
+			return preview.Errorf(preview.DeadlineExceeded, "function process did not listen on %s within %v", p.addr, r.opts.ReadyTimeout)
+		case <-t.C:
+		}
+		delay = min(delay*2, 5*time.Millisecond)
+	}
+}
+
+// stop asks the process group to terminate and kills it after grace. It
+// returns once the process is reaped.
+func (p *process) stop(grace time.Duration) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	if grace > 0 {
+		signalGroup(p.pid, syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-p.exited:
+			return
+		case <-t.C:
+		}
+	}
+	signalGroup(p.pid, syscall.SIGKILL)
+	<-p.exited
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// logTail returns the last lines of a function's log, formatted to follow
+// an error message, or "".
+func logTail(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 2048
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return ""
+	}
+	off := fi.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	b := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	return "\nlast output (" + p + "):\n" + string(b)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// replica supervises the process of one function: it restarts the process
+// with exponential backoff when it exits, and stops it when asked.
+type replica struct {
+	r      *Runtime
+	name   string
+	ctx    context.Context // cancelled to stop the replica
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the supervisor has stopped its process
+
+	// prepare computes the launch plan; nil once plan is known.
+	prepare func(ctx context.Context) (launchPlan, error)
+	plan    launchPlan
+
+	mu      sync.Mutex
+	proc    *process      // the ready process, nil while (re)starting
+	readyCh chan struct{} // closed when proc becomes non-nil
+}
+
+// newReplica starts supervising. first is an already ready process (from a
+// synchronous start) or nil, in which case the supervisor prepares and
+// starts one in the background.
+func (r *Runtime) newReplica(name string, plan launchPlan, prepare func(context.Context) (launchPlan, error), first *process) *replica {
+	ctx, cancel := context.WithCancel(r.bg)
+	rp := &replica{r: r, name: name, ctx: ctx, cancel: cancel, done: make(chan struct{}), prepare: prepare, plan: plan, readyCh: make(chan struct{})}
+	if first != nil {
+		rp.setProc(first) // ready before the caller publishes the replica
+	}
+	go rp.run(first)
+	return rp
+}
+
+func (rp *replica) run(p *process) {
+	defer close(rp.done)
+	log := rp.r.log.With("function", rp.name)
+	backoff := rp.r.opts.RestartBackoff
+	wait := func() bool {
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		select {
+		case <-rp.ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if backoff *= 2; backoff > rp.r.opts.MaxRestartBackoff {
+			backoff = rp.r.opts.MaxRestartBackoff
+		}
+		return true
+	}
+	for {
+		if p == nil {
+			if rp.prepare != nil {
+				plan, err := rp.prepare(rp.ctx)
+				if err != nil {
+					if rp.ctx.Err() != nil {
+						return
+					}
+					log.Warn("localfaas: cannot prepare function", "err", err, "retry_in", backoff)
+					if !wait() {
+						return
+					}
+					continue
+				}
+				rp.plan, rp.prepare = plan, nil
+			}
+			var err error
+			if p, err = rp.r.launch(rp.ctx, rp.plan); err != nil {
+				if rp.ctx.Err() != nil {
+					return
+				}
+				log.Warn("localfaas: function did not start", "err", err, "retry_in", backoff)
+				if !wait() {
+					return
+				}
+				continue
+			}
+		}
+		rp.setProc(p)
+		started := time.Now()
+		select {
+		case <-rp.ctx.Done():
+			rp.setProc(nil)
+			p.stop(rp.r.opts.StopTimeout)
+			return
+		case <-p.exited:
+			rp.setProc(nil)
+			if time.Since(started) > rp.r.opts.MaxRestartBackoff {
+				backoff = rp.r.opts.RestartBackoff // it ran fine for a while
+			}
+			log.Warn("localfaas: function exited; restarting", "pid", p.pid, "err", exitText(p.waitErr), "restart_in", backoff)
+			p = nil
+			if !wait() {
+				return
+			}
+		}
+	}
+}
+
+func (rp *replica) setProc(p *process) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if p != nil && rp.proc == nil {
+		rp.proc = p
+		close(rp.readyCh)
+	} else if p == nil && rp.proc != nil {
+		rp.proc = nil
+		rp.readyCh = make(chan struct{})
+	}
+}
+
+// state returns the ready process (nil while starting) and a channel closed
+// when a process becomes ready.
+func (rp *replica) state() (*process, <-chan struct{}) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.proc, rp.readyCh
+}
+
+// stop stops supervising and the process; it returns when the process is
+// gone.
+func (rp *replica) stop() {
+	rp.cancel()
+	<-rp.done
+}
