@@ -1,6 +1,8 @@
 // Package config loads an app's glimpse.yaml: the app spec (package
 // preview's Spec) and the provider URLs that select where previews run.
 // Unknown keys are errors, so a typo never silently changes behaviour.
+// Teams that already use OpenFaaS can point function.stack at their
+// faas-cli stack.yml (see Stack) instead of repeating the function there.
 package config
 
 import (
@@ -27,6 +29,15 @@ type File struct {
 	// Providers selects providers by URL; empty fields mean the local
 	// stack's defaults.
 	Providers Providers `yaml:"providers,omitempty"`
+
+	// Stack is the OpenFaaS stack file that function.stack names, as
+	// Load read it; nil without one.
+	Stack *Stack `yaml:"-"`
+	// StackFunction is the function of Stack the app deploys. Load has
+	// merged its handler and environment into Function; its labels,
+	// annotations, secrets and limits are here for callers (the core
+	// Function has no place for them yet).
+	StackFunction *StackFunction `yaml:"-"`
 }
 
 // Providers are the provider URLs of a glimpse.yaml (see ARCHITECTURE.md,
@@ -44,10 +55,16 @@ type Providers struct {
 	Owner string `yaml:"owner,omitempty"`
 }
 
-// Load reads DIR/glimpse.yaml, applies defaults and validates the spec
-// against DIR. Every error is one line with code InvalidArgument (or
-// NotFound for a missing file) and names the file.
+// Load reads DIR/glimpse.yaml, reads the OpenFaaS stack file that
+// function.stack names (see Stack; environment variables are substituted
+// from the process environment, as faas-cli does), applies defaults and
+// validates the spec against DIR. Every error is one line with code
+// InvalidArgument (or NotFound for a missing file) and names the file.
 func Load(dir string) (*File, error) {
+	return load(dir, os.LookupEnv)
+}
+
+func load(dir string, lookup func(string) (string, bool)) (*File, error) {
 	p := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -59,10 +76,16 @@ func Load(dir string) (*File, error) {
 		}
 		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, err)
 	}
-	f, err := Parse(b)
+	f, err := parse(b)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, err)
 	}
+	if f.Function != nil {
+		if f.Stack, f.StackFunction, err = applyStack(dir, f.App, f.Function, lookup); err != nil {
+			return nil, err
+		}
+	}
+	f.Spec.Defaults()
 	if err := f.Spec.Validate(dir); err != nil {
 		return nil, err
 	}
@@ -70,8 +93,17 @@ func Load(dir string) (*File, error) {
 }
 
 // Parse decodes glimpse.yaml content and applies the spec's defaults; it
-// does not validate paths (Load does).
+// does not validate paths or read a stack file (Load does).
 func Parse(b []byte) (*File, error) {
+	f, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	f.Spec.Defaults()
+	return f, nil
+}
+
+func parse(b []byte) (*File, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -81,7 +113,6 @@ func Parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("%s", oneLine(err.Error()))
 	}
-	f.Spec.Defaults()
 	return &f, nil
 }
 

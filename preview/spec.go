@@ -31,6 +31,16 @@ type FunctionSpec struct {
 	Routes []string `json:"routes,omitempty" yaml:"routes,omitempty"`
 	// Env is extra environment for the function.
 	Env map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	// Stack is an OpenFaaS stack file (faas-cli's stack.yml), relative to
+	// the app directory, for teams that already describe the function
+	// there. Package config reads it when loading glimpse.yaml: Source
+	// defaults to the stack function's handler, and its environment
+	// (environment, environment_file, fprocess) is merged under Env.
+	// Empty means no stack file.
+	Stack string `json:"stack,omitempty" yaml:"stack,omitempty"`
+	// StackFunction names the function in Stack. Empty means the function
+	// named like the app, or the stack's only function.
+	StackFunction string `json:"stackFunction,omitempty" yaml:"stackFunction,omitempty"`
 }
 
 // AssetsSpec describes the app's static files.
@@ -123,4 +133,17 @@ func ResolveInside(baseDir, rel, field string) (string, error) {
 		return "", Errorf(InvalidArgument, "glimpse.yaml: %s: %q is outside the app directory %s", field, rel, base)
 	}
 	return real, nil
+}
+
+// Dirs returns the directories the spec deploys from, relative to the app
+// directory: the function source and the assets directory, as present.
+func (s *Spec) Dirs() []string {
+	var d []string
+	if s.Function != nil {
+		d = append(d, s.Function.Source)
+	}
+	if s.Assets != nil {
+		d = append(d, s.Assets.Dir)
+	}
+	return d
 }

@@ -223,37 +223,17 @@ type PushOptions struct {
 // Push pushes img under every reference in refs, in order (blobs once per
 // repository, then one manifest per reference), and returns its digest. A failure
 // leaves the references before the failing one in place. Errors carry
-// codes as ociregistry.Classify gives them.
+// codes as ociregistry.Classify gives them. It is ociregistry.Push with
+// kobuild's defaults.
 func Push(ctx context.Context, img v1.Image, refs []string, opts *PushOptions) (string, error) {
 	if opts == nil {
 		opts = &PushOptions{}
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
 	}
 	kc := opts.Keychain
 	if kc == nil {
 		kc = ociregistry.Keychain(nil, "")
 	}
-	ro := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithUserAgent("glimpse")}, opts.Remote...)
-	pushed := map[string]bool{} // repositories that have the blobs
-	for _, s := range refs {
-		r, err := ociregistry.ParseReference(s, opts.Insecure)
-		if err != nil {
-			return "", err
-		}
-		if repo := r.Context().String(); !pushed[repo] {
-			err = remote.Write(r, img, ro...)
-			pushed[repo] = err == nil
-		} else {
-			err = remote.Put(r, img, ro...)
-		}
-		if err != nil {
-			return "", ociregistry.Classify(ctx, fmt.Errorf("push %s: %w", s, err))
-		}
-	}
-	return d.String(), nil
+	return ociregistry.Push(ctx, img, refs, opts.Insecure, append([]remote.Option{remote.WithAuthFromKeychain(kc)}, opts.Remote...)...)
 }
 
 // parsePlatform parses "os/arch[/variant]"; empty means linux/amd64. Only

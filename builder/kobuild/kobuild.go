@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/ociregistry"
@@ -73,9 +71,7 @@ type Builder struct {
 	gobin    string
 	insecure bool
 	kc       authn.Keychain
-	opts     []remote.Option
-	puller   *remote.Puller
-	pusher   *remote.Pusher
+	images   *ociregistry.Images // reuse by source hash and push, shared with dockerbuild
 }
 
 var _ preview.Builder = (*Builder)(nil)
@@ -110,14 +106,7 @@ func New(opts *Options) (*Builder, error) {
 	if b.kc == nil {
 		b.kc = ociregistry.Keychain(opts.Getenv, "")
 	}
-	b.opts = []remote.Option{remote.WithAuthFromKeychain(b.kc), remote.WithUserAgent("glimpse")}
-	if opts.Transport != nil {
-		b.opts = append(b.opts, remote.WithTransport(opts.Transport))
-	}
-	if b.puller, err = remote.NewPuller(b.opts...); err != nil {
-		return nil, err
-	}
-	if b.pusher, err = remote.NewPusher(b.opts...); err != nil {
+	if b.images, err = ociregistry.NewImages(&ociregistry.ImagesOptions{Insecure: b.insecure, Keychain: b.kc, Transport: opts.Transport}); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -198,9 +187,6 @@ func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, err
 	return env, nil
 }
 
-// srcTag is the tag under which the image of a source hash is kept.
-func srcTag(hash string) string { return "src-" + hash[:16] }
-
 // Build builds req.SourceDir, a Go main package inside a module, and
 // pushes it as req.Repository:src-<hash16> and req.Repository:req.Tag.
 //
@@ -236,33 +222,13 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	if fi, err := os.Stat(req.SourceDir); err != nil || !fi.IsDir() {
 		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "function source %s is not a directory", req.SourceDir)
 	}
-	repo, err := name.NewRepository(req.Repository, insecureOpt(b.insecure || ociregistry.IsLocalHost(hostOf(req.Repository)))...)
-	if err != nil {
-		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "repository %q: %v", req.Repository, err)
-	}
-	tagRef, err := name.NewTag(req.Repository+":"+req.Tag, insecureOpt(repo.Scheme() == "http")...)
-	if err != nil {
-		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "tag %q: %v", req.Tag, err)
-	}
 	hash, err := b.SourceHash(ctx, req.SourceDir)
 	if err != nil {
 		return preview.BuildResult{}, err
 	}
-	srcRef := repo.Tag(srcTag(hash))
-	ro := []remote.Option{remote.WithContext(ctx), remote.Reuse(b.puller), remote.Reuse(b.pusher)}
-
 	// Reuse: one GET of the manifest, one PUT of it under the new tag.
-	desc, err := remote.Get(srcRef, ro...)
-	if err == nil {
-		if err := remote.Put(tagRef, desc, ro...); err != nil {
-			return preview.BuildResult{}, ociregistry.Classify(ctx, fmt.Errorf("tag %s: %w", tagRef, err))
-		}
-		d := desc.Digest.String()
-		progress(fmt.Sprintf("source %s unchanged: reusing %s (%s)", hash[:16], srcRef, d))
-		return preview.BuildResult{Image: req.Repository + "@" + d, Digest: d, SourceHash: hash, Reused: true}, nil
-	}
-	if err := ociregistry.Classify(ctx, err); !preview.IsNotFound(err) {
-		return preview.BuildResult{}, preview.WithCode(preview.CodeOf(err), fmt.Errorf("look up %s: %w", srcRef, err))
+	if res, ok, err := b.images.Reuse(ctx, req, hash); err != nil || ok {
+		return res, err
 	}
 
 	tmp, err := os.MkdirTemp("", "kobuild-")
@@ -289,12 +255,8 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	progress(fmt.Sprintf("built %s (%s) in %s", filepath.Base(bin), humanBytes(size), time.Since(start).Round(time.Millisecond)))
 	// src-<hash> first, req.Tag last: a failure never leaves req.Tag
 	// pointing at an image whose src tag is missing.
-	d, err := Push(ctx, img, []string{srcRef.String(), tagRef.String()}, &PushOptions{Insecure: b.insecure, Keychain: b.kc, Remote: []remote.Option{remote.Reuse(b.puller), remote.Reuse(b.pusher)}})
-	if err != nil {
-		return preview.BuildResult{}, err
-	}
-	progress(fmt.Sprintf("pushed %s@%s as %s and %s", req.Repository, d, srcTag(hash), req.Tag))
-	return preview.BuildResult{Image: req.Repository + "@" + d, Digest: d, SourceHash: hash}, nil
+	req.Progress = progress
+	return b.images.Publish(ctx, req, hash, img)
 }
 
 // compile runs go build, reporting its output through progress.
@@ -331,18 +293,6 @@ func firstLine(out, def string) string {
 		}
 	}
 	return def
-}
-
-func hostOf(repo string) string {
-	h, _, _ := strings.Cut(repo, "/")
-	return h
-}
-
-func insecureOpt(insecure bool) []name.Option {
-	if insecure {
-		return []name.Option{name.Insecure}
-	}
-	return nil
 }
 
 func fileSize(p string) (int64, error) {

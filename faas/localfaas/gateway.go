@@ -52,6 +52,7 @@ const maxRequestBody = 1 << 20
 //	GET    /system/info                     gateway info (faas-cli version)
 //	GET    /system/namespaces               ["openfaas-fn"]
 //	*      /function/{name}[/path]          proxy to the function
+//	GET    /healthz                         200 (faas-cli ready)
 //
 // Bodies are faas-provider types. Deploying an existing function answers
 // 409 Conflict with "already exists" in the body (faas-netes answers 500
@@ -94,6 +95,9 @@ func (r *Runtime) GatewayHandler(password string) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("/system/", basicAuth(password, sys))
+	// faas-cli ready polls the gateway's /healthz without credentials
+	// (faas-cli commands/ready.go).
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, req *http.Request) { io.WriteString(w, "OK") })
 	mux.HandleFunc("/function/{name}", g.invoke)
 	mux.HandleFunc("/function/{name}/{path...}", g.invoke)
 	return mux

@@ -5,6 +5,7 @@ package localfaas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,11 +74,19 @@ func TestOpenFaaSClientEndToEnd(t *testing.T) {
 		!st.Labels.Matches(fn.Labels) || st.Annotations[openfaas.SpecHashAnnotation] != "" || st.Annotations["glimpse.dev/routes"] != "/graphql" {
 		t.Fatalf("Get = %+v, %v", st, err)
 	}
-	if n, err := c.Scale(ctx, fn.Name, 5); err != nil || n != 1 {
+	// Above one replica the gateway clamps: Scale says 1, ScaleExact why.
+	exact, err := openfaas.New(srv.URL, &openfaas.Options{Password: testPassword, ScaleSettle: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := exact.Scale(ctx, fn.Name, 5); err != nil || n != 1 {
 		t.Fatalf("Scale(5) = %d, %v; want the clamped 1", n, err)
 	}
-	if n, err := c.Scale(ctx, fn.Name, 0); err != nil || n != 0 {
-		t.Fatalf("Scale(0) = %d, %v", n, err)
+	if n, err := exact.ScaleExact(ctx, fn.Name, 5); n != 1 || preview.CodeOf(err) != preview.FailedPrecondition || errors.Is(err, openfaas.ErrZeroRefused) {
+		t.Fatalf("ScaleExact(5) = %d, %v; want 1 and a clamp that is not about zero", n, err)
+	}
+	if n, err := exact.ScaleExact(ctx, fn.Name, 0); err != nil || n != 0 || exact.RefusesZero() {
+		t.Fatalf("ScaleExact(0) = %d, %v; localfaas scales to zero", n, err)
 	}
 	if !processGone(pid) {
 		t.Fatalf("process %d runs at zero replicas", pid)
@@ -228,6 +237,46 @@ func TestGatewayFaasCLIShapes(t *testing.T) {
 	code, b = faasCall(t, "GET", u+"/system/namespaces", nil, true)
 	if code != 200 || strings.TrimSpace(string(b)) != `["openfaas-fn"]` {
 		t.Fatalf("namespaces = %d %s", code, b)
+	}
+
+	// faas-cli ready: GET /healthz without credentials.
+	if code, b := faasCall(t, "GET", u+"/healthz", nil, false); code != 200 {
+		t.Fatalf("healthz = %d %s", code, b)
+	}
+
+	// faas-cli deploy -f stack.yml with every field a stack can set
+	// (faas-cli proxy/deploy.go): limits, requests, secrets, constraints,
+	// read-only root, the namespace only in the body; then faas-cli scale
+	// -n openfaas-fn, which sends the namespace only in the body too
+	// (proxy/scale.go).
+	labels := map[string]string{"com.openfaas.scale.min": "1"}
+	ann := map[string]string{"topic": "cron"}
+	full := types.FunctionDeployment{
+		Service: "cli-full", Image: img, Namespace: GatewayNamespace, EnvProcess: "./handler",
+		EnvVars: map[string]string{"B": "2"}, Constraints: []string{"node.platform.os == linux"},
+		Secrets: []string{}, Labels: &labels, Annotations: &ann, ReadOnlyRootFilesystem: true,
+		Limits:   &types.FunctionResources{Memory: "128Mi", CPU: "100m"},
+		Requests: &types.FunctionResources{Memory: "64Mi"},
+	}
+	if code, b := faasCall(t, "PUT", u+"/system/functions", full, true); code != 404 {
+		t.Fatalf("update of a new function = %d %s", code, b)
+	}
+	if code, b := faasCall(t, "POST", u+"/system/functions", full, true); code != 202 {
+		t.Fatalf("full deploy = %d %s", code, b)
+	}
+	code, b = faasCall(t, "GET", u+"/system/function/cli-full", nil, true)
+	if code != 200 || json.Unmarshal(b, &st) != nil || st.Labels == nil || (*st.Labels)["com.openfaas.scale.min"] != "1" ||
+		st.Annotations == nil || (*st.Annotations)["topic"] != "cron" || st.EnvVars["B"] != "2" {
+		t.Fatalf("describe full = %d %s", code, b)
+	}
+	if code, b := faasCall(t, "POST", u+"/system/scale-function/cli-full", types.ScaleServiceRequest{ServiceName: "cli-full", Replicas: 0, Namespace: GatewayNamespace}, true); code != 202 {
+		t.Fatalf("scale with the namespace in the body = %d %s", code, b)
+	}
+	if code, _ := faasCall(t, "POST", u+"/system/scale-function/cli-full", types.ScaleServiceRequest{ServiceName: "cli-full", Replicas: 1, Namespace: "other"}, true); code != 400 {
+		t.Fatalf("scale in another namespace = %d; want 400", code)
+	}
+	if code, b := faasCall(t, "DELETE", u+"/system/functions", types.DeleteFunctionRequest{FunctionName: "cli-full", Namespace: GatewayNamespace}, true); code != 202 {
+		t.Fatalf("delete with the namespace in the body = %d %s", code, b)
 	}
 
 	// faas-cli remove: DELETE with a body; a second one is 404.

@@ -4,19 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openfaas/faas-provider/types"
@@ -24,69 +29,71 @@ import (
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
-func init() {
-	preview.Runtimes.Register("openfaas", open)
-}
-
-// open opens "openfaas://host:port?namespace=ns&tls=true". Credentials come
-// from OPENFAAS_USERNAME (default admin) and OPENFAAS_PASSWORD.
-func open(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.FunctionRuntime, error) {
-	q, err := preview.QueryParams(u, "namespace", "tls")
-	if err != nil {
-		return nil, err
-	}
-	if u.Host == "" {
-		return nil, preview.Errorf(preview.InvalidArgument, "openfaas URL needs host:port, such as openfaas://127.0.0.1:8080")
-	}
-	if u.Path != "" && u.Path != "/" {
-		return nil, preview.Errorf(preview.InvalidArgument, "openfaas URL takes no path, got %q", u.Path)
-	}
-	scheme := "http"
-	if v := q.Get("tls"); v != "" {
-		useTLS, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "tls=%q is not a boolean", v)
-		}
-		if useTLS {
-			scheme = "https"
-		}
-	}
-	user := o.Env("OPENFAAS_USERNAME")
-	if user == "" {
-		user = "admin"
-	}
-	return New(scheme+"://"+u.Host, &Options{
-		Namespace: q.Get("namespace"),
-		Username:  user,
-		Password:  o.Env("OPENFAAS_PASSWORD"),
-	})
-}
+// Defaults of Options.
+const (
+	// DefaultTimeout bounds one HTTP request. It is long because faasd
+	// answers a deploy only once the image is pulled and the task started.
+	DefaultTimeout = 5 * time.Minute
+	// DefaultMaxRetries is how often a GET, PUT or DELETE that found the
+	// gateway unavailable is repeated.
+	DefaultMaxRetries = 3
+	// DefaultScaleSettle is how long Scale keeps reading the status back
+	// while it differs from the request (see Client.ScaleExact).
+	DefaultScaleSettle = 2 * time.Second
+)
 
 // Options configure a Client. The zero value (or nil) means defaults.
 type Options struct {
-	// Namespace is sent with every call (query and body); empty means the
+	// Namespace is sent with every call, both as the ?namespace= query
+	// and in the JSON body, because faas-netes reads it from the query
+	// for list, status, scale and delete while faasd reads it from the
+	// body for deploy, update, scale and delete. Empty means the
 	// gateway's default function namespace.
 	Namespace string
 	// Username and Password are sent as HTTP basic auth when Password is
 	// not empty. Username defaults to "admin".
 	Username string
 	Password string
-	// HTTPClient replaces the default client (timeouts: 10s to connect,
-	// 5 minutes per request, since a gateway may answer a deploy only once
-	// the function is up).
+	// CAFile is a PEM file of certificate authorities trusted for an
+	// https gateway, in addition to the system's. Ignored with
+	// HTTPClient.
+	CAFile string
+	// Timeout bounds each HTTP request (one attempt). 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// MaxRetries is how many times a GET, PUT or DELETE is repeated when
+	// the gateway was unavailable (connection refused or reset, 502,
+	// 503), with exponential backoff. POST (create, scale) is never
+	// repeated. 0 means DefaultMaxRetries; negative means none.
+	MaxRetries int
+	// ScaleSettle is how long Scale re-reads the status while the replica
+	// count differs from the request, since faas-netes reports replicas
+	// from an informer cache that may lag. 0 means DefaultScaleSettle;
+	// negative means one read.
+	ScaleSettle time.Duration
+	// HTTPClient replaces the default client (no proxy, 10 s to connect).
 	HTTPClient *http.Client
 }
 
 // Client is a preview.FunctionRuntime over the REST API of an OpenFaaS
-// gateway (faas-netes, faasd, or localfaas's GatewayHandler). It is safe
-// for concurrent use and never retries a request on its own; errors carry
-// codes mapped from the HTTP status (see codeFor).
+// gateway: the OpenFaaS CE gateway in front of faas-netes or faasd,
+// either provider directly, OpenFaaS Standard/Pro, or localfaas's
+// GatewayHandler. It is safe for concurrent use. Errors carry codes mapped
+// from the HTTP status and body (see codeFor); the gateway's answer stays
+// reachable as *HTTPError with errors.As.
 type Client struct {
-	base      *url.URL
-	namespace string
-	user      string
-	password  string
-	hc        *http.Client
+	base        *url.URL
+	namespace   string
+	user        string
+	password    string
+	hc          *http.Client
+	timeout     time.Duration
+	maxRetries  int
+	settle      time.Duration
+	backoffBase time.Duration // first retry delay; tests shorten it
+	// zeroRefused is set once the gateway kept replicas when asked for
+	// zero, and cleared when a scale to zero sticks.
+	zeroRefused atomic.Bool
 }
 
 var _ preview.FunctionRuntime = (*Client)(nil)
@@ -98,10 +105,14 @@ var _ preview.FunctionRuntime = (*Client)(nil)
 const SpecHashAnnotation = "glimpse.dev/spec-hash"
 
 // New returns a client for the gateway at baseURL ("http://127.0.0.1:8080").
+// It does no I/O except reading opts.CAFile.
 func New(baseURL string, opts *Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, preview.Errorf(preview.InvalidArgument, "openfaas gateway URL %q: want http(s)://host:port", baseURL)
+	}
+	if u.User != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "openfaas gateway URL: credentials do not belong in the URL")
 	}
 	var o Options
 	if opts != nil {
@@ -110,51 +121,123 @@ func New(baseURL string, opts *Options) (*Client, error) {
 	if o.Username == "" {
 		o.Username = "admin"
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	switch {
+	case o.MaxRetries == 0:
+		o.MaxRetries = DefaultMaxRetries
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
+	}
+	switch {
+	case o.ScaleSettle == 0:
+		o.ScaleSettle = DefaultScaleSettle
+	case o.ScaleSettle < 0:
+		o.ScaleSettle = 0
+	}
 	hc := o.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		tr.TLSHandshakeTimeout = 10 * time.Second
 		tr.Proxy = nil // the gateway is ours to reach directly
-		hc = &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+		if o.CAFile != "" {
+			pool, err := loadCAFile(o.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		hc = &http.Client{Transport: tr}
 	}
-	return &Client{base: u, namespace: o.Namespace, user: o.Username, password: o.Password, hc: hc}, nil
+	return &Client{
+		base: u, namespace: o.Namespace, user: o.Username, password: o.Password, hc: hc,
+		timeout: o.Timeout, maxRetries: o.MaxRetries, settle: o.ScaleSettle,
+		backoffBase: 100 * time.Millisecond,
+	}, nil
 }
 
-// Apply creates or updates the function: it reads the function first and
-// sends nothing when the spec hash it recorded matches; otherwise it PUTs
-// (update) and, when the gateway answers 404, POSTs (create). When the POST
-// finds the function already there (a concurrent create: 409, or
-// faas-netes's 500 / faasd's 400 saying "already exists"), it PUTs once
-// more. A gateway error leaves whatever the gateway did; repeating Apply
-// converges.
-func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
-	if err := preview.ValidateDNSLabel(fn.Name); err != nil {
-		return preview.Errorf(preview.InvalidArgument, "function name %q: %v", fn.Name, err)
+// loadCAFile returns the system roots plus the certificates in the PEM
+// file at path.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "openfaas CA file: %v", err)
 	}
-	if fn.Image == "" {
-		return preview.Errorf(preview.InvalidArgument, "function %s: image is required", fn.Name)
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, preview.Errorf(preview.InvalidArgument, "openfaas CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Gateway returns the gateway's base URL, such as "http://127.0.0.1:8080".
+func (c *Client) Gateway() string { return c.base.String() }
+
+// Apply creates or updates the function. It reads the function first and
+// sends nothing when the spec hash it recorded (SpecHashAnnotation) and the
+// image match. Otherwise it PUTs (update) and, when the gateway answers 404,
+// POSTs (create). Real gateways never answer 409 for an existing function:
+// faas-netes answers 500 ("unable create Deployment: ... already exists",
+// pkg/handlers/deploy.go) and faasd 400 ("container ... already exists",
+// pkg/provider/handlers/deploy.go); all three mean a concurrent create won,
+// and Apply then PUTs once more. An update keeps the replica count where the
+// gateway does (faas-netes); faasd starts a function again on update, so
+// Apply scales a function that was at zero back to zero afterwards.
+// A failed Apply leaves whatever the gateway did; repeating it converges.
+func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
+	if err := fn.Validate(); err != nil {
+		return err
 	}
 	hash := specHash(fn)
-	if cur, err := c.get(ctx, fn.Name); err == nil {
+	cur, err := c.get(ctx, fn.Name)
+	existed := err == nil
+	switch {
+	case existed:
 		if cur.Annotations != nil && (*cur.Annotations)[SpecHashAnnotation] == hash && cur.Image == fn.Image {
 			return nil
 		}
-	} else if !preview.IsNotFound(err) {
+	case !preview.IsNotFound(err):
 		return err
 	}
 	d := c.deployment(fn, hash)
-	err := c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil)
-	if !preview.IsNotFound(err) {
+	err = c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil)
+	if preview.IsNotFound(err) {
+		existed = false
+		err = c.do(ctx, http.MethodPost, "/system/functions", c.query(), d, nil)
+		switch preview.CodeOf(err) {
+		case preview.AlreadyExists:
+			err = c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil)
+		case preview.FailedPrecondition:
+			// At the CE function limit faas-netes refuses a create
+			// before it sees that the function exists
+			// (pkg/handlers/deploy.go): if a concurrent create won,
+			// the update succeeds; if not, the limit is the answer.
+			if c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil) == nil {
+				err = nil
+			}
+		}
+	}
+	if err != nil || !existed || cur.Replicas != 0 {
 		return err
 	}
-	err = c.do(ctx, http.MethodPost, "/system/functions", c.query(), d, nil)
-	if preview.CodeOf(err) == preview.AlreadyExists {
-		err = c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil)
+	// faasd deploys a function again on update, which starts it
+	// (pkg/provider/handlers/update.go); put it back to zero.
+	st, err := c.get(ctx, fn.Name)
+	if err != nil || st.Replicas == 0 {
+		return err
 	}
+	_, err = c.Scale(ctx, fn.Name, 0)
 	return err
 }
 
+// deployment is the request body of Apply. The "fprocess" variable, which
+// classic OpenFaaS templates read, travels as EnvProcess as faas-cli sends
+// it (faas-netes and faasd add it to the environment themselves).
 func (c *Client) deployment(fn preview.Function, hash string) types.FunctionDeployment {
 	labels := map[string]string(fn.Labels.Clone())
 	if labels == nil {
@@ -165,11 +248,19 @@ func (c *Client) deployment(fn preview.Function, hash string) types.FunctionDepl
 		ann = map[string]string{}
 	}
 	ann[SpecHashAnnotation] = hash
+	env := fn.Env
+	var fprocess string
+	if p, ok := env["fprocess"]; ok {
+		fprocess = p
+		env = maps.Clone(env)
+		delete(env, "fprocess")
+	}
 	return types.FunctionDeployment{
 		Service:     fn.Name,
 		Image:       fn.Image,
 		Namespace:   c.namespace,
-		EnvVars:     fn.Env,
+		EnvProcess:  fprocess,
+		EnvVars:     env,
 		Labels:      &labels,
 		Annotations: &ann,
 	}
@@ -191,7 +282,13 @@ func specHash(fn preview.Function) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// Get returns the function's status, or NotFound.
+// Get returns the function's status as the gateway reports it, or
+// NotFound. Labels and annotations include what the provider adds
+// (faas-netes: faas_function, uid, prometheus.io.scrape). Env is empty on
+// faas-netes, whose status carries no environment
+// (pkg/k8s/function_status.go). InvocationCount is what the status
+// carries: localfaas counts there, while the OpenFaaS gateway adds counts
+// to List only (openfaas/faas gateway/metrics/add_metrics.go).
 func (c *Client) Get(ctx context.Context, name string) (preview.FunctionStatus, error) {
 	st, err := c.get(ctx, name)
 	if err != nil {
@@ -210,10 +307,17 @@ func (c *Client) get(ctx context.Context, name string) (types.FunctionStatus, er
 		return st, preview.Errorf(preview.NotFound, "function %q not found", name)
 	}
 	err := c.do(ctx, http.MethodGet, "/system/function/"+name, c.query(), nil, &st)
+	if preview.IsNotFound(err) {
+		// faas-netes and faasd answer 404 with an empty body.
+		return st, preview.WithCode(preview.NotFound, fmt.Errorf("function %s not found: %w", name, err))
+	}
 	return st, err
 }
 
-// List returns the functions whose labels match selector, sorted by name.
+// List returns the functions whose labels match selector, sorted by name,
+// with the gateway's invocation counts (from its Prometheus, where it has
+// one). AvailableReplicas is 0 on faasd, whose list leaves it out
+// (pkg/provider/handlers/read.go).
 func (c *Client) List(ctx context.Context, selector preview.Labels) ([]preview.FunctionStatus, error) {
 	var all []types.FunctionStatus
 	if err := c.do(ctx, http.MethodGet, "/system/functions", c.query(), nil, &all); err != nil {
@@ -230,37 +334,12 @@ func (c *Client) List(ctx context.Context, selector preview.Labels) ([]preview.F
 	return out, nil
 }
 
-// Scale asks for replicas and returns the count the gateway then reports.
-// OpenFaaS CE refuses zero with 400 ("cannot be set to 0"); Scale then
-// returns the unchanged count read back, without error, so callers see the
-// clamp. Negative counts are InvalidArgument, a missing function NotFound.
-func (c *Client) Scale(ctx context.Context, name string, replicas int) (int, error) {
-	if replicas < 0 {
-		return 0, preview.Errorf(preview.InvalidArgument, "function %s: replicas must not be negative, got %d", name, replicas)
-	}
-	if _, err := c.get(ctx, name); err != nil {
-		return 0, err
-	}
-	req := types.ScaleServiceRequest{ServiceName: name, Replicas: uint64(replicas), Namespace: c.namespace}
-	err := c.do(ctx, http.MethodPost, "/system/scale-function/"+name, c.query(), req, nil)
-	var he *HTTPError
-	switch {
-	case err == nil:
-	case replicas == 0 && errors.As(err, &he) && he.StatusCode == http.StatusBadRequest && strings.Contains(he.Body, "cannot be set to 0"):
-		// CE: the gateway keeps its replicas.
-	default:
-		return 0, err
-	}
-	st, err := c.get(ctx, name)
-	if err != nil {
-		return 0, err
-	}
-	return int(st.Replicas), nil
-}
-
-// Remove deletes the function; a function the gateway does not know (404)
-// is success.
+// Remove deletes the function; a function the gateway does not know (404,
+// whatever the body) is success.
 func (c *Client) Remove(ctx context.Context, name string) error {
+	if preview.ValidateDNSLabel(name) != nil {
+		return ctx.Err() // no such function can exist
+	}
 	req := types.DeleteFunctionRequest{FunctionName: name, Namespace: c.namespace}
 	return preview.IgnoreNotFound(c.do(ctx, http.MethodDelete, "/system/functions", c.query(), req, nil))
 }
@@ -274,7 +353,18 @@ func (c *Client) query() url.Values {
 }
 
 func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
-	fn := preview.Function{Name: st.Name, Image: st.Image, Env: st.EnvVars}
+	fn := preview.Function{Name: st.Name, Image: st.Image}
+	if len(st.EnvVars) > 0 {
+		fn.Env = maps.Clone(st.EnvVars)
+	}
+	if st.EnvProcess != "" {
+		if fn.Env == nil {
+			fn.Env = map[string]string{}
+		}
+		if _, ok := fn.Env["fprocess"]; !ok {
+			fn.Env["fprocess"] = st.EnvProcess
+		}
+	}
 	if st.Labels != nil && len(*st.Labels) > 0 {
 		fn.Labels = preview.Labels(maps.Clone(*st.Labels))
 	}
@@ -302,8 +392,9 @@ type HTTPError struct {
 	Body       string // the first KiB of the answer
 }
 
+// Error returns one line: method, path, status and the gateway's words.
 func (e *HTTPError) Error() string {
-	msg := strings.TrimSpace(e.Body)
+	msg := strings.Join(strings.Fields(e.Body), " ")
 	if msg == "" {
 		msg = http.StatusText(e.StatusCode)
 	}
@@ -311,10 +402,18 @@ func (e *HTTPError) Error() string {
 }
 
 // codeFor classifies a gateway answer. "already exists" in the body is
-// AlreadyExists whatever the status (faas-netes answers 500, faasd 400).
+// AlreadyExists whatever the status (faas-netes answers 500, faasd 400,
+// localfaas 409). The function limit of the Community Editions ("maximum:
+// 15" from faas-netes pkg/handlers/deploy.go, "EULA allows" from faasd
+// pkg/provider/handlers/deploy.go, both 400) is FailedPrecondition:
+// repeating the call cannot succeed until functions are removed.
 func codeFor(status int, body string) preview.Code {
-	if status == http.StatusConflict || strings.Contains(strings.ToLower(body), "already exists") {
+	lb := strings.ToLower(body)
+	if status == http.StatusConflict || strings.Contains(lb, "already exists") {
 		return preview.AlreadyExists
+	}
+	if status == http.StatusBadRequest && (strings.Contains(lb, "maximum:") || strings.Contains(lb, "eula allows")) {
+		return preview.FailedPrecondition
 	}
 	switch status {
 	case http.StatusNotFound:
@@ -340,66 +439,107 @@ func codeFor(status int, body string) preview.Code {
 	return preview.Unknown
 }
 
+// idempotent reports whether a request may be repeated when it failed
+// without an answer or with "unavailable": GET reads, and PUT (update to a
+// given state) and DELETE (a missing function is success) converge when
+// repeated. POST creates and scales; it is never repeated.
+func idempotent(method string) bool {
+	return method == http.MethodGet || method == http.MethodPut || method == http.MethodDelete
+}
+
 // do sends one request with body as JSON and decodes a 2xx answer into out
-// when out is not nil.
+// when out is not nil. Idempotent requests are repeated up to maxRetries
+// times, with exponential backoff and jitter, while they fail Unavailable.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	u.RawQuery = q.Encode()
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return preview.WithCode(preview.Internal, err)
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	for attempt := 0; ; attempt++ {
+		err, retry := c.once(ctx, method, path, q, payload, body != nil, out)
+		if err == nil || !retry || attempt >= c.maxRetries || !idempotent(method) {
+			return err
+		}
+		d := c.backoffBase << attempt
+		d = min(d, 5*time.Second)
+		d = d/2 + rand.N(d/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// once sends one attempt. retry says whether the failure is one an
+// idempotent request may repeat: no answer, 502 or 503.
+func (c *Client) once(parent context.Context, method, path string, q url.Values, payload []byte, hasBody bool, out any) (err error, retry bool) {
+	if err := parent.Err(); err != nil {
+		return err, false
+	}
+	ctx, cancel := context.WithTimeout(parent, c.timeout)
+	defer cancel()
+	u := *c.base
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawQuery = q.Encode()
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return preview.WithCode(preview.InvalidArgument, err)
+		return preview.WithCode(preview.InvalidArgument, err), false
 	}
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "glimpse-openfaas")
 	if c.password != "" {
 		req.SetBasicAuth(c.user, c.password)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if perr := parent.Err(); perr != nil {
+			return perr, false
+		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return preview.Errorf(preview.DeadlineExceeded, "openfaas %s %s: no answer within %s", method, path, c.timeout), false
 		}
 		code := preview.Unavailable
 		if method != http.MethodGet {
-			// The request may have reached the gateway; not safe to
-			// retry blindly.
+			// The request may have reached the gateway: not "nothing
+			// happened", unless it never connected.
 			code = preview.Unknown
 			var oe *net.OpError
 			if errors.As(err, &oe) && oe.Op == "dial" {
-				code = preview.Unavailable // never connected: nothing happened
+				code = preview.Unavailable
 			}
 		}
-		return preview.Errorf(code, "openfaas %s %s: %w", method, path, err)
+		return preview.Errorf(code, "openfaas %s %s: %w", method, path, err), true
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		he := &HTTPError{Method: method, Path: path, StatusCode: resp.StatusCode, Body: string(b)}
-		return preview.WithCode(codeFor(resp.StatusCode, he.Body), he)
+		code := codeFor(resp.StatusCode, he.Body)
+		return preview.WithCode(code, he), code == preview.Unavailable
 	}
 	if out == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return nil
+		return nil, false
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		if perr := parent.Err(); perr != nil {
+			return perr, false
 		}
-		return preview.Errorf(preview.Internal, "openfaas %s %s: decoding the answer: %w", method, path, err)
+		return preview.Errorf(preview.Internal, "openfaas %s %s: decoding the answer: %w", method, path, err), false
 	}
-	return nil
+	return nil, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -13,7 +14,7 @@ import (
 
 func TestOpen(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"OPENFAAS_PASSWORD": "pw"}
+	env := map[string]string{"OPENFAAS_PASSWORD": "pw", "HOME": t.TempDir()}
 	o := &preview.OpenOptions{Getenv: func(k string) string { return env[k] }}
 	for _, c := range []struct {
 		url              string
@@ -25,7 +26,11 @@ func TestOpen(t *testing.T) {
 		{url: "openfaas://gw.example.com:443?tls=true&namespace=previews", base: "https://gw.example.com:443", ns: "previews", user: "admin"},
 		{url: "openfaas://gw:8080?tls=false", base: "http://gw:8080", user: "admin"},
 		{url: "openfaas://gw:8080/", base: "http://gw:8080", user: "admin"},
-		{url: "openfaas://gw:8080?timeout=5s", wantErr: true},
+		{url: "openfaas://gw:8080?timeout=5s", base: "http://gw:8080", user: "admin"},
+		{url: "openfaas://gw:8080?timeout=soon", wantErr: true},
+		{url: "openfaas://gw:8080?timeout=-1s", wantErr: true},
+		{url: "openfaas://gw:8080?namespace=Bad_NS", wantErr: true},
+		{url: "openfaas://gw:8080?region=eu", wantErr: true},
 		{url: "openfaas://gw:8080?tls=maybe", wantErr: true},
 		{url: "openfaas://admin:pw@gw:8080", wantErr: true},
 		{url: "openfaas://", wantErr: true},
@@ -47,8 +52,12 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q) = base %s ns %q user %q pw %q", c.url, cl.base, cl.namespace, cl.user, cl.password)
 		}
 	}
+	rt, err := preview.Runtimes.Open(context.Background(), "openfaas://gw:8080?timeout=90s", o)
+	if err != nil || rt.(*Client).timeout != 90*time.Second {
+		t.Fatalf("timeout=90s not used: %v", err)
+	}
 	env["OPENFAAS_USERNAME"] = "ops"
-	rt, err := preview.Runtimes.Open(context.Background(), "openfaas://gw:8080", o)
+	rt, err = preview.Runtimes.Open(context.Background(), "openfaas://gw:8080", o)
 	if err != nil || rt.(*Client).user != "ops" {
 		t.Fatalf("OPENFAAS_USERNAME not used: %v", err)
 	}
@@ -76,6 +85,10 @@ func TestCodeFor(t *testing.T) {
 		{503, "", preview.Unavailable},
 		{504, "", preview.DeadlineExceeded},
 		{500, "boom", preview.Internal},
+		// The Community Editions' function limits.
+		{400, "unable to create function, maximum: 15, visit https://openfaas.com/pricing to upgrade to OpenFaaS Standard", preview.FailedPrecondition},
+		{400, "the OpenFaaS CE EULA allows 15/16 function(s), upgrade to faasd Pro to continue", preview.FailedPrecondition},
+		{400, "namespace must be: openfaas-fn", preview.InvalidArgument},
 		{418, "", preview.Unknown},
 	} {
 		if got := codeFor(c.status, c.body); got != c.want {
@@ -106,7 +119,7 @@ func TestSpecHash(t *testing.T) {
 }
 
 // A gateway nobody listens on: nothing happened, so the error is Unavailable
-// even for a write.
+// even for a write (retries off here; see TestRetries).
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -115,7 +128,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	c, err := New("http://"+addr, nil)
+	c, err := New("http://"+addr, &Options{MaxRetries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,27 +51,54 @@ func ParseReference(ref string, insecure bool) (name.Reference, error) {
 	return r, nil
 }
 
-// Keychain returns the credentials Glimpse uses for registries: basic auth
-// from EnvUsername/EnvPassword (read through getenv; nil means os.Getenv)
-// for host when either is set, else the Docker configuration
-// (authn.DefaultKeychain). An empty host applies the environment
-// credentials to every registry.
+// Environment variables of the GitHub Container Registry credentials, as
+// GitHub Actions names them: a token with the packages scopes and, when
+// set, the user it belongs to.
+const (
+	EnvGitHubToken = "GITHUB_TOKEN"
+	EnvGitHubActor = "GITHUB_ACTOR"
+)
+
+// Keychain returns the credentials Glimpse uses for registries, first match
+// wins:
+//  1. basic auth from EnvUsername/EnvPassword (read through getenv; nil
+//     means os.Getenv) for host when either is set; an empty host applies
+//     them to every registry;
+//  2. the Docker configuration (authn.DefaultKeychain: ~/.docker/config.json
+//     or $DOCKER_CONFIG, its auths and its credential helpers such as
+//     docker-credential-ecr-login for ECR or docker-credential-gcloud);
+//  3. for ghcr.io, EnvGitHubToken (user EnvGitHubActor, or "glimpse").
+//
+// Anything else is anonymous.
 func Keychain(getenv func(string) string, host string) authn.Keychain {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	return &envKeychain{user: getenv(EnvUsername), pass: getenv(EnvPassword), host: host}
+	return &envKeychain{user: getenv(EnvUsername), pass: getenv(EnvPassword), host: host,
+		ghToken: getenv(EnvGitHubToken), ghActor: getenv(EnvGitHubActor)}
 }
 
 type envKeychain struct {
 	user, pass, host string
+	ghToken, ghActor string
 }
 
 func (k *envKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
 	if (k.user != "" || k.pass != "") && (k.host == "" || res.RegistryStr() == k.host) {
 		return &authn.Basic{Username: k.user, Password: k.pass}, nil
 	}
-	return authn.DefaultKeychain.Resolve(res)
+	a, err := authn.DefaultKeychain.Resolve(res)
+	if err != nil || a != authn.Anonymous {
+		return a, err
+	}
+	if k.ghToken != "" && res.RegistryStr() == "ghcr.io" {
+		user := k.ghActor
+		if user == "" {
+			user = "glimpse"
+		}
+		return &authn.Basic{Username: user, Password: k.ghToken}, nil
+	}
+	return a, nil
 }
 
 // Classify attaches a preview.Code to an error from go-containerregistry,

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+type gcFlags struct {
+	apps   []string
+	dir    string
+	dryRun bool
+	output string
+}
+
+func newGC(g *globalFlags) *cobra.Command {
+	f := &gcFlags{}
+	c := &cobra.Command{
+		Use:   "gc [--app NAME]... [--dir DIR] [--dry-run] [-o json]",
+		Short: "Delete the image tags of previews that are gone",
+		Long: "gc deletes the registry tags that no preview needs any more: pr-N-<commit> tags of\n" +
+			"pull requests that have no preview, and src-<hash> build-cache tags whose image no\n" +
+			"kept tag has. A tag whose image a function runs is never deleted. Apps examined: those\n" +
+			"with a preview, those named with --app (or by --dir's glimpse.yaml), and every app the\n" +
+			"registry lists when it has a catalog. A registry that refuses deletes is reported,\n" +
+			"not an error. With --dir, providers come from DIR/glimpse.yaml; otherwise the local stack.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			home, err := g.homeDir()
+			if err != nil {
+				return err
+			}
+			return runGC(cmd.Context(), home, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringArrayVar(&f.apps, "app", nil, "also examine this app's repository (repeatable)")
+	c.Flags().StringVar(&f.dir, "dir", "", "read providers (and an app) from DIR/glimpse.yaml")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing")
+	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json or table (default table)")
+	return c
+}
+
+// runGC runs garbage collection on the pipeline of home (or of f.dir's
+// glimpse.yaml), printing the decisions to stdout and a summary to stderr.
+func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Writer) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	apps := append([]string(nil), f.apps...)
+	for _, a := range apps {
+		if err := preview.ValidateDNSLabel(a); err != nil {
+			return preview.Errorf(preview.InvalidArgument, "--app %q: %v", a, err)
+		}
+	}
+	var providers config.Providers
+	if f.dir != "" {
+		file, err := config.Load(f.dir)
+		if err != nil {
+			return err
+		}
+		providers = file.Providers
+		apps = append(apps, file.App)
+	}
+	pl, err := openPipeline(ctx, home, providers)
+	if err != nil {
+		return err
+	}
+	rep, gcErr := pl.GC(ctx, preview.GCOptions{Apps: apps, DryRun: f.dryRun})
+	for _, w := range rep.Warnings {
+		fmt.Fprintln(stderr, "warning: "+oneLine(w))
+	}
+	if f.output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else if len(rep.Tags) > 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "APP\tTAG\tDIGEST\tACTION\tREASON")
+		for _, t := range rep.Tags {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.App, t.Tag, shortDigest(t.Digest), t.Action, oneLine(t.Reason))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if f.dryRun {
+		fmt.Fprintf(stderr, "gc (dry run): %d app(s), would delete %d tag(s), keep %d\n", len(rep.Apps), rep.Count(preview.GCDelete), rep.Count(preview.GCKeep))
+	} else {
+		fmt.Fprintf(stderr, "gc: %d app(s), deleted %d tag(s), kept %d", len(rep.Apps), rep.Count(preview.GCDeleted), rep.Count(preview.GCKeep))
+		if n := rep.Count(preview.GCRefused); n > 0 {
+			fmt.Fprintf(stderr, ", %d refused by the registry", n)
+		}
+		if n := rep.Count(preview.GCFailed); n > 0 {
+			fmt.Fprintf(stderr, ", %d failed", n)
+		}
+		fmt.Fprintln(stderr)
+	}
+	if gcErr != nil {
+		return errors.New("gc incomplete (run it again to retry): " + gcErr.Error())
+	}
+	return nil
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

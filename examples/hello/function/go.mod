@@ -1,0 +1,3 @@
+module example.com/hello/function
+
+go 1.26

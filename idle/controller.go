@@ -1,0 +1,260 @@
+package idle
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// Annotations the Pipeline writes on functions, read by the controller.
+const (
+	// AnnotationIdleAfter overrides the idle duration ("2s", "15m").
+	AnnotationIdleAfter = preview.LabelPrefix + "idle-after"
+	// AnnotationAlwaysOn ("true") keeps a function awake: the per-function
+	// opt-out.
+	AnnotationAlwaysOn = preview.LabelPrefix + "always-on"
+)
+
+// ActivitySource reports the activity the edge counted per function.
+type ActivitySource interface {
+	Activity(ctx context.Context) ([]preview.Activity, error)
+}
+
+// Gate lets the controller scale a function down without racing requests
+// that arrive meanwhile. Sleep checks, atomically with respect to arriving
+// requests, that nothing is in flight for name and no request started
+// after idleSince; if so it holds new requests for name, runs scaleDown,
+// and releases them (they then wake the function again). It reports
+// whether scaleDown ran. The edge implements it.
+type Gate interface {
+	Sleep(ctx context.Context, name string, idleSince time.Time, scaleDown func(context.Context) error) (bool, error)
+}
+
+// Controller puts idle functions to sleep: each cycle it lists the
+// functions (one List call), reads the activity, asks the Policy, and
+// scales the chosen functions to zero through the Gate.
+//
+// It does nothing in a cycle when the activity source fails or when every
+// counter dropped to zero since the last cycle (the edge restarted and
+// lost its counts): better to keep a preview awake a cycle longer than to
+// put a busy one to sleep. Functions the edge has never seen count as
+// active when the controller started, so a restarted daemon does not put
+// everything to sleep at once.
+//
+// A Controller must not be copied after first use; Cycle and Run are not
+// meant to be called concurrently.
+type Controller struct {
+	Runtime  preview.FunctionRuntime
+	Activity ActivitySource
+	// Gate, when set, serialises scale-downs with arriving requests;
+	// without it the controller calls Runtime.Scale directly.
+	Gate   Gate
+	Policy preview.IdlePolicy
+	// Selector picks the functions the controller manages; default every
+	// function managed by Glimpse.
+	Selector preview.Labels
+	// Interval between cycles (default 30s); each wait is shortened by up
+	// to Jitter (a fraction, default 0.1) at random.
+	Interval time.Duration
+	Jitter   float64
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Metrics, when set, counts cycles, skips and scale-downs.
+	Metrics *Metrics
+
+	started      time.Time
+	lastTotal    uint64
+	haveBaseline bool
+}
+
+// CycleResult says what one cycle did.
+type CycleResult struct {
+	// Observed is how many functions were considered.
+	Observed int
+	// Skipped names the circuit breaker's reason when the cycle did
+	// nothing; empty otherwise.
+	Skipped string
+	// Slept are the functions scaled to zero.
+	Slept []string
+	// Clamped are functions the runtime refused to scale below one
+	// replica (OpenFaaS CE).
+	Clamped []string
+	// Errors are per-function failures; other functions still proceed.
+	Errors []error
+}
+
+// Circuit breaker reasons.
+const (
+	SkipActivityUnavailable = "activity source unavailable"
+	SkipCountersReset       = "every activity counter dropped to zero (edge restarted)"
+)
+
+func (c *Controller) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Controller) log() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+// Cycle runs one observe-decide-act round. It returns an error only when
+// the function list could not be read; per-function failures are in the
+// result.
+func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
+	now := c.now()
+	if c.started.IsZero() {
+		c.started = now
+	}
+	var res CycleResult
+	sel := c.Selector
+	if sel == nil {
+		sel = preview.Labels{preview.LabelManagedBy: preview.ManagedByValue}
+	}
+	fns, err := c.Runtime.List(ctx, sel)
+	if err != nil {
+		return res, err
+	}
+	acts, err := c.Activity.Activity(ctx)
+	if err != nil {
+		res.Skipped = SkipActivityUnavailable
+		c.Metrics.skip(res.Skipped)
+		c.log().Warn("idle: skipping cycle", "reason", res.Skipped, "err", err)
+		return res, nil
+	}
+	var total uint64
+	byName := make(map[string]preview.Activity, len(acts))
+	for _, a := range acts {
+		byName[a.Function] = a
+		total += a.Started
+	}
+	if c.haveBaseline && c.lastTotal > 0 && total == 0 {
+		c.lastTotal, c.started = 0, now
+		res.Skipped = SkipCountersReset
+		c.Metrics.skip(res.Skipped)
+		c.log().Warn("idle: skipping cycle", "reason", res.Skipped)
+		return res, nil
+	}
+	c.lastTotal, c.haveBaseline = total, true
+
+	obs := make([]preview.Observation, 0, len(fns))
+	for _, f := range fns {
+		a := byName[f.Name]
+		a.Function = f.Name
+		if a.LastActivity.Before(c.started) {
+			a.LastActivity = c.started
+		}
+		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[AnnotationAlwaysOn] == "true"}
+		if d, err := time.ParseDuration(f.Annotations[AnnotationIdleAfter]); err == nil && d > 0 {
+			o.IdleAfter = d
+		}
+		obs = append(obs, o)
+	}
+	res.Observed = len(obs)
+	c.Metrics.cycle()
+	policy := c.Policy
+	if policy == nil {
+		policy = Policy{}
+	}
+	last := make(map[string]time.Time, len(obs))
+	for _, o := range obs {
+		last[o.Function] = o.LastActivity
+	}
+	for _, name := range policy.Idle(now, obs) {
+		if ctx.Err() != nil {
+			res.Errors = append(res.Errors, ctx.Err())
+			break
+		}
+		slept, clamped, err := c.sleep(ctx, name, last[name])
+		switch {
+		case err != nil:
+			res.Errors = append(res.Errors, err)
+			c.log().Error("idle: scale to zero failed", "function", name, "err", err)
+		case clamped:
+			res.Clamped = append(res.Clamped, name)
+			c.Metrics.clamped()
+			c.log().Warn("idle: the runtime kept one replica (it refuses to scale to zero)", "function", name)
+		case slept:
+			res.Slept = append(res.Slept, name)
+			c.Metrics.sleep()
+			c.log().Info("idle: scaled to zero", "function", name, "idle-since", last[name])
+		}
+	}
+	return res, nil
+}
+
+// errClamped marks a Scale(0) that the runtime answered with replicas left.
+var errClamped = errors.New("runtime kept replicas")
+
+func (c *Controller) sleep(ctx context.Context, name string, idleSince time.Time) (slept, clamped bool, err error) {
+	scale := func(ctx context.Context) error {
+		got, err := c.Runtime.Scale(ctx, name, 0)
+		if err != nil {
+			return preview.IgnoreNotFound(err)
+		}
+		if got > 0 {
+			return errClamped
+		}
+		return nil
+	}
+	if c.Gate == nil {
+		err = scale(ctx)
+		slept = err == nil
+	} else {
+		slept, err = c.Gate.Sleep(ctx, name, idleSince, scale)
+	}
+	if errors.Is(err, errClamped) {
+		return false, true, nil
+	}
+	return slept, false, err
+}
+
+// Run calls Cycle every Interval (less up to Jitter) until ctx ends; it
+// returns ctx's error. Cycle errors are logged, not returned.
+func (c *Controller) Run(ctx context.Context) error {
+	interval := c.Interval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	jitter := c.Jitter
+	if jitter <= 0 || jitter >= 1 {
+		jitter = 0.1
+	}
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if _, err := c.Cycle(ctx); err != nil && ctx.Err() == nil {
+			c.log().Error("idle: cycle failed", "err", err)
+		}
+		t.Reset(time.Duration(float64(interval) * (1 - jitter*rand.Float64())))
+	}
+}
+
+// IntervalFor returns a controller interval suited to an idle duration: a
+// quarter of it, between 250 ms and 30 s, so that a preview sleeps at most
+// about 25% later than its idle duration says.
+func IntervalFor(after time.Duration) time.Duration {
+	i := after / 4
+	if i < 250*time.Millisecond {
+		i = 250 * time.Millisecond
+	}
+	if i > 30*time.Second {
+		i = 30 * time.Second
+	}
+	return i
+}

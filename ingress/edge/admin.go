@@ -1,0 +1,224 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// The admin API, served by AdminHandler under AdminPath:
+//
+//	GET    /glimpse/v1/routes[?selector=k=v,k2=v2]  -> 200 {"routes": [Route...]}
+//	GET    /glimpse/v1/routes/{host}                -> 200 Route | 404
+//	PUT    /glimpse/v1/routes/{host}  body: Route   -> 200 Route (as stored)
+//	DELETE /glimpse/v1/routes/{host}                -> 204 (also when missing)
+//
+// Errors are {"error": "message", "code": "InvalidArgument"} with the HTTP
+// status of the code (see StatusOf).
+const AdminPath = "/glimpse/v1/routes"
+
+// RouteList is the body of GET /glimpse/v1/routes.
+type RouteList struct {
+	Routes []preview.Route `json:"routes"`
+}
+
+// ErrorBody is the body of every admin API error.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// maxRouteBody bounds a PUT body.
+const maxRouteBody = 1 << 20
+
+// AdminHandler returns the HTTP handler of the admin API (see AdminPath).
+// It does no authentication: the daemon wraps it (basic auth user admin).
+// The handler is safe for concurrent use and mutations are idempotent, as
+// for the Router methods it calls.
+func (e *Edge) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+AdminPath, func(w http.ResponseWriter, r *http.Request) {
+		sel, err := ParseSelector(r.URL.Query().Get("selector"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		routes, err := e.Routes(r.Context(), sel)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, RouteList{Routes: routes})
+	})
+	mux.HandleFunc("GET "+AdminPath+"/{host}", func(w http.ResponseWriter, r *http.Request) {
+		rt, err := e.Route(r.Context(), r.PathValue("host"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rt)
+	})
+	mux.HandleFunc("PUT "+AdminPath+"/{host}", func(w http.ResponseWriter, r *http.Request) {
+		host := preview.NormalizeHost(r.PathValue("host"))
+		var rt preview.Route
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxRouteBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rt); err != nil {
+			writeError(w, preview.Errorf(preview.InvalidArgument, "route body: %v", err))
+			return
+		}
+		if rt.Host == "" {
+			rt.Host = host
+		}
+		if preview.NormalizeHost(rt.Host) != host {
+			writeError(w, preview.Errorf(preview.InvalidArgument, "route body names host %q, the URL %q", rt.Host, host))
+			return
+		}
+		if err := e.SetRoute(r.Context(), rt); err != nil {
+			writeError(w, err)
+			return
+		}
+		stored, err := e.Route(r.Context(), host)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, stored)
+	})
+	mux.HandleFunc("DELETE "+AdminPath+"/{host}", func(w http.ResponseWriter, r *http.Request) {
+		if err := e.DeleteRoute(r.Context(), r.PathValue("host")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// ParseSelector parses "k=v,k2=v2" (equality only, as in Kubernetes label
+// selectors) into labels; "" is the empty selector, which matches
+// everything. Errors have code InvalidArgument.
+func ParseSelector(s string) (preview.Labels, error) {
+	sel := preview.Labels{}
+	if strings.TrimSpace(s) == "" {
+		return sel, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, preview.Errorf(preview.InvalidArgument, "selector %q: %q is not key=value", s, part)
+		}
+		sel[k] = strings.TrimSpace(v)
+	}
+	return sel, nil
+}
+
+// FormatSelector is the inverse of ParseSelector, with keys sorted.
+func FormatSelector(sel preview.Labels) string {
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(sel[k])
+	}
+	return b.String()
+}
+
+// StatusOf returns the HTTP status the admin API answers for an error code.
+func StatusOf(c preview.Code) int {
+	switch c {
+	case preview.InvalidArgument:
+		return http.StatusBadRequest
+	case preview.NotFound:
+		return http.StatusNotFound
+	case preview.AlreadyExists:
+		return http.StatusConflict
+	case preview.FailedPrecondition:
+		return http.StatusPreconditionFailed
+	case preview.PermissionDenied:
+		return http.StatusForbidden
+	case preview.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case preview.Canceled:
+		return 499 // client closed request, as nginx logs it
+	case preview.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case preview.Unimplemented:
+		return http.StatusNotImplemented
+	case preview.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeOfStatus returns the error code for an HTTP status answered by a
+// server that gave no code name; the inverse of StatusOf where it can be.
+func CodeOfStatus(status int) preview.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		return preview.InvalidArgument
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return preview.PermissionDenied
+	case http.StatusNotFound:
+		return preview.NotFound
+	case http.StatusConflict:
+		return preview.AlreadyExists
+	case http.StatusPreconditionFailed:
+		return preview.FailedPrecondition
+	case http.StatusTooManyRequests:
+		return preview.ResourceExhausted
+	case 499:
+		return preview.Canceled
+	case http.StatusGatewayTimeout:
+		return preview.DeadlineExceeded
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return preview.Unimplemented
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return preview.Unavailable
+	}
+	return preview.Internal
+}
+
+// codeByName parses a Code's String form; ok is false for unknown names.
+func codeByName(name string) (preview.Code, bool) {
+	for c := preview.Unknown; c <= preview.Internal; c++ {
+		if c.String() == name {
+			return c, true
+		}
+	}
+	return preview.Unknown, false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	c := preview.CodeOf(err)
+	if c == preview.Unknown {
+		c = preview.Internal
+	}
+	var pe *preview.Error
+	msg := err.Error()
+	if errors.As(err, &pe) && pe.Err != nil {
+		msg = pe.Err.Error()
+	}
+	writeJSON(w, StatusOf(c), ErrorBody{Error: msg, Code: c.String()})
+}

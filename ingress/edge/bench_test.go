@@ -1,0 +1,206 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/glimpse-dev/glimpse/cdn/fsassets"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// benchWriter is a minimal reusable http.ResponseWriter, so the benchmarks
+// count the edge's allocations and not a recorder's.
+type benchWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(s int)   { w.status = s }
+func (w *benchWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = 200
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+func (w *benchWriter) Flush() {}
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.status, w.n = 0, 0
+}
+
+// BenchmarkProxy measures the proxy path (ServeHTTP to a real upstream over
+// a pooled keep-alive connection) without the edge's own HTTP server, so
+// allocs/op are the edge's alone.
+func BenchmarkProxy(b *testing.B) {
+	addr := rawUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nhello, world\n")
+	e, err := New(Options{Upstreams: fixedUpstream(addr)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", Function: "hello-pr-1", FunctionPaths: []string{"/graphql"}}); err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "http://pr-1.hello.localhost:8080/graphql?q=1", nil)
+	req.RequestURI = "/graphql?q=1" // as a server sets it (origin form)
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "*/*")
+	w := &benchWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w.reset()
+		e.ServeHTTP(w, req)
+		if w.status != 200 || w.n != 13 {
+			b.Fatalf("status %d, %d bytes", w.status, w.n)
+		}
+	}
+}
+
+// BenchmarkProxyConn measures whole proxied requests over one keep-alive
+// client connection through a real listener, with connection takeover
+// and with every request on net/http's server. ns/op is latency-bound
+// (one request in flight); allocs/op include the HTTP server's.
+func BenchmarkProxyConn(b *testing.B) {
+	addr := rawUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nhello, world\n")
+	for _, mode := range []string{"takeover", "nethttp"} {
+		b.Run(mode, func(b *testing.B) {
+			e, err := New(Options{Upstreams: fixedUpstream(addr), DisableConnTakeover: mode == "nethttp"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", Function: "f", FunctionPaths: []string{"/"}})
+			srv := httptest.NewServer(e)
+			defer srv.Close()
+			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET /graphql HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: bench\r\n\r\n")
+			br := bufio.NewReader(c)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				// Skip the head, then the 13-byte body.
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(line) <= 2 {
+						break
+					}
+				}
+				if _, err := br.Discard(13); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// rawUpstream answers every request on a connection with resp, without
+// net/http, so that its allocations do not count in the benchmark.
+func rawUpstream(tb testing.TB, response string) string {
+	resp := []byte(response)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// BenchmarkStatic measures serving one small file from an fsassets store
+// (manifest cached, blob opened per request) and a revalidation (304).
+func BenchmarkStatic(b *testing.B) {
+	st, err := fsassets.New(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := map[string]string{"/index.html": "<h1>hello</h1>", "/app.3f2a9c1b.js": "console.log(1)"}
+	publish(b, st, "hello/pr-1", files)
+	e, err := New(Options{Assets: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		inm    bool
+		status int
+	}{{"200", false, 200}, {"304", true, 304}} {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "http://pr-1.hello.localhost/", nil)
+			if c.inm {
+				req.Header.Set("If-None-Match", etagOf(files["/index.html"]))
+			}
+			w := &benchWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				w.reset()
+				e.ServeHTTP(w, req)
+				if w.status != c.status {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLookup measures host routing alone: it must not allocate.
+func BenchmarkLookup(b *testing.B) {
+	e, _ := New(Options{})
+	for i := range 1000 {
+		e.SetRoute(context.Background(), preview.Route{Host: preview.Host("app", i+1, "localhost")})
+	}
+	b.ReportAllocs()
+	for range b.N {
+		if !e.HasHost("pr-500.app.localhost:8080") {
+			b.Fatal("not found")
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Package edge is Glimpse's own ingress: an HTTP handler that routes each
+// request by its Host header to one preview. Paths under a route's function
+// paths are reverse-proxied (HTTP/1.1 with a keep-alive connection pool,
+// streaming, trailers, WebSocket upgrades) to the function's upstream
+// address; everything else is served from the preview's content-addressed
+// asset manifest with ETags, conditional and range requests. Edge
+// implements preview.Router in-process and persists its routes to a state
+// file; AdminHandler exposes the same operations over HTTP, and the "edge"
+// URL scheme (edge://host:port) opens a preview.Router client of that API.
+//
+// The proxy is written for throughput, to keep pace with nginx in front of
+// the same upstream (bench/compare.sh measures it): it does not use
+// net/http's Transport (no goroutines per upstream connection, the request
+// written by the same poller call that waits for the response), looks
+// routes up without allocating, and by default takes over HTTP/1.x
+// keep-alive client connections of routed hosts from net/http's server
+// (see Options.DisableConnTakeover and conn.go), serving them with its own
+// request parser and response writer and raw, non-blocking socket calls.
+package edge

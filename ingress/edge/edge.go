@@ -1,0 +1,438 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// Upstreams resolves a function name to the address the edge proxies to.
+// faas/localfaas's *Runtime satisfies it.
+type Upstreams interface {
+	// Endpoint returns "host:port" of a running replica of the named
+	// function. Errors: NotFound when no such function is deployed
+	// (the edge answers 502), FailedPrecondition when it is scaled to zero
+	// and Unavailable when it is starting (the edge answers 503).
+	Endpoint(name string) (addr string, err error)
+}
+
+// Options configure an Edge. Only the fields a deployment uses need to be
+// set; the zero value of every tuning field means the documented default.
+type Options struct {
+	// Assets serves the static files of routes with an AssetPrefix; nil
+	// means static requests answer 404.
+	Assets preview.AssetStore
+	// Upstreams resolves function names; nil means function requests
+	// answer 502.
+	Upstreams Upstreams
+	// StateFile is where routes are persisted (JSON, replaced atomically
+	// on every change) and read back by New; empty keeps routes in memory.
+	StateFile string
+	// Logger receives proxy and state errors; nil means slog.Default().
+	Logger *slog.Logger
+
+	// SPAFallback serves /index.html (status 200) for a GET of a missing
+	// path that has no file extension, for single-page apps with client
+	// side routing. Off by default: a missing path is 404 (served from
+	// /404.html when the manifest has one).
+	SPAFallback bool
+	// TrustForwardedHeaders keeps X-Forwarded-Proto and X-Forwarded-Host
+	// sent by the client (set it when the edge sits behind a proxy that
+	// sets them); by default the edge overwrites them. X-Forwarded-For is
+	// always appended to.
+	TrustForwardedHeaders bool
+	// MaxIdleConnsPerUpstream caps the idle keep-alive connections kept
+	// per upstream address; default 512.
+	MaxIdleConnsPerUpstream int
+	// IdleConnTimeout closes upstream connections idle this long; default
+	// 90s.
+	IdleConnTimeout time.Duration
+	// DialTimeout bounds connecting to an upstream; default 5s.
+	DialTimeout time.Duration
+
+	// DisableConnTakeover keeps every request on net/http's server. By
+	// default the edge takes over (hijacks) an HTTP/1.x keep-alive
+	// connection at its first body-less request for a routed host and
+	// serves that connection's requests itself, which roughly halves the
+	// CPU it spends per proxied request (see conn.go). Consequences for
+	// the embedding server: its middleware around ServeHTTP sees one call
+	// per taken-over connection, not per request; http.Server.Shutdown
+	// does not wait for these connections (call Close after it); and the
+	// server's timeouts do not apply to them (IdleTimeout does).
+	DisableConnTakeover bool
+	// Fallback serves requests for hosts without a route that arrive on a
+	// taken-over connection (a load balancer that reuses connections
+	// across hosts); nil answers them 404 like ServeHTTP does.
+	Fallback http.Handler
+	// IdleTimeout closes a taken-over connection that waits this long for
+	// its next request; default 120s.
+	IdleTimeout time.Duration
+}
+
+// Edge is the edge router: an http.Handler that routes by Host, and a
+// preview.Router whose routes it serves. It is safe for concurrent use;
+// route changes take effect for the next request without blocking requests
+// in flight. Close releases idle upstream connections.
+type Edge struct {
+	opts  Options
+	log   *slog.Logger
+	table atomic.Pointer[map[string]*route]
+	// mu serialises route changes and state file writes.
+	mu     sync.Mutex
+	tr     *transport
+	closed atomic.Bool
+
+	connMu sync.Mutex
+	conns  map[*fastConn]struct{}
+}
+
+var _ preview.Router = (*Edge)(nil)
+
+// route is the precomputed, immutable serving form of a preview.Route,
+// plus its cached asset manifest.
+type route struct {
+	spec     preview.Route
+	function string
+	paths    []string
+	prefix   string
+
+	assets atomic.Pointer[assetSet]
+	loadMu sync.Mutex
+}
+
+// New returns an Edge. When opts.StateFile names an existing file, its
+// routes are loaded; a missing file is an empty table, an unreadable or
+// corrupt one is an error (FailedPrecondition), so a daemon never starts
+// silently without its routes.
+func New(opts Options) (*Edge, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxIdleConnsPerUpstream <= 0 {
+		opts.MaxIdleConnsPerUpstream = 512
+	}
+	if opts.IdleConnTimeout <= 0 {
+		opts.IdleConnTimeout = 90 * time.Second
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	e := &Edge{opts: opts, log: opts.Logger}
+	e.tr = newTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
+	t := map[string]*route{}
+	if opts.StateFile != "" {
+		routes, err := readState(opts.StateFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range routes {
+			if err := r.Validate(); err != nil {
+				return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s: %v", opts.StateFile, err)
+			}
+			t[r.Host] = newRoute(r)
+		}
+	}
+	e.table.Store(&t)
+	return e, nil
+}
+
+// Close closes idle upstream connections, stops the background clean-up
+// and closes the taken-over client connections: idle ones at once, busy
+// ones when their current response is complete (a request still reading
+// its body is interrupted). The Edge must not be used for new requests
+// afterwards. Close is idempotent and does not wait.
+func (e *Edge) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.tr.close()
+	e.connMu.Lock()
+	for fc := range e.conns {
+		if fc.idle.Load() {
+			fc.c.SetReadDeadline(longAgo)
+		}
+	}
+	e.connMu.Unlock()
+	return nil
+}
+
+func newRoute(r preview.Route) *route {
+	r = cloneRoute(r)
+	paths := slices.Clone(r.FunctionPaths)
+	if r.Function == "" {
+		paths = nil
+	}
+	return &route{spec: r, function: r.Function, paths: paths, prefix: r.AssetPrefix}
+}
+
+func cloneRoute(r preview.Route) preview.Route {
+	r.FunctionPaths = slices.Clone(r.FunctionPaths)
+	r.Labels = r.Labels.Clone()
+	return r
+}
+
+// matchFunction reports whether path goes to the function: it equals one of
+// the function paths or continues one with '/' (so /graphql matches
+// /graphql and /graphql/x but not /graphqlx; a path ending in '/' matches
+// everything below it), the element-wise rule of Kubernetes Ingress
+// "Prefix" paths.
+func (rt *route) matchFunction(path string) bool {
+	for _, p := range rt.paths {
+		if len(path) < len(p) || path[:len(p)] != p {
+			continue
+		}
+		if len(path) == len(p) || p[len(p)-1] == '/' || path[len(p)] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the route of a Host header value, without allocating
+// unless the value holds upper-case letters.
+func (e *Edge) lookup(host string) *route {
+	return (*e.table.Load())[preview.NormalizeHost(host)]
+}
+
+// HasHost reports whether a route exists for host (a Host header value:
+// case and port do not matter), so a daemon serving several things on one
+// listener can dispatch preview hosts to the edge.
+func (e *Edge) HasHost(host string) bool { return e.lookup(host) != nil }
+
+// SetRoute creates or replaces the route for r.Host (lower-cased, port and
+// trailing dot removed), persists the table and drops the cached manifest
+// of every route serving r.AssetPrefix, so a re-published manifest is read
+// again. Repeating it is harmless. Invalid routes are InvalidArgument; a
+// state file that cannot be written leaves the routes unchanged and returns
+// an Internal (or PermissionDenied) error.
+func (e *Edge) SetRoute(ctx context.Context, r preview.Route) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.Host = preview.NormalizeHost(r.Host)
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	return e.update(func(t map[string]*route) {
+		if old := t[r.Host]; old != nil && old.prefix != "" {
+			e.invalidateLocked(t, old.prefix)
+		}
+		if r.AssetPrefix != "" {
+			e.invalidateLocked(t, r.AssetPrefix)
+		}
+		t[r.Host] = newRoute(r)
+	})
+}
+
+// DeleteRoute removes the route for host; a missing route is success. The
+// table is persisted; on a write error nothing changes.
+func (e *Edge) DeleteRoute(ctx context.Context, host string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	host = preview.NormalizeHost(host)
+	if _, ok := (*e.table.Load())[host]; !ok {
+		return nil
+	}
+	return e.update(func(t map[string]*route) {
+		if old := t[host]; old != nil && old.prefix != "" {
+			e.invalidateLocked(t, old.prefix)
+		}
+		delete(t, host)
+	})
+}
+
+// Route returns the route for host, or NotFound.
+func (e *Edge) Route(ctx context.Context, host string) (preview.Route, error) {
+	if err := ctx.Err(); err != nil {
+		return preview.Route{}, err
+	}
+	rt := e.lookup(host)
+	if rt == nil {
+		return preview.Route{}, preview.Errorf(preview.NotFound, "edge: no route for host %q", host)
+	}
+	return cloneRoute(rt.spec), nil
+}
+
+// Routes returns the routes whose labels match selector, sorted by host.
+// The result is a copy; changing it changes nothing in the Edge.
+func (e *Edge) Routes(ctx context.Context, selector preview.Labels) ([]preview.Route, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t := *e.table.Load()
+	out := []preview.Route{}
+	for _, rt := range t {
+		if rt.spec.Labels.Matches(selector) {
+			out = append(out, cloneRoute(rt.spec))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out, nil
+}
+
+// InvalidateAssets drops the cached manifest of every route that serves
+// prefix, so the next request reads it from the asset store again. SetRoute
+// and DeleteRoute call it; a process that publishes a manifest without
+// setting a route may call it too.
+func (e *Edge) InvalidateAssets(prefix string) {
+	e.invalidateLocked(*e.table.Load(), prefix)
+}
+
+func (e *Edge) invalidateLocked(t map[string]*route, prefix string) {
+	for _, rt := range t {
+		if rt.prefix == prefix {
+			rt.assets.Store(nil)
+		}
+	}
+}
+
+// update applies fn to a copy of the table, persists the copy and then
+// publishes it. Readers never see a partly changed table.
+func (e *Edge) update(fn func(map[string]*route)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := maps.Clone(*e.table.Load())
+	fn(next)
+	if e.opts.StateFile != "" {
+		if err := writeState(e.opts.StateFile, next); err != nil {
+			return err
+		}
+	}
+	e.table.Store(&next)
+	return nil
+}
+
+type stateFile struct {
+	Version int             `json:"version"`
+	Routes  []preview.Route `json:"routes"`
+}
+
+func readState(p string) ([]preview.Route, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, preview.Errorf(preview.FailedPrecondition, "edge: read state file: %v", err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s is corrupt: %v", p, err)
+	}
+	if st.Version != 1 {
+		return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s has version %d, this edge reads version 1", p, st.Version)
+	}
+	return st.Routes, nil
+}
+
+// writeState writes the table to p through a synced temporary file in the
+// same directory and a rename, so a crash leaves the old or the new table.
+func writeState(p string, t map[string]*route) error {
+	st := stateFile{Version: 1, Routes: make([]preview.Route, 0, len(t))}
+	for _, rt := range t {
+		st.Routes = append(st.Routes, rt.spec)
+	}
+	sort.Slice(st.Routes, func(i, j int) bool { return st.Routes[i].Host < st.Routes[j].Host })
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return preview.Errorf(preview.Internal, "edge: %v", err)
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fileErr(err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return fileErr(err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fileErr(err)
+	}
+	return nil
+}
+
+func fileErr(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return preview.WithCode(preview.PermissionDenied, fmt.Errorf("edge: write state file: %w", err))
+	}
+	return preview.WithCode(preview.Internal, fmt.Errorf("edge: write state file: %w", err))
+}
+
+// ServeHTTP routes r by its Host header (case-insensitive, port ignored).
+// Unknown hosts answer 404. A path under the route's function paths is
+// proxied to the function (502 when it cannot be reached or is not
+// deployed, 503 when it is scaled to zero or starting); any other path is
+// served from the route's asset manifest (GET and HEAD only, 405
+// otherwise).
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := e.lookup(r.Host)
+	if rt == nil {
+		textError(w, http.StatusNotFound, "404 no preview is routed at this host\n")
+		return
+	}
+	if !e.opts.DisableConnTakeover && r.ProtoMajor == 1 && (r.Body == nil || r.Body == http.NoBody) &&
+		len(r.Header["Upgrade"]) == 0 && !e.closed.Load() {
+		if _, nested := w.(*fastResponse); !nested && e.takeOver(w, r) {
+			return
+		}
+	}
+	e.route(w, r, rt)
+}
+
+// route serves r by rt: the function or the static files.
+func (e *Edge) route(w http.ResponseWriter, r *http.Request, rt *route) {
+	if rt.paths != nil && rt.matchFunction(r.URL.Path) {
+		e.proxy(w, r, rt)
+		return
+	}
+	e.serveStatic(w, r, rt)
+}
+
+var (
+	hdrTextPlain = []string{"text/plain; charset=utf-8"}
+	hdrNosniff   = []string{"nosniff"}
+	hdrNoStore   = []string{"no-store"}
+)
+
+// textError writes a short plain-text error without allocating.
+func textError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h["Content-Type"] = hdrTextPlain
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Cache-Control"] = hdrNoStore
+	w.WriteHeader(code)
+	if wr, ok := w.(interface{ WriteString(string) (int, error) }); ok {
+		wr.WriteString(msg)
+		return
+	}
+	w.Write([]byte(msg))
+}

@@ -1,0 +1,224 @@
+package edge
+
+import (
+	"errors"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// Request parsing for taken-over connections. The common request (no
+// body, origin-form target without escapes, plain header fields) is parsed
+// here from the buffered header block with a handful of allocations;
+// anything else (a body, Expect, obsolete folding, percent-escapes, a
+// header block larger than the buffer) is left to http.ReadRequest, whose
+// result gets the same checks net/http's server applies.
+
+var (
+	errNoHost      = errors.New("missing required Host header")
+	errBadHost     = errors.New("malformed Host header")
+	errBadVersion  = errors.New("unsupported protocol version")
+	errBadRequest  = errors.New("malformed request")
+	errMultipleHst = errors.New("more than one Host header")
+)
+
+// readRequest reads the next request from fc.br.
+func (fc *fastConn) readRequest() (*http.Request, error) {
+	br := fc.br
+	if _, err := br.Peek(1); err != nil {
+		return nil, err
+	}
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if end := headerEnd(buf, 0); end > 0 {
+			if req := parseSimpleRequest(buf[:end]); req != nil {
+				br.Discard(end)
+				return req, nil
+			}
+			break
+		}
+		if br.Buffered() >= br.Size() {
+			break
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			break // let ReadRequest report it
+		}
+	}
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// checkRequest applies the checks net/http's server makes after parsing.
+func checkRequest(req *http.Request) error {
+	if req.ProtoMajor != 1 {
+		return errBadVersion
+	}
+	// http.ReadRequest has moved the Host field to req.Host.
+	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect {
+		return errNoHost
+	}
+	if len(req.Header["Host"]) > 0 {
+		return errMultipleHst
+	}
+	if !validHost(req.Host) {
+		return errBadHost
+	}
+	delete(req.Header, "Host")
+	return nil
+}
+
+// parseSimpleRequest parses a complete header block of a body-less
+// request, or returns nil when the block needs http.ReadRequest.
+func parseSimpleRequest(b []byte) *http.Request {
+	head := string(b)
+	nl := strings.IndexByte(head, '\n')
+	line := trimCR(head[:nl])
+	rest := head[nl+1:]
+
+	sp1 := strings.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return nil
+	}
+	method := line[:sp1]
+	line = line[sp1+1:]
+	sp2 := strings.IndexByte(line, ' ')
+	if sp2 <= 0 {
+		return nil
+	}
+	uri, proto := line[:sp2], line[sp2+1:]
+	var minor int
+	switch proto {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+	default:
+		return nil
+	}
+	if !isToken(method) || method == http.MethodConnect || uri[0] != '/' {
+		return nil
+	}
+	inQuery := false
+	for i := 0; i < len(uri); i++ {
+		c := uri[i]
+		if c <= ' ' || c == 0x7f || c == '#' || c >= 0x80 || (c == '%' && !inQuery) {
+			return nil // escapes in the path need url.ParseRequestURI
+		}
+		inQuery = inQuery || c == '?'
+	}
+
+	n := strings.Count(rest, "\n")
+	h := make(http.Header, n)
+	vals := make([]string, n)
+	vi := 0
+	var host string
+	hasHost, closeConn, keepAlive := false, false, false
+	for rest != "" {
+		j := strings.IndexByte(rest, '\n')
+		line := trimCR(rest[:j])
+		rest = rest[j+1:]
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil
+		}
+		c := strings.IndexByte(line, ':')
+		if c <= 0 || !isToken(line[:c]) {
+			return nil
+		}
+		key := textproto.CanonicalMIMEHeaderKey(line[:c])
+		v := strings.Trim(line[c+1:], " \t")
+		for k := 0; k < len(v); k++ {
+			if c := v[k]; (c < ' ' && c != '\t') || c == 0x7f {
+				return nil
+			}
+		}
+		switch key {
+		case "Host":
+			if hasHost || !validHost(v) {
+				return nil
+			}
+			host, hasHost = v, true
+			continue // net/http moves it to Request.Host
+		case "Content-Length":
+			if v != "0" {
+				return nil
+			}
+		case "Transfer-Encoding", "Expect":
+			return nil
+		case "Connection":
+			closeConn = closeConn || headerHasToken([]string{v}, "close")
+			keepAlive = keepAlive || headerHasToken([]string{v}, "keep-alive")
+		}
+		vals[vi] = v
+		if old, ok := h[key]; ok {
+			h[key] = append(old, v)
+		} else {
+			h[key] = vals[vi : vi+1 : vi+1]
+		}
+		vi++
+	}
+	if minor == 1 && !hasHost {
+		return nil
+	}
+	path, query, _ := strings.Cut(uri, "?")
+	return &http.Request{
+		Method:     method,
+		URL:        &url.URL{Path: path, RawQuery: query},
+		Proto:      proto,
+		ProtoMajor: 1,
+		ProtoMinor: minor,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       host,
+		RequestURI: uri,
+		Close:      closeConn || (minor == 0 && !keepAlive),
+	}
+}
+
+func trimCR(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '\r' {
+		return s[:n-1]
+	}
+	return s
+}
+
+// isToken reports whether s is an RFC 9110 token (method, field name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether a Host header value has only the characters a
+// host, port or IPv6 literal may have (as golang.org/x/net's httpguts
+// checks).
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,672 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+var (
+	hdrRetryAfter = []string{"1"}
+	longAgo       = time.Unix(1, 0)
+
+	errNoResponse    = errors.New("upstream closed the connection before responding")
+	errHeaderTooBig  = errors.New("upstream response header is larger than 16 KiB")
+	errBadResponse   = errors.New("malformed upstream response")
+	errClientGone    = errors.New("client went away")
+	errUpgradeRefuse = errors.New("upstream switched to a protocol the client did not ask for")
+)
+
+// bodyBufs are the copy buffers of request bodies.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// proxy forwards r to the route's function and copies the response back.
+func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
+	if e.opts.Upstreams == nil {
+		textError(w, http.StatusBadGateway, "502 this edge has no function runtime\n")
+		return
+	}
+	addr, err := e.opts.Upstreams.Endpoint(rt.function)
+	if err != nil {
+		switch preview.CodeOf(err) {
+		case preview.FailedPrecondition, preview.Unavailable:
+			w.Header()["Retry-After"] = hdrRetryAfter
+			textError(w, http.StatusServiceUnavailable, "503 the function of this preview is asleep or starting; retry shortly\n")
+		case preview.NotFound:
+			textError(w, http.StatusBadGateway, "502 the function of this preview is not deployed\n")
+		default:
+			e.log.Warn("edge: resolving function", "function", rt.function, "err", err)
+			textError(w, http.StatusBadGateway, "502 bad gateway\n")
+		}
+		return
+	}
+	if len(r.Header["Upgrade"]) > 0 && headerHasToken(r.Header["Connection"], "upgrade") {
+		e.proxyUpgrade(w, r, rt, addr)
+		return
+	}
+	noBody := r.Body == nil || r.Body == http.NoBody
+	replayable := noBody && (isIdempotent(r.Method) || len(r.Header["Idempotency-Key"]) > 0)
+	ctx := e.ctxOf(w, r)
+	var fc *fastConn
+	if fr, ok := w.(*fastResponse); ok {
+		fc = fr.fc
+	}
+	for attempt := 0; ; attempt++ {
+		uc, reused, err := e.tr.get(ctx, addr)
+		if err != nil {
+			e.upstreamError(w, r, rt, err)
+			return
+		}
+		// A client that goes away aborts the upstream exchange too: on a
+		// taken-over connection through its one AfterFunc, else through
+		// one per request.
+		var wroteHeader, keep bool
+		if fc != nil {
+			fc.upstream.Store(uc)
+			if ctx.Err() == nil {
+				wroteHeader, keep, err = e.exchange(w, r, uc, noBody)
+			} else {
+				err = ctx.Err()
+			}
+			if fc.upstream.Swap(nil) == nil {
+				keep = false // the AfterFunc set a deadline on it
+			}
+		} else {
+			stop := context.AfterFunc(ctx, func() { uc.nc.SetDeadline(longAgo) })
+			wroteHeader, keep, err = e.exchange(w, r, uc, noBody)
+			if !stop() {
+				keep = false
+			}
+		}
+		if keep {
+			e.tr.put(uc)
+		} else {
+			uc.nc.Close()
+		}
+		if err == nil || errors.Is(err, errClientGone) {
+			return
+		}
+		if !wroteHeader && reused && replayable && attempt == 0 && errors.Is(err, errNoResponse) {
+			continue // a keep-alive connection the upstream had closed
+		}
+		if wroteHeader {
+			// The status line is out; only breaking the connection tells
+			// the client that the body is incomplete.
+			panic(http.ErrAbortHandler)
+		}
+		e.upstreamError(w, r, rt, err)
+		return
+	}
+}
+
+func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+	if e.ctxOf(w, r).Err() != nil {
+		return // the client is gone; nobody reads an answer
+	}
+	e.log.Warn("edge: upstream request failed", "function", rt.function, "host", rt.spec.Host, "err", err)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		textError(w, http.StatusGatewayTimeout, "504 the function of this preview did not answer in time\n")
+		return
+	}
+	textError(w, http.StatusBadGateway, "502 the function of this preview could not be reached\n")
+}
+
+func isIdempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// exchange writes r to uc and copies the response to w. wroteHeader says
+// whether the response status reached w; keep whether uc may be reused.
+func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, noBody bool) (wroteHeader, keep bool, err error) {
+	uc.deferWrites = noBody // sent together with the first read (see upConn)
+	if err := e.writeRequest(uc.bw, r, noBody, false); err != nil {
+		if errors.Is(err, errClientGone) {
+			return false, false, err
+		}
+		return false, false, errors.Join(errNoResponse, err)
+	}
+	var head string
+	var status int
+	for {
+		head, status, err = readHead(uc.br)
+		if err != nil {
+			return false, false, err
+		}
+		if status >= 200 {
+			break
+		}
+		if status == http.StatusSwitchingProtocols {
+			return false, false, errUpgradeRefuse
+		}
+		// 100 Continue, 103 Early Hints: the final response follows.
+	}
+	h := w.Header()
+	fr, err := parseHeader(head, h, false)
+	if err != nil {
+		return false, false, err
+	}
+	hasBody := r.Method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified
+	if !fr.contentType && hasBody {
+		h["Content-Type"] = nil // no sniffing: pass the upstream's answer as it is
+	}
+	w.WriteHeader(status)
+	if !hasBody {
+		return true, !fr.close, nil
+	}
+	fl := flusher{w: w}
+	switch {
+	case fr.chunked:
+		err = copyChunked(&fl, uc.br, h)
+	case fr.length >= 0:
+		err = copyN(&fl, uc.br, fr.length)
+	default:
+		err = copyToEOF(&fl, uc.br)
+		fr.close = true
+	}
+	return true, err == nil && !fr.close, err
+}
+
+// writeRequest writes the request head (and body) to the upstream: the
+// client's headers minus hop-by-hop ones, the X-Forwarded-* headers, and
+// framing chosen by the edge. upgrade keeps Connection/Upgrade.
+func (e *Edge) writeRequest(bw *bufio.Writer, r *http.Request, noBody, upgrade bool) error {
+	uri := r.RequestURI
+	if uri == "" || (uri[0] != '/' && uri != "*") {
+		uri = r.URL.RequestURI() // absolute-form request line
+	}
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipRequestHeader(k, e.opts.TrustForwardedHeaders) {
+			continue
+		}
+		if len(conn) > 0 && headerHasToken(conn, k) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && headerHasToken(te, "trailers") {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	bw.WriteString("X-Forwarded-For: ")
+	for _, v := range r.Header["X-Forwarded-For"] {
+		bw.WriteString(v)
+		bw.WriteString(", ")
+	}
+	bw.WriteString(remoteIP(r.RemoteAddr))
+	if !e.opts.TrustForwardedHeaders || len(r.Header["X-Forwarded-Proto"]) == 0 {
+		if r.TLS != nil {
+			bw.WriteString("\r\nX-Forwarded-Proto: https")
+		} else {
+			bw.WriteString("\r\nX-Forwarded-Proto: http")
+		}
+	}
+	if !e.opts.TrustForwardedHeaders || len(r.Header["X-Forwarded-Host"]) == 0 {
+		bw.WriteString("\r\nX-Forwarded-Host: ")
+		bw.WriteString(r.Host)
+	}
+	if upgrade {
+		bw.WriteString("\r\nConnection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(r.Header["Upgrade"][0])
+	}
+	switch {
+	case noBody:
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			bw.WriteString("\r\nContent-Length: 0")
+		}
+		bw.WriteString("\r\n\r\n")
+		return bw.Flush()
+	case r.ContentLength >= 0:
+		bw.WriteString("\r\nContent-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+	default:
+		bw.WriteString("\r\nTransfer-Encoding: chunked\r\n\r\n")
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	chunked := r.ContentLength < 0
+	var sent int64
+	for {
+		n, rerr := r.Body.Read(buf)
+		if n > 0 {
+			sent += int64(n)
+			if chunked {
+				bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+				bw.WriteString("\r\n")
+			}
+			bw.Write(buf[:n])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return errClientGone
+		}
+		if bw.Buffered() == 0 {
+			if err := bw.Flush(); err != nil { // surface a write error early
+				return err
+			}
+		}
+	}
+	if chunked {
+		bw.WriteString("0\r\n\r\n")
+	} else if sent != r.ContentLength {
+		return errClientGone
+	}
+	return bw.Flush()
+}
+
+// skipRequestHeader reports whether a client header is not forwarded as it
+// is: hop-by-hop headers (RFC 9110 7.6.1), framing the edge redoes, and the
+// forwarding headers it rewrites.
+func skipRequestHeader(k string, trustForwarded bool) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length", "Expect", "X-Forwarded-For", "Host":
+		return true
+	case "X-Forwarded-Proto", "X-Forwarded-Host":
+		return !trustForwarded
+	}
+	return false
+}
+
+// remoteIP returns the address of "ip:port" or "[ipv6]:port" without
+// allocating.
+func remoteIP(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 && !strings.Contains(addr[i:], "]") {
+		addr = addr[:i]
+	}
+	if len(addr) > 1 && addr[0] == '[' && addr[len(addr)-1] == ']' {
+		addr = addr[1 : len(addr)-1]
+	}
+	return addr
+}
+
+// headerHasToken reports whether a comma-separated header lists token,
+// ignoring case, without allocating.
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				t, v = v[:i], v[i+1:]
+			} else {
+				t, v = v, ""
+			}
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readHead reads one response header block (status line and fields, up to
+// the empty line) as a single string, so that every header key and value
+// is a substring of one allocation.
+func readHead(br *bufio.Reader) (head string, status int, err error) {
+	if _, err := br.Peek(1); err != nil {
+		if err == io.EOF || errors.Is(err, net.ErrClosed) || isConnReset(err) {
+			return "", 0, errNoResponse
+		}
+		return "", 0, err
+	}
+	scanned := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if end := headerEnd(buf, scanned); end > 0 {
+			head = string(buf[:end])
+			br.Discard(end)
+			break
+		}
+		scanned = len(buf)
+		if br.Buffered() >= br.Size() {
+			return "", 0, errHeaderTooBig
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			if err == io.EOF {
+				return "", 0, errBadResponse
+			}
+			return "", 0, err
+		}
+	}
+	// "HTTP/1.1 200 OK"
+	if len(head) < 12 || !strings.HasPrefix(head, "HTTP/1.") || head[8] != ' ' {
+		return "", 0, errBadResponse
+	}
+	status = int(head[9]-'0')*100 + int(head[10]-'0')*10 + int(head[11]-'0')
+	if head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' || head[11] < '0' || head[11] > '9' {
+		return "", 0, errBadResponse
+	}
+	return head, status, nil
+}
+
+func isConnReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && !oe.Timeout()
+}
+
+// headerEnd returns the offset just after the empty line that ends a header
+// block in buf (CRLF or bare LF line endings), or -1. from is where the
+// previous scan stopped.
+func headerEnd(buf []byte, from int) int {
+	if from > 3 {
+		from -= 3
+	} else {
+		from = 0
+	}
+	for i := from; i < len(buf); i++ {
+		if buf[i] != '\n' {
+			continue
+		}
+		if i+1 < len(buf) && buf[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(buf) && buf[i+1] == '\r' && buf[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
+}
+
+// framing is what the response header says about the body.
+type framing struct {
+	length      int64 // -1: not given
+	chunked     bool
+	close       bool
+	contentType bool
+	upgrade     string
+}
+
+// parseHeader adds the fields of head (after its status line) to h,
+// dropping hop-by-hop fields; upgrade keeps Connection and Upgrade (for
+// 101 responses).
+func parseHeader(head string, h http.Header, upgrade bool) (framing, error) {
+	fr := framing{length: -1}
+	if head[7] == '0' {
+		fr.close = true // HTTP/1.0: no keep-alive negotiation here
+	}
+	i := strings.IndexByte(head, '\n')
+	rest := head[i+1:]
+	n := strings.Count(rest, "\n")
+	vals := make([]string, n)
+	vi := 0
+	var connTokens string
+	for rest != "" {
+		j := strings.IndexByte(rest, '\n')
+		if j < 0 {
+			return fr, errBadResponse
+		}
+		line := rest[:j]
+		rest = rest[j+1:]
+		if l := len(line); l > 0 && line[l-1] == '\r' {
+			line = line[:l-1]
+		}
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return fr, errBadResponse // obsolete line folding: RFC 9112 lets a proxy refuse it
+		}
+		c := strings.IndexByte(line, ':')
+		if c <= 0 {
+			return fr, errBadResponse
+		}
+		key := http.CanonicalHeaderKey(line[:c])
+		v := strings.Trim(line[c+1:], " \t")
+		switch key {
+		case "Content-Length":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || (fr.length >= 0 && n != fr.length) {
+				return fr, errBadResponse
+			}
+			fr.length = n
+		case "Transfer-Encoding":
+			if len(v) >= 7 && strings.EqualFold(v[len(v)-7:], "chunked") {
+				fr.chunked = true
+			}
+			continue
+		case "Connection":
+			if headerHasToken([]string{v}, "close") {
+				fr.close = true
+			}
+			connTokens = v
+			if !upgrade {
+				continue
+			}
+		case "Upgrade":
+			fr.upgrade = v
+			if !upgrade {
+				continue
+			}
+		case "Keep-Alive", "Proxy-Connection", "Te", "Proxy-Authenticate":
+			continue
+		case "Content-Type":
+			fr.contentType = true
+		}
+		vals[vi] = v
+		if old, ok := h[key]; ok {
+			h[key] = append(old, v)
+		} else {
+			h[key] = vals[vi : vi+1 : vi+1]
+		}
+		vi++
+	}
+	if fr.chunked {
+		fr.length = -1
+		delete(h, "Content-Length")
+	}
+	if connTokens != "" && !upgrade {
+		for k := range h {
+			if headerHasToken([]string{connTokens}, k) {
+				delete(h, k)
+			}
+		}
+	}
+	return fr, nil
+}
+
+// flusher flushes the response when the upstream has nothing more
+// buffered, so streamed responses (server-sent events, long polls) reach
+// the client as they are produced, while a response that arrives at once is
+// written at once.
+type flusher struct {
+	w       http.ResponseWriter
+	pending bool
+	rc      *http.ResponseController
+}
+
+func (f *flusher) write(p []byte) error {
+	if _, err := f.w.Write(p); err != nil {
+		return errClientGone
+	}
+	f.pending = true
+	return nil
+}
+
+func (f *flusher) flush() error {
+	if !f.pending {
+		return nil
+	}
+	f.pending = false
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+		return nil
+	}
+	if f.rc == nil {
+		f.rc = http.NewResponseController(f.w)
+	}
+	if err := f.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return errClientGone
+	}
+	return nil
+}
+
+// fill makes br hold at least one byte, flushing the client first when it
+// would have to wait for the upstream.
+func (f *flusher) fill(br *bufio.Reader) error {
+	if br.Buffered() > 0 {
+		return nil
+	}
+	if err := f.flush(); err != nil {
+		return err
+	}
+	_, err := br.Peek(1)
+	return err
+}
+
+// copyN copies exactly n bytes of body from br to the client, straight out
+// of br's buffer.
+func copyN(f *flusher, br *bufio.Reader, n int64) error {
+	for n > 0 {
+		if err := f.fill(br); err != nil {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		k := br.Buffered()
+		if int64(k) > n {
+			k = int(n)
+		}
+		buf, _ := br.Peek(k)
+		err := f.write(buf)
+		br.Discard(k)
+		n -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyToEOF(f *flusher, br *bufio.Reader) error {
+	for {
+		if err := f.fill(br); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		k := br.Buffered()
+		buf, _ := br.Peek(k)
+		err := f.write(buf)
+		br.Discard(k)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// copyChunked decodes a chunked body from br and writes its data to the
+// client (which net/http re-chunks); trailers are passed on as
+// http.TrailerPrefix fields. (The upstream's Trailer header is passed on
+// before the status is written, which makes net/http chunk the response
+// even when it is short; undeclared trailers reach the client only when
+// the response was long enough to be chunked anyway.)
+func copyChunked(f *flusher, br *bufio.Reader, h http.Header) error {
+	for {
+		if err := f.fill(br); err != nil {
+			return unexpectedEOF(err)
+		}
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		size, ok := parseChunkSize(line)
+		if !ok {
+			return errBadResponse
+		}
+		if size == 0 {
+			break
+		}
+		if err := copyN(f, br, size); err != nil {
+			return err
+		}
+		if err := f.fill(br); err != nil {
+			return unexpectedEOF(err)
+		}
+		crlf, err := br.ReadSlice('\n')
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if !(len(crlf) == 2 && crlf[0] == '\r' || len(crlf) == 1) {
+			return errBadResponse
+		}
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		s := strings.TrimRight(string(line), "\r\n")
+		if s == "" {
+			return nil
+		}
+		if c := strings.IndexByte(s, ':'); c > 0 {
+			h.Add(http.TrailerPrefix+http.CanonicalHeaderKey(s[:c]), strings.Trim(s[c+1:], " \t"))
+		}
+	}
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func parseChunkSize(line []byte) (int64, bool) {
+	var n int64
+	digits := 0
+	for _, c := range line {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		case c == ';' || c == '\r' || c == '\n' || c == ' ' || c == '\t':
+			return n, digits > 0
+		default:
+			return 0, false
+		}
+		if digits >= 15 {
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+		digits++
+	}
+	return n, digits > 0
+}

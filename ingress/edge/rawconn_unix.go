@@ -1,0 +1,116 @@
+//go:build unix
+
+package edge
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+type rawConn = syscall.RawConn
+
+func rawConnOf(nc net.Conn) rawConn {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// sysRead and sysWrite are read(2) and write(2) on a non-blocking socket
+// without telling the scheduler: they never block (EAGAIN instead), and
+// skipping the syscall bookkeeping matters when system calls are slow (in
+// a VM): the runtime's monitor otherwise wakes every 20µs to take back
+// processors "stuck" in them, waking threads and costing more than the
+// call.
+func sysRead(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}
+
+func sysWrite(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}
+
+// rawStep runs inside RawConn.Read, after the poller has been armed: it
+// first writes the pending request (returning false to wait for the
+// response, which cannot have arrived before the request was written, so
+// no readiness is lost), then reads once the socket is readable. A write
+// that cannot complete at once is left for the caller to finish.
+func (c *upConn) rawStep(fd uintptr) bool {
+	for c.wrote < len(c.out) {
+		n, err := sysWrite(fd, c.out[c.wrote:])
+		c.wrote += n
+		if err != nil {
+			c.werr = err
+			return true
+		}
+		if c.wrote < len(c.out) {
+			return true
+		}
+		return false // written: wait for the response
+	}
+	n, err := sysRead(fd, c.rp)
+	if err == syscall.EAGAIN {
+		return false
+	}
+	c.rn, c.rerr = n, err
+	return true
+}
+
+// readStep and writeStep are the raw read and write of a taken-over
+// client connection (see fastConn.Read and connWriter).
+func (fc *fastConn) readStep(fd uintptr) bool {
+	n, err := sysRead(fd, fc.rp)
+	if err == syscall.EAGAIN {
+		return false
+	}
+	fc.rn, fc.rerr = n, err
+	return true
+}
+
+func (fc *fastConn) writeStep(fd uintptr) bool {
+	for fc.wrote < len(fc.wp) {
+		n, err := sysWrite(fd, fc.wp[fc.wrote:])
+		fc.wrote += n
+		if err == syscall.EAGAIN {
+			return false
+		}
+		if err != nil {
+			fc.werr = err
+			return true
+		}
+	}
+	return true
+}
+
+func isAgain(err error) bool { return errors.Is(err, syscall.EAGAIN) }

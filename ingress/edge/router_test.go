@@ -1,0 +1,273 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/preview/previewtest"
+)
+
+func TestConformanceInProcess(t *testing.T) {
+	t.Parallel()
+	previewtest.RunRouterTests(t, previewtest.RouterHarness{
+		New: func(t *testing.T) preview.Router {
+			e, err := New(Options{StateFile: filepath.Join(t.TempDir(), "routes.json")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Close() })
+			return e
+		},
+	})
+}
+
+const testPassword = "s3cret"
+
+// adminServer serves e's admin API behind basic auth, as the daemon does.
+func adminServer(t *testing.T, e *Edge) *httptest.Server {
+	t.Helper()
+	api := e.AdminHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != AdminUser || subtle.ConstantTimeCompare([]byte(p), []byte(testPassword)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="glimpse"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func openClientURL(t *testing.T, srv *httptest.Server, password string) preview.Router {
+	t.Helper()
+	u := "edge://" + strings.TrimPrefix(srv.URL, "http://")
+	r, err := preview.Routers.Open(context.Background(), u, &preview.OpenOptions{Getenv: func(k string) string {
+		if k == "GLIMPSE_PASSWORD" {
+			return password
+		}
+		return ""
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConformanceClient(t *testing.T) {
+	t.Parallel()
+	previewtest.RunRouterTests(t, previewtest.RouterHarness{
+		New: func(t *testing.T) preview.Router {
+			e, err := New(Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Close() })
+			return openClientURL(t, adminServer(t, e), testPassword)
+		},
+	})
+}
+
+// The client and the edge it drives: a route set through edge:// serves
+// traffic on the edge at once.
+func TestClientEndToEnd(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from function") }))
+	defer up.Close()
+	e, err := New(Options{Upstreams: fixedUpstream(upstreamAddr(up))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	admin := adminServer(t, e)
+	client := openClientURL(t, admin, testPassword)
+	ctx := context.Background()
+
+	rt := preview.Route{Host: "PR-9.Hello.localhost", Function: "hello-pr-9", FunctionPaths: []string{"/graphql"}, Labels: preview.Labels{"a": "b"}}
+	if err := client.SetRoute(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if !e.HasHost("pr-9.hello.localhost:8080") {
+		t.Fatal("route set through the client is not on the edge")
+	}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/graphql", nil)
+	req.Host = "pr-9.hello.localhost"
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 || body != "from function" {
+		t.Fatalf("edge after SetRoute via client: %d %q", resp.StatusCode, body)
+	}
+
+	got, err := client.(*Client).Route(ctx, "pr-9.hello.localhost")
+	if err != nil || got.Host != "pr-9.hello.localhost" || got.Labels["a"] != "b" {
+		t.Fatalf("Route = %+v, %v", got, err)
+	}
+	if _, err := client.(*Client).Route(ctx, "nope.localhost"); !preview.IsNotFound(err) {
+		t.Fatalf("Route of a missing host: %v, want NotFound", err)
+	}
+	list, err := client.Routes(ctx, preview.Labels{"a": "b"})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("Routes(a=b) = %v, %v", list, err)
+	}
+	if list, _ := client.Routes(ctx, preview.Labels{"a": "c"}); len(list) != 0 {
+		t.Fatalf("Routes(a=c) = %v", list)
+	}
+
+	wrong := openClientURL(t, admin, "wrong")
+	if err := wrong.SetRoute(ctx, rt); preview.CodeOf(err) != preview.PermissionDenied {
+		t.Fatalf("wrong password: %v, want PermissionDenied", err)
+	}
+
+	if err := client.DeleteRoute(ctx, "pr-9.hello.localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if e.HasHost("pr-9.hello.localhost") {
+		t.Fatal("route still on the edge after DeleteRoute via client")
+	}
+
+	// The raw API: mismatched host, unknown field, bad selector.
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"PUT", "/glimpse/v1/routes/a.localhost", `{"host":"b.localhost"}`, 400},
+		{"PUT", "/glimpse/v1/routes/a.localhost", `{"hots":"a.localhost"}`, 400},
+		{"PUT", "/glimpse/v1/routes/a.localhost", `{}`, 200},
+		{"GET", "/glimpse/v1/routes?selector=novalue", "", 400},
+		{"GET", "/glimpse/v1/routes/a.localhost", "", 200},
+		{"DELETE", "/glimpse/v1/routes/a.localhost", "", 204},
+		{"DELETE", "/glimpse/v1/routes/a.localhost", "", 204},
+		{"POST", "/glimpse/v1/routes/a.localhost", "", 405},
+	} {
+		req, _ := http.NewRequest(c.method, admin.URL+c.path, bytes.NewReader([]byte(c.body)))
+		req.SetBasicAuth(AdminUser, testPassword)
+		resp, body := do(t, req)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, resp.StatusCode, body, c.status)
+		}
+	}
+}
+
+func TestClientURL(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "gateway-password"), []byte("from-file\n"), 0o600)
+	r, err := preview.Routers.Open(context.Background(), "edge://127.0.0.1:1?tls=true", &preview.OpenOptions{Home: home, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.(*Client)
+	if c.base != "https://127.0.0.1:1" || c.password != "from-file" {
+		t.Fatalf("client base %q password %q", c.base, c.password)
+	}
+	for _, bad := range []string{"edge://", "edge://h:1?x=1", "edge://h:1?tls=maybe", "edge://u:p@h:1", "edge://h:1/path"} {
+		if _, err := preview.Routers.Open(context.Background(), bad, nil); preview.CodeOf(err) != preview.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", bad, err)
+		}
+	}
+	// Nothing listens on port 1.
+	if err := r.SetRoute(context.Background(), preview.Route{Host: "a.localhost"}); preview.CodeOf(err) != preview.Unavailable {
+		t.Errorf("unreachable server: %v, want Unavailable", err)
+	}
+}
+
+func TestStatePersistence(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "sub", "routes.json")
+	e1, err := New(Options{StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := []preview.Route{
+		{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1/abc", Function: "hello-pr-1", FunctionPaths: []string{"/graphql"}, Labels: preview.Labels{preview.LabelPR: "1"}},
+		{Host: "pr-2.hello.localhost", AssetPrefix: "hello/pr-2/def"},
+	}
+	for _, r := range routes {
+		if err := e1.SetRoute(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e1.SetRoute(ctx, preview.Route{Host: "gone.localhost"})
+	e1.DeleteRoute(ctx, "gone.localhost")
+	e1.Close()
+
+	e2, err := New(Options{StateFile: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	got, _ := e2.Routes(ctx, nil)
+	if len(got) != 2 || got[0].Host != routes[0].Host || got[0].FunctionPaths[0] != "/graphql" || got[0].Labels[preview.LabelPR] != "1" || got[1].AssetPrefix != "hello/pr-2/def" {
+		t.Fatalf("routes after restart = %+v", got)
+	}
+	if !e2.HasHost("pr-1.hello.localhost") || e2.HasHost("gone.localhost") {
+		t.Fatal("restarted edge does not serve the persisted routes")
+	}
+	ents, _ := os.ReadDir(filepath.Dir(state))
+	if len(ents) != 1 {
+		t.Fatalf("state directory holds %d entries, want only the state file (no temporaries)", len(ents))
+	}
+
+	// A corrupt state file stops New instead of starting empty.
+	os.WriteFile(state, []byte("{not json"), 0o644)
+	if _, err := New(Options{StateFile: state}); preview.CodeOf(err) != preview.FailedPrecondition {
+		t.Fatalf("corrupt state: %v, want FailedPrecondition", err)
+	}
+}
+
+// A state file that cannot be written leaves the routes as they were.
+func TestStateWriteFailureChangesNothing(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "state")
+	e, err := New(Options{StateFile: filepath.Join(dir, "routes.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	// Make the state directory impossible to write (as root too): a file
+	// where the directory was.
+	os.RemoveAll(dir)
+	os.WriteFile(dir, nil, 0o644)
+	if err := e.SetRoute(context.Background(), preview.Route{Host: "a.localhost"}); err == nil {
+		t.Fatal("SetRoute with an unwritable state file succeeded")
+	}
+	if e.HasHost("a.localhost") {
+		t.Fatal("route applied although it could not be persisted")
+	}
+}
+
+func TestSelectorRoundTrip(t *testing.T) {
+	t.Parallel()
+	sel := preview.Labels{"glimpse.dev/app": "hello", "glimpse.dev/pr": "42"}
+	got, err := ParseSelector(FormatSelector(sel))
+	if err != nil || len(got) != 2 || got["glimpse.dev/app"] != "hello" || got["glimpse.dev/pr"] != "42" {
+		t.Fatalf("round trip = %v, %v", got, err)
+	}
+	if got, err := ParseSelector(""); err != nil || len(got) != 0 {
+		t.Fatalf("empty selector = %v, %v", got, err)
+	}
+}
+
+func TestStatusCodeMapping(t *testing.T) {
+	t.Parallel()
+	for c := preview.NotFound; c <= preview.Internal; c++ {
+		if got := CodeOfStatus(StatusOf(c)); got != c {
+			t.Errorf("CodeOfStatus(StatusOf(%v)) = %v", c, got)
+		}
+		if got, ok := codeByName(c.String()); !ok || got != c {
+			t.Errorf("codeByName(%q) = %v", c.String(), got)
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package edge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// Cache-Control policy of static files. HTML and every file whose name is
+// not fingerprinted get "no-cache": browsers keep them but revalidate each
+// use, which costs a 304 (the ETag is the content digest, so the edge
+// answers it from memory) and means a reviewer who reloads after a push
+// always sees the new commit. Files whose names carry a content hash
+// (app.3f2a9c1b.js, index-BdK3x9Qa.css, as webpack, Vite, esbuild and
+// Parcel emit) never change under that name, so they get a year and
+// "immutable". A time-based max-age for other files was rejected: previews
+// change on every push, and stale CSS for five minutes looks like a bug.
+const (
+	cacheRevalidate = "no-cache"
+	cacheImmutable  = "public, max-age=31536000, immutable"
+)
+
+// negativeTTL is how long a missing manifest is remembered.
+const negativeTTL = time.Second
+
+// assetSet is a route's manifest prepared for serving.
+type assetSet struct {
+	files map[string]*asset // URL path -> file; "/dir/" keys name index.html
+	err   error             // non-nil: the manifest could not be loaded
+	until time.Time         // for err: when to try again
+}
+
+// asset holds the precomputed header values of one file. The slices are
+// shared by all responses and never modified (each has cap 1, so an append
+// by a handler copies).
+type asset struct {
+	digest        string
+	size          int64
+	contentType   []string
+	etag          []string
+	cacheControl  []string
+	contentLength []string
+	etagValue     string
+}
+
+func newAssetSet(m preview.Manifest) *assetSet {
+	s := &assetSet{files: make(map[string]*asset, len(m.Files)+len(m.Files)/4)}
+	for p, f := range m.Files {
+		etag := `"` + strings.TrimPrefix(f.Digest, "sha256:") + `"`
+		ct := f.ContentType
+		if ct == "" {
+			ct = preview.ContentType(p)
+		}
+		a := &asset{
+			digest:        f.Digest,
+			size:          f.Size,
+			contentType:   []string{ct},
+			etag:          []string{etag},
+			cacheControl:  []string{cacheControlFor(p, ct)},
+			contentLength: []string{strconv.FormatInt(f.Size, 10)},
+			etagValue:     etag,
+		}
+		s.files[p] = a
+		if dir, ok := strings.CutSuffix(p, "/index.html"); ok {
+			if _, exists := m.Files[dir+"/"]; !exists {
+				s.files[dir+"/"] = a
+			}
+		}
+	}
+	return s
+}
+
+// cacheControlFor returns the Cache-Control value of a file (see
+// cacheImmutable).
+func cacheControlFor(p, contentType string) string {
+	if strings.HasPrefix(contentType, "text/html") {
+		return cacheRevalidate
+	}
+	if fingerprinted(path.Base(p)) {
+		return cacheImmutable
+	}
+	return cacheRevalidate
+}
+
+// fingerprinted reports whether a file name carries a content hash: one of
+// its '.', '-' or '_' separated parts, other than the extension, is at least
+// 8 hex digits mixing digits and letters (webpack, esbuild: main.3f2a9c1b.js)
+// or exactly 8 letters and digits mixing upper case, lower case and digits
+// (Rollup and Vite: index-BdK3x9Qa.js).
+func fingerprinted(name string) bool {
+	ext := path.Ext(name)
+	stem := name[:len(name)-len(ext)]
+	for len(stem) > 0 {
+		i := strings.IndexAny(stem, ".-_")
+		part := stem
+		if i >= 0 {
+			part, stem = stem[:i], stem[i+1:]
+		} else {
+			stem = ""
+		}
+		if hashLike(part) {
+			return true
+		}
+	}
+	return false
+}
+
+func hashLike(s string) bool {
+	if len(s) < 8 {
+		return false
+	}
+	var digit, hexLetter, lower, upper, other bool
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'f':
+			hexLetter, lower = true, true
+		case c >= 'g' && c <= 'z':
+			lower = true
+			other = true
+		case c >= 'A' && c <= 'Z':
+			upper = true
+			other = true
+		default:
+			return false
+		}
+	}
+	if !other {
+		return digit && hexLetter
+	}
+	return len(s) == 8 && digit && lower && upper
+}
+
+// manifestFor returns the route's prepared manifest, loading it once (one
+// loader per route; others wait) and caching it until the route changes or
+// InvalidateAssets is called. A missing manifest is cached for negativeTTL;
+// other errors are not cached.
+func (e *Edge) manifestFor(ctx context.Context, rt *route) *assetSet {
+	if s := rt.assets.Load(); s != nil && (s.err == nil || time.Now().Before(s.until)) {
+		return s
+	}
+	rt.loadMu.Lock()
+	defer rt.loadMu.Unlock()
+	if s := rt.assets.Load(); s != nil && (s.err == nil || time.Now().Before(s.until)) {
+		return s
+	}
+	m, err := e.opts.Assets.Manifest(ctx, rt.prefix)
+	if err != nil {
+		s := &assetSet{err: err, until: time.Now().Add(negativeTTL)}
+		if preview.IsNotFound(err) {
+			rt.assets.Store(s)
+		} else {
+			e.log.Warn("edge: loading asset manifest", "prefix", rt.prefix, "err", err)
+		}
+		return s
+	}
+	s := newAssetSet(m)
+	rt.assets.Store(s)
+	return s
+}
+
+var (
+	hdrAllowGetHead = []string{"GET, HEAD"}
+	hdrAcceptRanges = []string{"bytes"}
+)
+
+func (e *Edge) serveStatic(w http.ResponseWriter, r *http.Request, rt *route) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = hdrAllowGetHead
+		textError(w, http.StatusMethodNotAllowed, "405 method not allowed: static files answer GET and HEAD\n")
+		return
+	}
+	if rt.prefix == "" || e.opts.Assets == nil {
+		textError(w, http.StatusNotFound, "404 not found\n")
+		return
+	}
+	set := e.manifestFor(e.ctxOf(w, r), rt)
+	if set.err != nil {
+		if preview.IsNotFound(set.err) {
+			textError(w, http.StatusNotFound, "404 this preview has no published assets\n")
+			return
+		}
+		textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+		return
+	}
+	p := r.URL.Path
+	a := set.files[p]
+	if a == nil {
+		var redirect string
+		a, redirect = e.resolveSlow(set, p)
+		if redirect != "" {
+			if q := r.URL.RawQuery; q != "" {
+				redirect += "?" + q
+			}
+			http.Redirect(w, r, redirect, http.StatusMovedPermanently)
+			return
+		}
+		if a == nil {
+			e.notFound(w, r, rt, set)
+			return
+		}
+	}
+	e.serveAsset(w, r, rt, a, http.StatusOK)
+}
+
+// resolveSlow handles paths that are not manifest keys as they stand:
+// unclean paths are cleaned, and a directory without its trailing slash
+// redirects to it (so relative links in its index.html resolve), the way
+// http.FileServer and nginx do.
+func (e *Edge) resolveSlow(set *assetSet, p string) (a *asset, redirect string) {
+	if p == "" {
+		p = "/"
+	}
+	clean := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if a := set.files[clean]; a != nil {
+		return a, ""
+	}
+	if !strings.HasSuffix(clean, "/") {
+		if set.files[clean+"/"] != nil {
+			return nil, clean + "/"
+		}
+	}
+	return nil, ""
+}
+
+func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route, set *assetSet) {
+	if e.opts.SPAFallback && path.Ext(r.URL.Path) == "" {
+		if a := set.files["/index.html"]; a != nil {
+			e.serveAsset(w, r, rt, a, http.StatusOK)
+			return
+		}
+	}
+	if a := set.files["/404.html"]; a != nil {
+		e.serveAsset(w, r, rt, a, http.StatusNotFound)
+		return
+	}
+	textError(w, http.StatusNotFound, "404 not found\n")
+}
+
+// serveAsset answers with one file. A matching If-None-Match is answered
+// 304 from memory, without touching the blob. Requests with Range or other
+// preconditions go through http.ServeContent; plain ones are copied with
+// sendfile where the store hands out files.
+func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *asset, status int) {
+	h := w.Header()
+	h["Etag"] = a.etag
+	h["Cache-Control"] = a.cacheControl
+	if status == http.StatusOK {
+		if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, a.etagValue) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h["Content-Type"] = a.contentType
+	h["X-Content-Type-Options"] = hdrNosniff
+	rc, err := e.opts.Assets.Open(e.ctxOf(w, r), a.digest)
+	if err != nil {
+		delete(h, "Etag")
+		delete(h, "Cache-Control")
+		if preview.IsNotFound(err) {
+			// The manifest changed under us (a newer publish removed the
+			// blob); read it again next time.
+			rt.assets.Store(nil)
+			textError(w, http.StatusNotFound, "404 not found\n")
+			return
+		}
+		e.log.Warn("edge: opening asset", "digest", a.digest, "err", err)
+		textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+		return
+	}
+	defer rc.Close()
+	rs, seekable := rc.(io.ReadSeeker)
+	if status == http.StatusOK && seekable && needsServeContent(r) {
+		http.ServeContent(w, r, "", time.Time{}, rs)
+		return
+	}
+	if seekable {
+		h["Accept-Ranges"] = hdrAcceptRanges
+	}
+	h["Content-Length"] = a.contentLength
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	copyBlob(w, rc)
+}
+
+// copyBlob copies a blob to the client. net/http's response is an
+// io.ReaderFrom that sends an *os.File with sendfile(2); io.Copy would
+// prefer the file's WriteTo and lose that.
+func copyBlob(w http.ResponseWriter, rc io.Reader) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		rf.ReadFrom(rc)
+		return
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	io.CopyBuffer(w, struct{ io.Reader }{rc}, *bp)
+	bodyBufs.Put(bp)
+}
+
+// needsServeContent reports whether the request carries a header that only
+// http.ServeContent handles: ranges and the less common preconditions.
+func needsServeContent(r *http.Request) bool {
+	h := r.Header
+	return len(h["Range"]) > 0 || len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || len(h["If-Range"]) > 0
+}
+
+// etagMatches reports whether an If-None-Match header lists etag (weak
+// comparison, as RFC 9110 asks for If-None-Match) or is "*".
+func etagMatches(values []string, etag string) bool {
+	for _, v := range values {
+		for v != "" {
+			v = strings.TrimLeft(v, " \t,")
+			if v == "" {
+				break
+			}
+			if v[0] == '*' {
+				return true
+			}
+			v = strings.TrimPrefix(v, "W/")
+			if v == "" || v[0] != '"' {
+				return false
+			}
+			end := strings.IndexByte(v[1:], '"')
+			if end < 0 {
+				return false
+			}
+			if v[:end+2] == etag {
+				return true
+			}
+			v = v[end+2:]
+		}
+	}
+	return false
+}

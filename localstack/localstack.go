@@ -1,0 +1,124 @@
+// Package localstack composes Glimpse's embedded providers into the local
+// stack that `glimpse serve` runs: one http.Handler that sends preview hosts
+// to the edge and plain localhost to the daemon API (the OCI registry under
+// /v2/, the OpenFaaS gateway API under /system/ and /function/, the edge's
+// route API under /glimpse/v1/, and /healthz).
+package localstack
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/glimpse-dev/glimpse/cdn/fsassets"
+	"github.com/glimpse-dev/glimpse/faas/localfaas"
+	"github.com/glimpse-dev/glimpse/ingress/edge"
+	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/registry/embedregistry"
+)
+
+// User is the basic-auth user of the daemon API.
+const User = "admin"
+
+// Stack is the local stack: every embedded provider behind one handler.
+// Its fields are the providers, for callers (tests, custom tools) that
+// compose a Pipeline in-process.
+type Stack struct {
+	Registry *embedregistry.Registry
+	Runtime  *localfaas.Runtime
+	Assets   *fsassets.Store
+	Edge     *edge.Edge
+	// Password is the daemon API password ($GLIMPSE_HOME/gateway-password).
+	Password string
+
+	api      http.Handler
+	apiHosts map[string]bool
+}
+
+// Open starts the local stack's providers with state under home: the
+// registry in home/registry, functions in home/functions, assets in
+// home/assets, routes in home/routes.json. Functions that were running when
+// a previous stack stopped are started again. Close stops them.
+func Open(home string, log *slog.Logger) (*Stack, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	password, err := localfaas.LoadOrCreatePassword(home)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{
+		Password: strings.TrimSpace(password),
+		apiHosts: map[string]bool{"localhost": true, "127.0.0.1": true, "[::1]": true, "::1": true, "": true},
+	}
+	if s.Registry, err = embedregistry.New(filepath.Join(home, "registry"), nil); err != nil {
+		return nil, fmt.Errorf("embedded registry: %w", err)
+	}
+	if s.Runtime, err = localfaas.New(home, &localfaas.Options{Logger: log}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	if s.Assets, err = fsassets.New(filepath.Join(home, "assets"), nil); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("asset store: %w", err)
+	}
+	s.Edge, err = edge.New(edge.Options{Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("/v2/", s.Registry.Handler())
+	gw := s.Runtime.GatewayHandler(s.Password)
+	mux.Handle("/system/", gw)
+	mux.Handle("/function/", gw)
+	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, s.Edge.AdminHandler()))
+	s.api = mux
+	return s, nil
+}
+
+// AddAPIHost makes requests for host (a listen address's host, say) reach
+// the daemon API instead of the edge. Call it before serving.
+func (s *Stack) AddAPIHost(host string) { s.apiHosts[preview.NormalizeHost(host)] = true }
+
+// ServeHTTP sends requests for plain localhost (and hosts added with
+// AddAPIHost) to the daemon API and every other host to the edge, which
+// answers 404 for hosts without a route.
+func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.apiHosts[preview.NormalizeHost(r.Host)] {
+		s.api.ServeHTTP(w, r)
+		return
+	}
+	s.Edge.ServeHTTP(w, r)
+}
+
+// Close stops every function process and releases the registry. It is safe
+// to call on a partly opened stack.
+func (s *Stack) Close() error {
+	var errs []error
+	if s.Runtime != nil {
+		errs = append(errs, s.Runtime.Close())
+	}
+	if s.Registry != nil {
+		errs = append(errs, s.Registry.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// BasicAuth wraps next so that it requires user admin and password.
+func BasicAuth(password string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(User)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="glimpse"`)
+			http.Error(w, "unauthorized: user admin, password in $GLIMPSE_HOME/gateway-password", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

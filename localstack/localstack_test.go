@@ -1,0 +1,193 @@
+package localstack_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/internal/testapp"
+	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/preview"
+	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
+)
+
+// newPipeline starts a local stack and composes a Pipeline of its
+// in-process providers plus the ko builder pushing to its registry.
+func newPipeline(t *testing.T) (*preview.Pipeline, *localstack.Stack, *httptest.Server) {
+	t.Helper()
+	st, err := localstack.Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(st)
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	ctx := context.Background()
+	addr := srv.Listener.Addr().String()
+	b, err := preview.Builders.Open(ctx, "ko://", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := preview.Registries.Open(ctx, "oci://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &preview.Pipeline{
+		Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge,
+		BaseDomain: "localhost", Owner: "test",
+	}
+	return pl, st, srv
+}
+
+func request(t *testing.T, srv *httptest.Server, method, host, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader("{}"))
+	req.Host = host
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func up(t *testing.T, pl *preview.Pipeline, dir string, pr int, commit string) (preview.Preview, []preview.Event, error) {
+	t.Helper()
+	f, err := config.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []preview.Event
+	pl.OnEvent = func(e preview.Event) { events = append(events, e) }
+	pv, err := pl.Up(context.Background(), preview.UpRequest{Dir: dir, Spec: f.Spec, PR: pr, Commit: commit})
+	return pv, events, err
+}
+
+func stepState(events []preview.Event, step string) preview.EventState {
+	var s preview.EventState
+	for _, e := range events {
+		if e.Step == step && e.State != preview.EventStarted && e.State != preview.EventLog {
+			s = e.State
+		}
+	}
+	return s
+}
+
+func TestPipelineUpDownOnLocalStack(t *testing.T) {
+	pl, st, srv := newPipeline(t)
+	dir := testapp.Copy(t, "../examples/hello")
+	pv, events, err := up(t, pl, dir, 3, "abcdef0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Host != "pr-3.hello.localhost" || pv.Function != "hello-pr-3" || pv.Replicas != 1 || pv.Status != preview.StatusReady {
+		t.Fatalf("Up = %+v", pv)
+	}
+	for _, step := range []string{preview.StepBuild, preview.StepAssets, preview.StepDeploy, preview.StepRoute} {
+		if s := stepState(events, step); s != preview.EventDone {
+			t.Errorf("first Up: step %s ended %q, want done", step, s)
+		}
+	}
+	if code, body := request(t, srv, "POST", pv.Host, "/graphql"); code != 200 || !strings.Contains(body, `"commit":"abcdef0123"`) {
+		t.Fatalf("POST /graphql = %d %s", code, body)
+	}
+
+	// Unchanged: every step that moves data is skipped.
+	_, events, err = up(t, pl, dir, 3, "abcdef0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{preview.StepBuild, preview.StepAssets, preview.StepDeploy} {
+		if s := stepState(events, step); s != preview.EventSkipped {
+			t.Errorf("unchanged Up: step %s ended %q, want skipped", step, s)
+		}
+	}
+
+	// A new commit with a changed page: the old manifest is cleaned up.
+	os.WriteFile(filepath.Join(dir, "public", "index.html"), []byte("<h1>v2</h1>"), 0o644)
+	if _, _, err := up(t, pl, dir, 3, "0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := request(t, srv, "GET", pv.Host, "/"); code != 200 || body != "<h1>v2</h1>" {
+		t.Fatalf("GET / after the second commit = %d %q", code, body)
+	}
+	ms, err := st.Assets.List(context.Background(), preview.Selector("test", "hello", 3))
+	if err != nil || len(ms) != 1 || !strings.HasSuffix(ms[0].Prefix, "/0123456") {
+		t.Fatalf("asset manifests after the second commit: %+v, %v; want only the new commit's", ms, err)
+	}
+
+	list, err := pl.List(context.Background(), "")
+	if err != nil || len(list) != 1 || list[0].PR != 3 || list[0].Commit != "0123456789" || list[0].Status != preview.StatusReady {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+
+	if err := pl.Down(context.Background(), "hello", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Down(context.Background(), "hello", 3); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+	if code, _ := request(t, srv, "GET", pv.Host, "/"); code != 404 {
+		t.Fatalf("GET / after Down = %d, want 404", code)
+	}
+	if fns, _ := st.Runtime.List(context.Background(), preview.Selector("test", "", 0)); len(fns) != 0 {
+		t.Fatalf("functions left after Down: %+v", fns)
+	}
+	if ms, _ := st.Assets.List(context.Background(), preview.Selector("test", "", 0)); len(ms) != 0 {
+		t.Fatalf("asset manifests left after Down: %+v", ms)
+	}
+	if list, _ := pl.List(context.Background(), ""); len(list) != 0 {
+		t.Fatalf("List after Down = %+v", list)
+	}
+}
+
+func TestPipelineFailedBuildLeavesPreviousPreview(t *testing.T) {
+	pl, _, srv := newPipeline(t)
+	dir := testapp.Copy(t, "../examples/hello")
+	pv, _, err := up(t, pl, dir, 4, "1111111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "function", "main.go"), []byte("package main\nfunc main() { undefined() }\n"), 0o644)
+	_, events, err := up(t, pl, dir, 4, "2222222")
+	if err == nil || !strings.HasPrefix(err.Error(), "build: ") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Up of broken source: err = %v, want a one-line build error", err)
+	}
+	if s := stepState(events, preview.StepDeploy); s != "" {
+		t.Fatalf("deploy ran after a failed build: %q", s)
+	}
+	if code, body := request(t, srv, "POST", pv.Host, "/graphql"); code != 200 || !strings.Contains(body, "1111111") {
+		t.Fatalf("the previous commit is no longer served after a failed build: %d %s", code, body)
+	}
+}
+
+func TestPipelineListsPartialPreview(t *testing.T) {
+	pl, st, _ := newPipeline(t)
+	// A route whose function is gone: an Up or Down was interrupted.
+	tg := preview.Target{App: "half", PR: 9, Commit: "9999999"}
+	err := st.Edge.SetRoute(context.Background(), preview.Route{
+		Host: preview.Host("half", 9, "localhost"), Function: preview.FunctionName("half", 9),
+		FunctionPaths: []string{"/graphql"}, Labels: preview.OwnerLabels("test", tg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := pl.List(context.Background(), "half")
+	if err != nil || len(list) != 1 || list[0].Status != preview.StatusPartial {
+		t.Fatalf("List = %+v, %v; want one partial preview", list, err)
+	}
+	if err := pl.Down(context.Background(), "half", 9); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := pl.List(context.Background(), "half"); len(list) != 0 {
+		t.Fatalf("Down did not remove the partial preview: %+v", list)
+	}
+}
