@@ -394,11 +394,17 @@ func functionEnv(extra map[string]string, t Target) map[string]string {
 	return env
 }
 
-func sameFunction(a, b Function) bool {
-	return a.Name == b.Name && a.Image == b.Image && sameMap(a.Env, b.Env) && sameMap(a.Labels, b.Labels) && sameMap(a.Annotations, b.Annotations)
+// sameFunction reports whether the deployed function cur already matches
+// the desired fn. Labels and annotations need only be a subset of what the
+// runtime reports (runtimes such as faas-netes add their own); the
+// environment must be equal, and counts as unknown (so not the same) when
+// the runtime does not report it.
+func sameFunction(cur, fn Function) bool {
+	return cur.Name == fn.Name && cur.Image == fn.Image &&
+		sameMap(cur.Env, fn.Env) && Labels(cur.Labels).Matches(fn.Labels) && Labels(cur.Annotations).Matches(fn.Annotations)
 }
 
-func sameMap[M ~map[string]string](a, b M) bool {
+func sameMap(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
 	}
