@@ -188,6 +188,15 @@ type Activity struct {
 	LastActivity time.Time `json:"lastActivity"`
 }
 
+// ActivityReporter is an optional interface of a Router whose edge counts
+// requests per function itself (ingress/edge does). Pipeline.List uses it
+// to report each preview's last request; the idle controller uses it to
+// decide. It returns one entry per function the edge has seen since it
+// started; counters restart from zero when the edge restarts.
+type ActivityReporter interface {
+	Activity(ctx context.Context) ([]Activity, error)
+}
+
 // Observation is the input of an IdlePolicy decision about one function.
 type Observation struct {
 	Activity

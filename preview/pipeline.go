@@ -551,12 +551,14 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 			}
 		}
 	}
+	present := map[string]FunctionStatus{}
 	if p.Runtime != nil {
 		fns, err := p.Runtime.List(ctx, sel)
 		if err != nil {
 			return nil, fmt.Errorf("list functions: %w", err)
 		}
 		for _, f := range fns {
+			present[f.Name] = f
 			if pv := get(f.Labels); pv != nil {
 				pv.Replicas, pv.Image = f.Replicas, f.Image
 				if pv.Function == "" {
@@ -565,23 +567,32 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 				pv.Commit = f.Labels[LabelCommit]
 			}
 		}
-		// A routed preview is ready when its function (if it has one)
-		// exists; sleeping when that function has no replicas.
-		present := map[string]FunctionStatus{}
-		for _, f := range fns {
-			present[f.Name] = f
+	}
+	// A routed preview is ready when its function (if it has one) exists;
+	// sleeping when that function has no replicas; partial otherwise.
+	for _, pv := range byKey {
+		switch f, ok := present[pv.Function]; {
+		case pv.Host == "":
+		case pv.Function == "":
+			pv.Status = StatusReady
+		case ok && f.Replicas == 0:
+			pv.Status = StatusSleeping
+		case ok:
+			pv.Status = StatusReady
+		}
+	}
+	if ar, ok := p.Router.(ActivityReporter); ok && len(byKey) > 0 {
+		acts, err := ar.Activity(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read activity: %w", err)
+		}
+		last := make(map[string]time.Time, len(acts))
+		for _, a := range acts {
+			last[a.Function] = a.LastActivity
 		}
 		for _, pv := range byKey {
-			if pv.Host == "" {
-				continue
-			}
-			if pv.Function == "" {
-				pv.Status = StatusReady
-			} else if f, ok := present[pv.Function]; ok {
-				pv.Status = StatusReady
-				if f.Replicas == 0 {
-					pv.Status = StatusSleeping
-				}
+			if t, ok := last[pv.Function]; ok && !t.IsZero() {
+				pv.LastRequest = &t
 			}
 		}
 	}
