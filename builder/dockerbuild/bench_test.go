@@ -134,7 +134,7 @@ func BenchmarkColdHello(b *testing.B) {
 			pr, pw := io.Pipe()
 			cmd := exec.Command("tar", "-C", ctxDir, "-cf", "-", ".")
 			cmd.Stdout = pw
-			ref := regHost + "/hello-engine:pr-1-aaaaaaa"
+			ref := fmt.Sprintf("%s/hello-engine:src-bench%d", regHost, counter.Add(1)) // removed by TestMain
 			go func() { pw.CloseWithError(cmd.Run()) }()
 			resp, err := cli.ImageBuild(ctx, pr, client.ImageBuildOptions{Tags: []string{ref}, Remove: true, NetworkMode: "none", Version: "1"})
 			if err != nil {

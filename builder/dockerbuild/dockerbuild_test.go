@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/moby/moby/client"
 
 	"github.com/glimpse-dev/glimpse/builder/dockerbuild"
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
@@ -55,7 +56,34 @@ func TestMain(m *testing.M) {
 	if webfn.dir != "" {
 		os.RemoveAll(webfn.dir)
 	}
+	removeTestImages()
 	os.Exit(code)
+}
+
+// removeTestImages removes from the engine the images the tests built:
+// Build leaves each tagged <repository>:src-<hash>, and every test
+// repository is on a loopback registry.
+func removeTestImages() {
+	host := os.Getenv(EnvDockerHost)
+	if host == "" {
+		return
+	}
+	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("reference", "127.0.0.1:*/*:src-*")})
+	if err != nil {
+		return
+	}
+	for _, img := range list.Items {
+		for _, tag := range img.RepoTags {
+			cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		}
+	}
 }
 
 func webfnBinary(t testing.TB) string {

@@ -35,15 +35,19 @@ type gcFixture struct {
 	srcGone string // source tag of PR 3's image
 }
 
+// newGCFixture makes the fixture; registry is the registry URL, empty for
+// the local stack's own (the daemon's embedded registry).
 func newGCFixture(t *testing.T, registry string) *gcFixture {
 	t.Helper()
 	ctx := context.Background()
 	_, home := inProcessStack(t)
 	dir := testapp.Copy(t, "../../examples/hello")
-	y, _ := os.ReadFile(filepath.Join(dir, "glimpse.yaml"))
-	y = append(y, "providers:\n  registry: "+registry+"\n"...)
-	if err := os.WriteFile(filepath.Join(dir, "glimpse.yaml"), y, 0o644); err != nil {
-		t.Fatal(err)
+	if registry != "" {
+		y, _ := os.ReadFile(filepath.Join(dir, "glimpse.yaml"))
+		y = append(y, "providers:\n  registry: "+registry+"\n"...)
+		if err := os.WriteFile(filepath.Join(dir, "glimpse.yaml"), y, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	file, err := config.Load(dir)
 	if err != nil {
@@ -125,17 +129,18 @@ func (f *gcFixture) gc(t *testing.T, flags gcFlags) (preview.GCReport, string, e
 // registryURLFor returns the pipeline's registry URL for a host.
 func registryURLFor(host string) string { return "oci://" + host }
 
+// On the local stack, as `glimpse serve` runs it (the daemon's registry,
+// with its authentication).
 func TestGCRemovesTagsOfGonePreviews(t *testing.T) {
 	t.Parallel()
-	host, _ := registrytest.Embedded(t)
-	f := newGCFixture(t, registryURLFor(host))
+	f := newGCFixture(t, "")
 	before := f.tags(t)
 	if len(before) != 5 {
 		t.Fatalf("tags before gc: %v, want 3 pr tags and 2 source tags", before)
 	}
 
 	rep, _, err := f.gc(t, gcFlags{dryRun: true})
-	if err != nil || rep.Count(preview.GCDelete) != 3 || rep.Count(preview.GCKeep) != 2 {
+	if err != nil || rep.Count(preview.GCDelete) != 3 || rep.Count(preview.GCKeep) != 2 || len(rep.Warnings) != 0 || !slices.Equal(rep.Apps, []string{"hello"}) {
 		t.Fatalf("dry run: %+v, %v; want 3 to delete, 2 to keep", rep, err)
 	}
 	if got := f.tags(t); !slices.Equal(got, before) {
@@ -168,6 +173,22 @@ func TestGCRemovesTagsOfGonePreviews(t *testing.T) {
 	rep, _, err = f.gc(t, gcFlags{})
 	if err != nil || rep.Count(preview.GCDeleted) != 0 || rep.Count(preview.GCKeep) != 2 {
 		t.Fatalf("second gc: %+v, %v", rep, err)
+	}
+
+	// The last preview goes: gc, told of no app, finds hello through the
+	// registry's catalog and empties its repository.
+	if err := f.pl.Down(ctx, "hello", 2); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runGC(ctx, f.home, &gcFlags{output: "json"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("gc without apps: %v", err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !slices.Equal(rep.Apps, []string{"hello"}) || rep.Count(preview.GCDeleted) != 2 {
+		t.Fatalf("gc without apps: %+v, %v", rep, err)
+	}
+	if got := f.tags(t); len(got) != 0 {
+		t.Fatalf("tags after the last preview went: %v", got)
 	}
 }
 

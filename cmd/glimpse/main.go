@@ -4,6 +4,7 @@
 //	glimpse up [DIR] --pr N            build, upload, deploy and route a preview
 //	glimpse down [DIR] --pr N          remove a preview and everything it created
 //	glimpse ls [-o json]               list previews
+//	glimpse gc [--dry-run]             delete image tags of previews that are gone
 //
 // Errors are printed as one line on stderr with a non-zero exit status.
 package main
@@ -50,6 +51,6 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g))
+	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g))
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	// Providers register their URL schemes.
+	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild"
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	_ "github.com/glimpse-dev/glimpse/cdn/fsassets"
 	_ "github.com/glimpse-dev/glimpse/faas/openfaas"
