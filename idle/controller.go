@@ -57,10 +57,16 @@ type Controller struct {
 	// Selector picks the functions the controller manages; default every
 	// function managed by Glimpse.
 	Selector preview.Labels
-	// Interval between cycles (default 30s); each wait is shortened by up
-	// to Jitter (a fraction, default 0.1) at random.
+	// Interval between cycles; each wait is shortened by up to Jitter (a
+	// fraction, default 0.1) at random. Zero means IntervalFor the
+	// shortest idle duration in play: DefaultAfter or any function's
+	// idle-after annotation seen in the last cycle.
 	Interval time.Duration
 	Jitter   float64
+	// DefaultAfter is the idle duration of functions without an
+	// idle-after annotation, used only to pace cycles (the Policy
+	// decides); default DefaultAfter.
+	DefaultAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -70,6 +76,7 @@ type Controller struct {
 	started      time.Time
 	lastTotal    uint64
 	haveBaseline bool
+	shortest     time.Duration // shortest idle-after seen in the last cycle
 }
 
 // CycleResult says what one cycle did.
@@ -147,6 +154,7 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 	}
 	c.lastTotal, c.haveBaseline = total, true
 
+	c.shortest = 0
 	obs := make([]preview.Observation, 0, len(fns))
 	for _, f := range fns {
 		a := byName[f.Name]
@@ -157,6 +165,9 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[AnnotationAlwaysOn] == "true"}
 		if d, err := time.ParseDuration(f.Annotations[AnnotationIdleAfter]); err == nil && d > 0 {
 			o.IdleAfter = d
+			if c.shortest == 0 || d < c.shortest {
+				c.shortest = d
+			}
 		}
 		obs = append(obs, o)
 	}
@@ -222,15 +233,11 @@ func (c *Controller) sleep(ctx context.Context, name string, idleSince time.Time
 // Run calls Cycle every Interval (less up to Jitter) until ctx ends; it
 // returns ctx's error. Cycle errors are logged, not returned.
 func (c *Controller) Run(ctx context.Context) error {
-	interval := c.Interval
-	if interval <= 0 {
-		interval = 30 * time.Second
-	}
 	jitter := c.Jitter
 	if jitter <= 0 || jitter >= 1 {
 		jitter = 0.1
 	}
-	t := time.NewTimer(interval)
+	t := time.NewTimer(0) // the first cycle learns the idle durations in play
 	defer t.Stop()
 	for {
 		select {
@@ -241,8 +248,22 @@ func (c *Controller) Run(ctx context.Context) error {
 		if _, err := c.Cycle(ctx); err != nil && ctx.Err() == nil {
 			c.log().Error("idle: cycle failed", "err", err)
 		}
-		t.Reset(time.Duration(float64(interval) * (1 - jitter*rand.Float64())))
+		t.Reset(time.Duration(float64(c.interval()) * (1 - jitter*rand.Float64())))
 	}
+}
+
+func (c *Controller) interval() time.Duration {
+	if c.Interval > 0 {
+		return c.Interval
+	}
+	d := c.DefaultAfter
+	if d <= 0 {
+		d = DefaultAfter
+	}
+	if c.shortest > 0 && c.shortest < d {
+		d = c.shortest
+	}
+	return IntervalFor(d)
 }
 
 // IntervalFor returns a controller interval suited to an idle duration: a

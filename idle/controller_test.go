@@ -44,7 +44,7 @@ func (a *activity) set(err error, acts ...preview.Activity) {
 // PRs with idle.after 2s; it returns the stack's runtime.
 func deployed(t *testing.T, prs ...int) *localstack.Stack {
 	t.Helper()
-	st, err := localstack.Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

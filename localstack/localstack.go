@@ -6,6 +6,7 @@
 package localstack
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -13,9 +14,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/glimpse-dev/glimpse/cdn/fsassets"
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
+	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/embedregistry"
@@ -34,19 +40,42 @@ type Stack struct {
 	Edge     *edge.Edge
 	// Password is the daemon API password ($GLIMPSE_HOME/gateway-password).
 	Password string
+	// Idle is the idle controller; RunIdle runs it.
+	Idle *idle.Controller
+	// Metrics holds the stack's Prometheus metrics, served at /metrics.
+	Metrics *prometheus.Registry
 
 	api      http.Handler
 	apiHosts map[string]bool
 }
 
+// Options configure the local stack; the zero value is the default.
+type Options struct {
+	// Logger receives the providers' logs; nil means slog.Default().
+	Logger *slog.Logger
+	// IdleAfter is the idle duration of previews whose glimpse.yaml does
+	// not set idle.after; 0 means idle.DefaultAfter.
+	IdleAfter time.Duration
+	// MaxAwake caps how many previews are awake at once (0: no cap).
+	MaxAwake int
+	// WakeTimeout bounds how long a request waits for a sleeping function
+	// to wake (0: edge.DefaultWakeTimeout).
+	WakeTimeout time.Duration
+	// WaitingPage shows browsers a self-reloading page while a function
+	// wakes, instead of holding their request.
+	WaitingPage bool
+}
+
 // Open starts the local stack's providers with state under home: the
 // registry in home/registry, functions in home/functions, assets in
 // home/assets, routes in home/routes.json. Functions that were running when
-// a previous stack stopped are started again. Close stops them.
-func Open(home string, log *slog.Logger) (*Stack, error) {
-	if log == nil {
-		log = slog.Default()
+// a previous stack stopped are started again. Close stops them. The idle
+// controller runs only when RunIdle is called.
+func Open(home string, opts *Options) (*Stack, error) {
+	if opts == nil {
+		opts = &Options{}
 	}
+	log := opts.Logger
 	password, err := localfaas.LoadOrCreatePassword(home)
 	if err != nil {
 		return nil, err
@@ -66,7 +95,11 @@ func Open(home string, log *slog.Logger) (*Stack, error) {
 		s.Close()
 		return nil, fmt.Errorf("asset store: %w", err)
 	}
-	s.Edge, err = edge.New(edge.Options{Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log})
+	s.Metrics = prometheus.NewRegistry()
+	s.Edge, err = edge.New(edge.Options{
+		Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log,
+		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,
+	})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("edge: %w", err)
@@ -78,9 +111,23 @@ func Open(home string, log *slog.Logger) (*Stack, error) {
 	mux.Handle("/system/", gw)
 	mux.Handle("/function/", gw)
 	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, s.Edge.AdminHandler()))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
+	s.Idle = &idle.Controller{
+		Runtime: s.Runtime, Activity: s.Edge, Gate: s.Edge,
+		Policy:       idle.Policy{After: opts.IdleAfter, MaxAwake: opts.MaxAwake},
+		DefaultAfter: opts.IdleAfter,
+		Logger:       log, Metrics: idle.NewMetrics(s.Metrics),
+	}
 	s.api = mux
 	return s, nil
 }
+
+// RunIdle runs the idle controller until ctx ends. Functions whose
+// glimpse.yaml sets idle.after use that; the others Options.IdleAfter.
+// The controller's interval is a quarter of the shortest idle duration in
+// play (see idle.IntervalFor), so short idle.after values are honoured
+// promptly.
+func (s *Stack) RunIdle(ctx context.Context) error { return s.Idle.Run(ctx) }
 
 // AddAPIHost makes requests for host (a listen address's host, say) reach
 // the daemon API instead of the edge. Call it before serving.

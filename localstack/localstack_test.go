@@ -23,7 +23,7 @@ import (
 // in-process providers plus the ko builder pushing to its registry.
 func newPipeline(t *testing.T) (*preview.Pipeline, *localstack.Stack, *httptest.Server) {
 	t.Helper()
-	st, err := localstack.Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,7 +226,7 @@ func TestManifestReplacementIsAtomic(t *testing.T) {
 			}
 		}
 	}()
-	for i := range 20 {
+	for i := range 10 {
 		m, f := ma, a
 		if i%2 == 0 {
 			m, f = mb, b

@@ -22,7 +22,7 @@ import (
 func inProcessStack(tb testing.TB) (*preview.Pipeline, string) {
 	tb.Helper()
 	home := tb.TempDir()
-	st, err := localstack.Open(home, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := localstack.Open(home, &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 func newServe(g *globalFlags) *cobra.Command {
 	var listen string
+	opts := &localstack.Options{}
 	c := &cobra.Command{
 		Use:   "serve [--listen 127.0.0.1:8080]",
 		Short: "Run the local stack: OCI registry, function runtime, OpenFaaS gateway API and edge",
@@ -31,14 +32,21 @@ func newServe(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), home, listen)
+			if opts.IdleAfter < 0 || opts.WakeTimeout < 0 || opts.MaxAwake < 0 {
+				return preview.Errorf(preview.InvalidArgument, "--idle-after, --wake-timeout and --max-awake must not be negative")
+			}
+			return runServe(cmd.Context(), home, listen, opts)
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	c.Flags().DurationVar(&opts.IdleAfter, "idle-after", 0, "scale a preview to zero after this long without requests, unless its glimpse.yaml sets idle.after (default 15m)")
+	c.Flags().IntVar(&opts.MaxAwake, "max-awake", 0, "at most this many previews awake at once; the least recently used sleep first (0: no cap)")
+	c.Flags().DurationVar(&opts.WakeTimeout, "wake-timeout", 0, "how long a request waits for a sleeping preview to wake before a 504 (default 1m)")
+	c.Flags().BoolVar(&opts.WaitingPage, "waiting-page", false, "show browsers a self-reloading page while a preview wakes instead of holding the request")
 	return c
 }
 
-func runServe(ctx context.Context, home, listen string) error {
+func runServe(ctx context.Context, home, listen string, opts *localstack.Options) error {
 	if info, err := findServe(ctx, home); err == nil {
 		return preview.Errorf(preview.FailedPrecondition, "a local stack already runs for GLIMPSE_HOME=%s at %s (pid %d)", home, info.Addr, info.PID)
 	}
@@ -53,7 +61,8 @@ func runServe(ctx context.Context, home, listen string) error {
 	defer ln.Close()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	st, err := localstack.Open(home, log)
+	opts.Logger = log
+	st, err := localstack.Open(home, opts)
 	if err != nil {
 		return err
 	}
@@ -71,6 +80,9 @@ func runServe(ctx context.Context, home, listen string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	defer stopIdle()
+	go st.RunIdle(idleCtx)
 	select {
 	case err := <-errc:
 		return err

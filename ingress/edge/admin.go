@@ -33,6 +33,15 @@ type ErrorBody struct {
 	Code  string `json:"code"`
 }
 
+// ActivityPath is the admin API path that reports the edge's per-function
+// activity (GET, an ActivityList).
+const ActivityPath = "/glimpse/v1/activity"
+
+// ActivityList is the body of GET ActivityPath.
+type ActivityList struct {
+	Functions []preview.Activity `json:"functions"`
+}
+
 // maxRouteBody bounds a PUT body.
 const maxRouteBody = 1 << 20
 
@@ -54,6 +63,14 @@ func (e *Edge) AdminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, RouteList{Routes: routes})
+	})
+	mux.HandleFunc("GET "+ActivityPath, func(w http.ResponseWriter, r *http.Request) {
+		acts, err := e.Activity(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ActivityList{Functions: acts})
 	})
 	mux.HandleFunc("GET "+AdminPath+"/{host}", func(w http.ResponseWriter, r *http.Request) {
 		rt, err := e.Route(r.Context(), r.PathValue("host"))

@@ -117,6 +117,16 @@ func (c *Client) Routes(ctx context.Context, selector preview.Labels) ([]preview
 	return list.Routes, nil
 }
 
+// Activity returns the edge's per-function activity (see Edge.Activity);
+// the client thus satisfies preview.ActivityReporter.
+func (c *Client) Activity(ctx context.Context) ([]preview.Activity, error) {
+	var list ActivityList
+	if err := c.do(ctx, http.MethodGet, ActivityPath, nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Functions, nil
+}
+
 // DeleteRoute removes the route for host; a missing route is success.
 func (c *Client) DeleteRoute(ctx context.Context, host string) error {
 	host = preview.NormalizeHost(host)

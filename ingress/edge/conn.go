@@ -37,7 +37,10 @@ const (
 	maxDrain = 256 << 10
 )
 
-var errHeaderTooLarge = errors.New("request header too large")
+var (
+	errHeaderTooLarge = errors.New("request header too large")
+	errShortBody      = errors.New("response body shorter than its Content-Length")
+)
 
 // fastConn is one taken-over client connection.
 type fastConn struct {
@@ -408,6 +411,8 @@ type fastResponse struct {
 	closeAfter  bool
 	hijacked    bool
 	buf         []byte
+	declared    int64 // the Content-Length sent, -1 if none
+	written     int64 // body bytes sent
 }
 
 var (
@@ -425,6 +430,7 @@ func (w *fastResponse) reset(req *http.Request) {
 	w.head = req.Method == http.MethodHead
 	w.noBody = false
 	w.buf = w.buf[:0]
+	w.declared, w.written = -1, 0
 }
 
 func (w *fastResponse) Header() http.Header { return w.h }
@@ -493,11 +499,15 @@ func (w *fastResponse) writeBody(p []byte) (int, error) {
 		return 0, nil
 	}
 	bw := w.fc.bw
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength
+	}
 	if w.chunked {
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 		bw.WriteString("\r\n")
 	}
 	n, err := bw.Write(p)
+	w.written += int64(n)
 	if w.chunked {
 		bw.WriteString("\r\n")
 	}
@@ -553,6 +563,11 @@ func (w *fastResponse) commit(final bool) {
 		w.closeAfter = true
 		h["Connection"] = []string{"close"}
 	}
+	if cl := h["Content-Length"]; len(cl) == 1 && !w.noBody && !w.head {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+			w.declared = n
+		}
+	}
 	bw := w.fc.bw
 	writeStatusLine(bw, w.status)
 	writeHeaders(bw, h)
@@ -577,6 +592,11 @@ func (w *fastResponse) commit(final bool) {
 func (w *fastResponse) finish() error {
 	if !w.committed {
 		w.commit(true)
+	}
+	if w.declared >= 0 && w.written != w.declared {
+		// Fewer bytes than announced: only closing tells the client.
+		w.fc.bw.Flush()
+		return errShortBody
 	}
 	bw := w.fc.bw
 	if w.chunked {
@@ -632,7 +652,18 @@ func (w *fastResponse) ReadFrom(src io.Reader) (int64, error) {
 			return 0, err
 		}
 		if rf, ok := w.fc.c.(io.ReaderFrom); ok {
+			if w.declared >= 0 {
+				// One level of LimitedReader, which sendfile still
+				// recognises around an *os.File.
+				left := w.declared - w.written
+				if lr, ok := src.(*io.LimitedReader); ok {
+					src = &io.LimitedReader{R: lr.R, N: min(lr.N, left)}
+				} else {
+					src = &io.LimitedReader{R: src, N: left}
+				}
+			}
 			n, err := rf.ReadFrom(src)
+			w.written += n
 			if err != nil {
 				w.fc.gone.Store(true)
 			}

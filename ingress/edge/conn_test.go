@@ -247,6 +247,10 @@ func TestFastResponseFraming(t *testing.T) {
 		io.WriteString(w, strings.Repeat("y", 10000))
 	})
 	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	mux.HandleFunc("/short-body", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "12345")
+	})
 	mux.HandleFunc("/inject", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Evil", "a\r\nInjected: yes")
 		io.WriteString(w, "x")
@@ -277,5 +281,15 @@ func TestFastResponseFraming(t *testing.T) {
 	rc.send("GET /inject HTTP/1.1\r\nHost: other.localhost\r\n\r\n")
 	if resp, _ := rc.read("GET"); resp.Header.Get("Injected") != "" {
 		t.Fatalf("header injection: %v", resp.Header)
+	}
+	// A body shorter than its Content-Length ends the connection, so the
+	// client sees the truncation instead of waiting.
+	rc.send("GET /short-body HTTP/1.1\r\nHost: other.localhost\r\n\r\n")
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("short body read as complete")
 	}
 }

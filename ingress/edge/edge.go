@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -44,6 +46,20 @@ type Options struct {
 	StateFile string
 	// Logger receives proxy and state errors; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Waker scales a function up when a request finds it scaled to zero;
+	// nil means such requests answer 503. Requests wait for the wake (one
+	// scale-up however many wait) up to WakeTimeout (default
+	// DefaultWakeTimeout), then answer 504.
+	Waker       Waker
+	WakeTimeout time.Duration
+	// WaitingPage answers a browser navigation (GET accepting text/html)
+	// to a sleeping function with a page that reloads itself while the
+	// function wakes, instead of holding the request. Off by default.
+	WaitingPage bool
+	// Metrics, when set, receives the edge's Prometheus metrics (wakes,
+	// wake latency, sleeps).
+	Metrics prometheus.Registerer
 
 	// SPAFallback serves /index.html (status 200) for a GET of a missing
 	// path that has no file extension, for single-page apps with client
@@ -98,6 +114,9 @@ type Edge struct {
 
 	connMu sync.Mutex
 	conns  map[*fastConn]struct{}
+
+	act     activityTable
+	metrics *metrics
 }
 
 var _ preview.Router = (*Edge)(nil)
@@ -134,7 +153,7 @@ func New(opts Options) (*Edge, error) {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
 	}
-	e := &Edge{opts: opts, log: opts.Logger}
+	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
 	e.tr = newTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
 	t := map[string]*route{}
 	if opts.StateFile != "" {

@@ -19,7 +19,6 @@ var (
 	errNoHost      = errors.New("missing required Host header")
 	errBadHost     = errors.New("malformed Host header")
 	errBadVersion  = errors.New("unsupported protocol version")
-	errBadRequest  = errors.New("malformed request")
 	errMultipleHst = errors.New("more than one Host header")
 )
 

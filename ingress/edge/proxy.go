@@ -35,9 +35,26 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		textError(w, http.StatusBadGateway, "502 this edge has no function runtime\n")
 		return
 	}
+	ctx := e.ctxOf(w, r)
+	a := e.act.get(rt.function)
+	if a.begin(ctx) != nil {
+		return // the client went away while the function was put to sleep
+	}
+	defer a.end()
 	addr, err := e.opts.Upstreams.Endpoint(rt.function)
+	if err != nil && preview.CodeOf(err) == preview.FailedPrecondition && e.opts.Waker != nil && e.wantsWaitingPage(r) {
+		e.serveWaitingPage(w, a)
+		return
+	}
+	if err != nil {
+		addr, err = e.endpoint(ctx, a)
+	}
 	if err != nil {
 		switch preview.CodeOf(err) {
+		case preview.DeadlineExceeded:
+			textError(w, http.StatusGatewayTimeout, "504 the function of this preview did not wake up in time\n")
+		case preview.Canceled:
+			// the client went away while waiting
 		case preview.FailedPrecondition, preview.Unavailable:
 			w.Header()["Retry-After"] = hdrRetryAfter
 			textError(w, http.StatusServiceUnavailable, "503 the function of this preview is asleep or starting; retry shortly\n")
@@ -55,13 +72,12 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	noBody := r.Body == nil || r.Body == http.NoBody
 	replayable := noBody && (isIdempotent(r.Method) || len(r.Header["Idempotency-Key"]) > 0)
-	ctx := e.ctxOf(w, r)
 	var fc *fastConn
 	if fr, ok := w.(*fastResponse); ok {
 		fc = fr.fc
 	}
 	for attempt := 0; ; attempt++ {
-		uc, reused, err := e.tr.get(ctx, addr)
+		uc, reused, err := e.tr.get(ctx, addr, !replayable)
 		if err != nil {
 			e.upstreamError(w, r, rt, err)
 			return

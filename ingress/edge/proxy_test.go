@@ -504,3 +504,44 @@ func testProxyTruncatedResponseAborts(t *testing.T) {
 		t.Fatal("truncated upstream body read as complete")
 	}
 }
+
+// A request with a body cannot be retried, so a pooled connection the
+// upstream has closed must not be used for it.
+func TestProxySkipsClosedConnectionForBody(t *testing.T) {
+	t.Parallel()
+	bothModes(t, testProxySkipsClosedConnectionForBody)
+}
+
+func testProxySkipsClosedConnectionForBody(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	closed := make(chan struct{}, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					b, _ := io.ReadAll(req.Body)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+				}
+				c.Close() // without announcing it
+				closed <- struct{}{}
+			}()
+		}
+	}()
+	_, srv := proxyEdge(t, fixedUpstream(l.Addr().String()))
+	for i := range 3 {
+		resp, body := do(t, newReq(t, srv, "POST", "/graphql", strings.NewReader("mutation")))
+		if resp.StatusCode != 200 || body != "mutation" {
+			t.Fatalf("POST %d: %d %q", i, resp.StatusCode, body)
+		}
+		<-closed
+	}
+}

@@ -16,4 +16,6 @@ func (c *upConn) rawStep(uintptr) bool      { return true }
 func (fc *fastConn) readStep(uintptr) bool  { return true }
 func (fc *fastConn) writeStep(uintptr) bool { return true }
 
+func (c *upConn) alive() bool { return c.br.Buffered() == 0 }
+
 func isAgain(error) bool { return false }

@@ -67,17 +67,16 @@ func sysWrite(fd uintptr, p []byte) (int, error) {
 // no readiness is lost), then reads once the socket is readable. A write
 // that cannot complete at once is left for the caller to finish.
 func (c *upConn) rawStep(fd uintptr) bool {
-	for c.wrote < len(c.out) {
+	if c.wrote < len(c.out) {
 		n, err := sysWrite(fd, c.out[c.wrote:])
 		c.wrote += n
 		if err != nil {
 			c.werr = err
 			return true
 		}
-		if c.wrote < len(c.out) {
-			return true
-		}
-		return false // written: wait for the response
+		// All written: wait for the response (false). A partial write
+		// is finished by the caller (true).
+		return c.wrote < len(c.out)
 	}
 	n, err := sysRead(fd, c.rp)
 	if err == syscall.EAGAIN {
@@ -111,6 +110,26 @@ func (fc *fastConn) writeStep(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// alive reports whether an idle upstream connection is still open: a
+// peek that would block means nothing (no EOF, no reset) has arrived.
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false // unsolicited bytes: the connection is out of step
+	}
+	if c.raw == nil {
+		return true
+	}
+	ok := true
+	var b [1]byte
+	err := c.raw.Read(func(fd uintptr) bool {
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			uintptr(syscall.MSG_PEEK|syscall.MSG_DONTWAIT), 0, 0)
+		ok = errno == syscall.EAGAIN
+		return true
+	})
+	return err == nil && ok
 }
 
 func isAgain(err error) bool { return errors.Is(err, syscall.EAGAIN) }

@@ -144,17 +144,27 @@ func (t *transport) pool(addr string) *connPool {
 }
 
 // get returns an idle connection to addr (reused true) or dials one.
-func (t *transport) get(ctx context.Context, addr string) (c *upConn, reused bool, err error) {
+// With checkAlive, idle connections the upstream has closed meanwhile are
+// skipped (one non-blocking peek each): for requests that cannot be
+// retried on a fresh connection.
+func (t *transport) get(ctx context.Context, addr string, checkAlive bool) (c *upConn, reused bool, err error) {
 	p := t.pool(addr)
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
 		c = p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		return c, true, nil
+		if !checkAlive || c.alive() {
+			return c, true, nil
+		}
+		c.nc.Close()
 	}
-	p.mu.Unlock()
 	c, err = t.dial(ctx, addr, p)
 	return c, false, err
 }

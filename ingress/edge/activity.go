@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// fnActivity is the edge's per-function state: the activity counters the
+// idle controller reads, and the sleep gate and wake call that make a
+// scale-down and a wake-up safe against arriving requests. About 150 bytes
+// per function; entries live as long as the Edge.
+type fnActivity struct {
+	name     string
+	started  atomic.Uint64
+	finished atomic.Uint64
+	inFlight atomic.Int64
+	last     atomic.Int64 // unix nanoseconds of the last start or finish
+
+	// gate is non-nil while the function is being put to sleep; requests
+	// that see it wait for the channel to close.
+	gate atomic.Pointer[chan struct{}]
+
+	mu     sync.Mutex
+	waking *wakeCall
+}
+
+// wakeCall is one scale-up shared by every request that finds the
+// function asleep while it runs.
+type wakeCall struct {
+	done chan struct{}
+	err  error
+}
+
+// activityTable maps function names to their state; reads are lock-free.
+type activityTable struct {
+	m sync.Map // string -> *fnActivity
+}
+
+func (t *activityTable) get(name string) *fnActivity {
+	if v, ok := t.m.Load(name); ok {
+		return v.(*fnActivity)
+	}
+	v, _ := t.m.LoadOrStore(name, &fnActivity{name: name})
+	return v.(*fnActivity)
+}
+
+// begin counts a request as started and in flight. When the function is
+// being put to sleep it first waits until the scale-down is over (the
+// request then wakes the function like any other). It fails only when ctx
+// ends while waiting.
+func (a *fnActivity) begin(ctx context.Context) error {
+	for {
+		a.inFlight.Add(1)
+		g := a.gate.Load()
+		if g == nil {
+			break
+		}
+		// Sleep checks inFlight after publishing the gate, so either it
+		// sees this request and gives up, or this request sees the gate.
+		a.inFlight.Add(-1)
+		select {
+		case <-*g:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	a.started.Add(1)
+	a.last.Store(time.Now().UnixNano())
+	return nil
+}
+
+// end counts a request as finished.
+func (a *fnActivity) end() {
+	a.last.Store(time.Now().UnixNano())
+	a.finished.Add(1)
+	a.inFlight.Add(-1)
+}
+
+func (a *fnActivity) snapshot() preview.Activity {
+	s := preview.Activity{
+		Function: a.name,
+		Started:  a.started.Load(),
+		InFlight: a.inFlight.Load(),
+		Finished: a.finished.Load(),
+	}
+	if n := a.last.Load(); n != 0 {
+		s.LastActivity = time.Unix(0, n)
+	}
+	return s
+}
+
+// Activity returns, per function the edge has proxied to since it
+// started, the requests started, in flight and finished, and the time of
+// the last start or finish. A WebSocket or streaming response is in flight
+// for as long as it lasts. The result is sorted by function name. It never
+// fails; the error is there to satisfy preview.ActivityReporter.
+func (e *Edge) Activity(ctx context.Context) ([]preview.Activity, error) {
+	var out []preview.Activity
+	e.act.m.Range(func(_, v any) bool {
+		out = append(out, v.(*fnActivity).snapshot())
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
+	return out, ctx.Err()
+}
+
+// Sleep puts a function to sleep without racing arriving requests (it
+// implements idle.Gate). If the function has nothing in flight and no
+// request started after idleSince, Sleep holds new requests for it, runs
+// scaleDown, and then releases them: they find the function asleep and
+// wake it. Otherwise it runs nothing and reports false. A request is never
+// dropped: at worst it waits for scaleDown and the wake that follows.
+func (e *Edge) Sleep(ctx context.Context, name string, idleSince time.Time, scaleDown func(context.Context) error) (bool, error) {
+	a := e.act.get(name)
+	g := make(chan struct{})
+	if !a.gate.CompareAndSwap(nil, &g) {
+		return false, nil // another Sleep is running
+	}
+	release := func() {
+		a.gate.Store(nil)
+		close(g)
+	}
+	if a.inFlight.Load() > 0 || a.last.Load() > idleSince.UnixNano() {
+		release()
+		return false, nil
+	}
+	err := scaleDown(ctx)
+	release()
+	if err != nil {
+		return false, err
+	}
+	e.metrics.sleep()
+	return true, nil
+}
+
+// activityNames returns the names of functions with state, for tests.
+func (e *Edge) activityNames() []string {
+	var out []string
+	e.act.m.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,148 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// Waker scales a function up when a request finds it asleep.
+// faas/localfaas's *Runtime satisfies it (its Scale returns once the
+// replica accepts connections); so does any preview.FunctionRuntime.
+type Waker interface {
+	Scale(ctx context.Context, name string, replicas int) (int, error)
+}
+
+// endpointWaiter is the optional ability of Upstreams to wait, event
+// driven, for a starting replica (faas/localfaas has it).
+type endpointWaiter interface {
+	WaitEndpoint(ctx context.Context, name string) (string, error)
+}
+
+// DefaultWakeTimeout bounds how long a request waits for its function to
+// wake before the edge answers 504.
+const DefaultWakeTimeout = 60 * time.Second
+
+// errWakeTimeout marks a wake that did not finish within WakeTimeout.
+var errWakeTimeout = errors.New("wake timed out")
+
+// endpoint resolves the function's address, waking it when it is asleep:
+// the first request starts one scale-up (however many requests wait) and
+// every waiting request resumes when it is done.
+func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
+	addr, err := e.opts.Upstreams.Endpoint(a.name)
+	if err == nil {
+		return addr, nil
+	}
+	code := preview.CodeOf(err)
+	if code != preview.FailedPrecondition && code != preview.Unavailable {
+		return "", err
+	}
+	if e.opts.Waker == nil && code == preview.FailedPrecondition {
+		return "", err
+	}
+	timeout := e.opts.WakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultWakeTimeout
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, timeout, errWakeTimeout)
+	defer cancel()
+	if code == preview.FailedPrecondition {
+		if err := e.wake(wctx, a); err != nil {
+			return "", e.wakeErr(wctx, err)
+		}
+		if addr, err = e.opts.Upstreams.Endpoint(a.name); err == nil {
+			return addr, nil
+		}
+	}
+	if w, ok := e.opts.Upstreams.(endpointWaiter); ok {
+		addr, err = w.WaitEndpoint(wctx, a.name)
+		if err != nil {
+			return "", e.wakeErr(wctx, err)
+		}
+		return addr, nil
+	}
+	return "", err
+}
+
+func (e *Edge) wakeErr(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errWakeTimeout) {
+		return preview.WithCode(preview.DeadlineExceeded, errWakeTimeout)
+	}
+	return err
+}
+
+// wake scales the function to one replica, sharing one call among all
+// concurrent callers. The scale-up runs detached from any one request, so
+// a client that gives up does not cancel it for the others.
+func (e *Edge) wake(ctx context.Context, a *fnActivity) error {
+	a.mu.Lock()
+	w := a.waking
+	if w == nil {
+		w = &wakeCall{done: make(chan struct{})}
+		a.waking = w
+		timeout := e.opts.WakeTimeout
+		if timeout <= 0 {
+			timeout = DefaultWakeTimeout
+		}
+		go func() {
+			start := time.Now()
+			sctx, cancel := context.WithTimeout(context.Background(), timeout)
+			_, w.err = e.opts.Waker.Scale(sctx, a.name, 1)
+			cancel()
+			e.metrics.wake(time.Since(start), w.err)
+			if w.err != nil {
+				e.log.Warn("edge: waking function failed", "function", a.name, "err", w.err)
+			} else {
+				e.log.Info("edge: woke function", "function", a.name, "took", time.Since(start).Round(time.Millisecond))
+			}
+			a.mu.Lock()
+			a.waking = nil
+			a.mu.Unlock()
+			close(w.done)
+		}()
+	}
+	a.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wantsWaitingPage reports whether r is a browser navigation that should
+// get the self-reloading waiting page instead of being held.
+func (e *Edge) wantsWaitingPage(r *http.Request) bool {
+	if !e.opts.WaitingPage || r.Method != http.MethodGet {
+		return false
+	}
+	for _, v := range r.Header["Accept"] {
+		if strings.Contains(v, "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// serveWaitingPage starts the wake in the background and answers 503 with
+// a page that reloads itself every second.
+func (e *Edge) serveWaitingPage(w http.ResponseWriter, a *fnActivity) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultWakeTimeout)
+		defer cancel()
+		e.wake(ctx, a)
+	}()
+	h := w.Header()
+	h["Content-Type"] = []string{"text/html; charset=utf-8"}
+	h["Cache-Control"] = hdrNoStore
+	h["Retry-After"] = hdrRetryAfter
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="1"><title>Waking up…</title></head>`+
+		`<body style="font-family:system-ui,sans-serif;margin:3rem"><h1>This preview is waking up</h1><p>It was asleep to save resources; this page reloads by itself in a moment.</p></body></html>`)
+}
