@@ -41,8 +41,16 @@ func (a *activity) set(err error, acts ...preview.Activity) {
 }
 
 // deployed starts a local stack and deploys examples/hello for the given
-// PRs with idle.after 2s; it returns the stack's runtime.
+// PRs with idle.after 2s; it returns the stack.
 func deployed(t *testing.T, prs ...int) *localstack.Stack {
+	st, _ := deployApp(t, "../examples/hello", prs...)
+	return st
+}
+
+// deployApp starts a local stack served on loopback, deploys a copy of
+// the app in src for the given PRs with idle.after 2s, and returns the
+// stack and its server.
+func deployApp(t *testing.T, src string, prs ...int) (*localstack.Stack, *httptest.Server) {
 	t.Helper()
 	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -60,7 +68,7 @@ func deployed(t *testing.T, prs ...int) *localstack.Stack {
 		t.Fatal(err)
 	}
 	pl := &preview.Pipeline{Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge, BaseDomain: "localhost"}
-	dir := testapp.Copy(t, "../examples/hello")
+	dir := testapp.Copy(t, src)
 	f, err := config.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +79,7 @@ func deployed(t *testing.T, prs ...int) *localstack.Stack {
 			t.Fatal(err)
 		}
 	}
-	return st
+	return st, srv
 }
 
 func replicas(t *testing.T, rt preview.FunctionRuntime, name string) int {

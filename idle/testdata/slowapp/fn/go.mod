@@ -1,0 +1,3 @@
+module example.com/slowapp
+
+go 1.26
