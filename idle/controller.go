@@ -267,15 +267,17 @@ func (c *Controller) interval() time.Duration {
 }
 
 // IntervalFor returns a controller interval suited to an idle duration: a
-// quarter of it, between 250 ms and 30 s, so that a preview sleeps at most
-// about 25% later than its idle duration says.
+// quarter of it, between 250 ms and 10 s, so that a preview sleeps at most
+// about 25% later than its idle duration says, and a newly deployed preview
+// with a short idle duration is noticed within 10 s. One cycle is one List
+// call, so even the 10 s floor costs little.
 func IntervalFor(after time.Duration) time.Duration {
 	i := after / 4
 	if i < 250*time.Millisecond {
 		i = 250 * time.Millisecond
 	}
-	if i > 30*time.Second {
-		i = 30 * time.Second
+	if i > 10*time.Second {
+		i = 10 * time.Second
 	}
 	return i
 }

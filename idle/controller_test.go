@@ -182,7 +182,7 @@ func TestControllerAlwaysOnAndOptOut(t *testing.T) {
 
 func TestIntervalFor(t *testing.T) {
 	for after, want := range map[time.Duration]time.Duration{
-		2 * time.Second: 500 * time.Millisecond, 100 * time.Millisecond: 250 * time.Millisecond, time.Hour: 30 * time.Second,
+		2 * time.Second: 500 * time.Millisecond, 100 * time.Millisecond: 250 * time.Millisecond, time.Hour: 10 * time.Second,
 	} {
 		if got := idle.IntervalFor(after); got != want {
 			t.Errorf("IntervalFor(%v) = %v, want %v", after, got, want)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,9 +61,14 @@ func newList(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tPR\tCOMMIT\tSTATUS\tREPLICAS\tURL")
+			fmt.Fprintln(tw, "APP\tPR\tCOMMIT\tSTATUS\tREPLICAS\tLAST REQUEST\tURL")
+			now := time.Now()
 			for _, p := range list {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\n", p.App, p.PR, shortCommit(p.Commit), p.Status, p.Replicas, p.URL)
+				last := "-"
+				if p.LastRequest != nil {
+					last = now.Sub(*p.LastRequest).Round(time.Second).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", p.App, p.PR, shortCommit(p.Commit), p.Status, p.Replicas, last, p.URL)
 			}
 			return tw.Flush()
 		},
