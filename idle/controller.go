@@ -159,7 +159,7 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 	for _, f := range fns {
 		a := byName[f.Name]
 		a.Function = f.Name
-		if a.LastActivity.Before(c.started) {
+		if a.LastActivity.IsZero() {
 			a.LastActivity = c.started
 		}
 		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[AnnotationAlwaysOn] == "true"}

@@ -50,7 +50,7 @@ func deployed(t *testing.T, prs ...int) *localstack.Stack {
 // deployApp starts a local stack served on loopback, deploys a copy of
 // the app in src for the given PRs with idle.after 2s, and returns the
 // stack and its server.
-func deployApp(t *testing.T, src string, prs ...int) (*localstack.Stack, *httptest.Server) {
+func deployApp(t testing.TB, src string, prs ...int) (*localstack.Stack, *httptest.Server) {
 	t.Helper()
 	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
