@@ -415,28 +415,7 @@ func codeFor(status int, body string) preview.Code {
 	if status == http.StatusBadRequest && (strings.Contains(lb, "maximum:") || strings.Contains(lb, "eula allows")) {
 		return preview.FailedPrecondition
 	}
-	switch status {
-	case http.StatusNotFound:
-		return preview.NotFound
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return preview.InvalidArgument
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return preview.PermissionDenied
-	case http.StatusPreconditionFailed:
-		return preview.FailedPrecondition
-	case http.StatusTooManyRequests:
-		return preview.ResourceExhausted
-	case http.StatusNotImplemented, http.StatusMethodNotAllowed:
-		return preview.Unimplemented
-	case http.StatusBadGateway, http.StatusServiceUnavailable:
-		return preview.Unavailable
-	case http.StatusGatewayTimeout:
-		return preview.DeadlineExceeded
-	}
-	if status >= 500 {
-		return preview.Internal
-	}
-	return preview.Unknown
+	return preview.CodeOfHTTPStatus(status)
 }
 
 // idempotent reports whether a request may be repeated when it failed

@@ -155,61 +155,6 @@ func FormatSelector(sel preview.Labels) string {
 	return b.String()
 }
 
-// StatusOf returns the HTTP status the admin API answers for an error code.
-func StatusOf(c preview.Code) int {
-	switch c {
-	case preview.InvalidArgument:
-		return http.StatusBadRequest
-	case preview.NotFound:
-		return http.StatusNotFound
-	case preview.AlreadyExists:
-		return http.StatusConflict
-	case preview.FailedPrecondition:
-		return http.StatusPreconditionFailed
-	case preview.PermissionDenied:
-		return http.StatusForbidden
-	case preview.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case preview.Canceled:
-		return 499 // client closed request, as nginx logs it
-	case preview.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case preview.Unimplemented:
-		return http.StatusNotImplemented
-	case preview.Unavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-// CodeOfStatus returns the error code for an HTTP status answered by a
-// server that gave no code name; the inverse of StatusOf where it can be.
-func CodeOfStatus(status int) preview.Code {
-	switch status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
-		return preview.InvalidArgument
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return preview.PermissionDenied
-	case http.StatusNotFound:
-		return preview.NotFound
-	case http.StatusConflict:
-		return preview.AlreadyExists
-	case http.StatusPreconditionFailed:
-		return preview.FailedPrecondition
-	case http.StatusTooManyRequests:
-		return preview.ResourceExhausted
-	case 499:
-		return preview.Canceled
-	case http.StatusGatewayTimeout:
-		return preview.DeadlineExceeded
-	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return preview.Unimplemented
-	case http.StatusBadGateway, http.StatusServiceUnavailable:
-		return preview.Unavailable
-	}
-	return preview.Internal
-}
-
 // codeByName parses a Code's String form; ok is false for unknown names.
 func codeByName(name string) (preview.Code, bool) {
 	for c := preview.Unknown; c <= preview.Internal; c++ {
@@ -237,5 +182,5 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.As(err, &pe) && pe.Err != nil {
 		msg = pe.Err.Error()
 	}
-	writeJSON(w, StatusOf(c), ErrorBody{Error: msg, Code: c.String()})
+	writeJSON(w, preview.HTTPStatus(c), ErrorBody{Error: msg, Code: c.String()})
 }

@@ -172,7 +172,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
-		code := CodeOfStatus(resp.StatusCode)
+		code := preview.CodeOfHTTPStatus(resp.StatusCode)
 		msg := strings.TrimSpace(string(b))
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			msg = eb.Error
