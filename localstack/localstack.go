@@ -99,6 +99,9 @@ func Open(home string, opts *Options) (*Stack, error) {
 	s.Edge, err = edge.New(edge.Options{
 		Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log,
 		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,
+		// A client that reuses one connection for a preview host and then
+		// for the daemon API still reaches the API.
+		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.ServeHTTP(w, r) }),
 	})
 	if err != nil {
 		s.Close()
@@ -144,10 +147,15 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Edge.ServeHTTP(w, r)
 }
 
-// Close stops every function process and releases the registry. It is safe
-// to call on a partly opened stack.
+// Close closes the edge's taken-over client connections, stops every
+// function process and releases the registry. Call it after the HTTP
+// server's Shutdown (which does not wait for taken-over connections). It
+// is safe to call on a partly opened stack.
 func (s *Stack) Close() error {
 	var errs []error
+	if s.Edge != nil {
+		errs = append(errs, s.Edge.Close())
+	}
 	if s.Runtime != nil {
 		errs = append(errs, s.Runtime.Close())
 	}
