@@ -119,7 +119,7 @@ func BenchmarkColdHello(b *testing.B) {
 		}
 	})
 	b.Run("docker-engine-push", func(b *testing.B) {
-		cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+		cli, err := client.New(client.WithHost(host))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -201,7 +201,7 @@ func New(opts *Options) (*Builder, error) {
 			return nil, err
 		}
 	}
-	copts := []client.Opt{client.WithHost(host), client.WithAPIVersionNegotiation(), client.WithUserAgent("glimpse")}
+	copts := []client.Opt{client.WithHost(host), client.WithUserAgent("glimpse")}
 	if opts.CertPath != "" && strings.HasPrefix(host, "tcp://") {
 		copts = append(copts, client.WithTLSClientConfig(filepath.Join(opts.CertPath, "ca.pem"), filepath.Join(opts.CertPath, "cert.pem"), filepath.Join(opts.CertPath, "key.pem")))
 	}

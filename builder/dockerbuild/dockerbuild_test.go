@@ -68,7 +68,7 @@ func removeTestImages() {
 	if host == "" {
 		return
 	}
-	cli, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(host))
 	if err != nil {
 		return
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -137,12 +136,4 @@ func (e *Edge) Sleep(ctx context.Context, name string, idleSince time.Time, scal
 	}
 	e.metrics.sleep()
 	return true, nil
-}
-
-// activityNames returns the names of functions with state, for tests.
-func (e *Edge) activityNames() []string {
-	var out []string
-	e.act.m.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
-	slices.Sort(out)
-	return out
 }
