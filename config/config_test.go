@@ -96,3 +96,21 @@ func TestSymlinkOutsideRejected(t *testing.T) {
 		t.Fatalf("assets dir symlinked outside the app: err = %v", err)
 	}
 }
+
+func TestFunctionLabelsFromStackAndSpec(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "fn/main.go", "package main")
+	write(t, dir, "stack.yml", "version: 1.0\nprovider: {name: openfaas}\nfunctions:\n  shop:\n    handler: ./fn\n    labels: {team: a, tier: web}\n    annotations: {note: from-stack}\n")
+	write(t, dir, "glimpse.yaml", "app: shop\nfunction: {stack: stack.yml, labels: {tier: api}}\n")
+	f, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Function.Labels["team"] != "a" || f.Function.Labels["tier"] != "api" || f.Function.Annotations["note"] != "from-stack" {
+		t.Fatalf("labels %v annotations %v: want the stack's, overridden by glimpse.yaml", f.Function.Labels, f.Function.Annotations)
+	}
+	write(t, dir, "glimpse.yaml", "app: shop\nfunction: {stack: stack.yml, labels: {glimpse.dev/app: other}}\n")
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("a glimpse.dev/ label in glimpse.yaml: err = %v, want reserved", err)
+	}
+}

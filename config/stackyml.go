@@ -278,6 +278,8 @@ func applyStack(dir, app string, fs *preview.FunctionSpec, lookup func(string) (
 	if len(env) > 0 {
 		fs.Env = env
 	}
+	fs.Labels = overlay(f.Labels, fs.Labels)
+	fs.Annotations = overlay(f.Annotations, fs.Annotations)
 	return s, f, nil
 }
 
@@ -383,4 +385,18 @@ func excerpt(s string) string {
 		s = s[:40]
 	}
 	return s
+}
+
+// overlay returns base with over's entries on top (glimpse.yaml wins over
+// the stack file); nil when both are empty.
+func overlay(base, over map[string]string) map[string]string {
+	if len(base) == 0 && len(over) == 0 {
+		return nil
+	}
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, over)
+	return out
 }

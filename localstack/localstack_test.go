@@ -191,3 +191,24 @@ func TestPipelineListsPartialPreview(t *testing.T) {
 		t.Fatalf("Down did not remove the partial preview: %+v", list)
 	}
 }
+
+func TestPipelineSetsUserLabelsBesideOwnership(t *testing.T) {
+	pl, st, _ := newPipeline(t)
+	dir := testapp.Copy(t, "../examples/hello")
+	f, err := config.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Function.Labels = map[string]string{"team": "web"}
+	f.Function.Annotations = map[string]string{"note": "x"}
+	if _, err := pl.Up(context.Background(), preview.UpRequest{Dir: dir, Spec: f.Spec, PR: 6, Commit: "6666666"}); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := st.Runtime.Get(context.Background(), "hello-pr-6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.Labels["team"] != "web" || fn.Annotations["note"] != "x" || fn.Labels[preview.LabelPR] != "6" || fn.Annotations["glimpse.dev/routes"] != "/graphql" {
+		t.Fatalf("deployed labels %v annotations %v: want the user's and Glimpse's", fn.Labels, fn.Annotations)
+	}
+}

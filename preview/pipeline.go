@@ -278,11 +278,13 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	pv := Preview{App: t.App, PR: t.PR, Commit: t.Commit, Host: host, URL: p.url(host), Status: StatusReady}
 	if spec.Function != nil {
 		fn := Function{
-			Name:        fnName,
-			Image:       built.Image,
-			Env:         functionEnv(spec.Function.Env, t),
-			Labels:      labels.With(LabelSourceHash, built.SourceHash),
-			Annotations: map[string]string{LabelPrefix + "routes": strings.Join(spec.Function.Routes, ",")},
+			Name:  fnName,
+			Image: built.Image,
+			Env: merged(spec.Function.Env, map[string]string{
+				"GLIMPSE_APP": t.App, "GLIMPSE_PR": strconv.Itoa(t.PR), "GLIMPSE_COMMIT": t.Commit,
+			}),
+			Labels:      merged(spec.Function.Labels, labels.With(LabelSourceHash, built.SourceHash)),
+			Annotations: merged(spec.Function.Annotations, map[string]string{LabelPrefix + "routes": strings.Join(spec.Function.Routes, ",")}),
 		}
 		if spec.Idle.After != "" {
 			fn.Annotations[LabelPrefix+"idle-after"] = spec.Idle.After
@@ -383,15 +385,17 @@ func firstReal(errs ...error) error {
 	return nil
 }
 
-func functionEnv(extra map[string]string, t Target) map[string]string {
-	env := make(map[string]string, len(extra)+3)
-	for k, v := range extra {
-		env[k] = v
+// merged returns a new map with user's entries overlaid by ours (Glimpse's
+// own keys win).
+func merged(user, ours map[string]string) map[string]string {
+	out := make(map[string]string, len(user)+len(ours))
+	for k, v := range user {
+		out[k] = v
 	}
-	env["GLIMPSE_APP"] = t.App
-	env["GLIMPSE_PR"] = strconv.Itoa(t.PR)
-	env["GLIMPSE_COMMIT"] = t.Commit
-	return env
+	for k, v := range ours {
+		out[k] = v
+	}
+	return out
 }
 
 // sameFunction reports whether the deployed function cur already matches

@@ -31,6 +31,10 @@ type FunctionSpec struct {
 	Routes []string `json:"routes,omitempty" yaml:"routes,omitempty"`
 	// Env is extra environment for the function.
 	Env map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	// Labels and Annotations are set on the deployed function, beside
+	// Glimpse's own; keys under glimpse.dev/ are reserved for Glimpse.
+	Labels      map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
 	// Stack is an OpenFaaS stack file (faas-cli's stack.yml), relative to
 	// the app directory, for teams that already describe the function
 	// there. Package config reads it when loading glimpse.yaml: Source
@@ -87,6 +91,13 @@ func (s *Spec) Validate(appDir string) error {
 	if s.Function != nil {
 		if _, err := ResolveInside(appDir, s.Function.Source, "function.source"); err != nil {
 			return err
+		}
+		for _, m := range []map[string]string{s.Function.Labels, s.Function.Annotations} {
+			for k := range m {
+				if strings.HasPrefix(k, LabelPrefix) {
+					return Errorf(InvalidArgument, "glimpse.yaml: function: key %q: the %s prefix is reserved for Glimpse", k, LabelPrefix)
+				}
+			}
 		}
 		for _, r := range s.Function.Routes {
 			if !strings.HasPrefix(r, "/") || strings.ContainsAny(r, " ?#") {
