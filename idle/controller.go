@@ -42,8 +42,9 @@ type Gate interface {
 // counter dropped to zero since the last cycle (the edge restarted and
 // lost its counts): better to keep a preview awake a cycle longer than to
 // put a busy one to sleep. Functions the edge has never seen count as
-// active when the controller started, so a restarted daemon does not put
-// everything to sleep at once.
+// active when the controller started or when they were deployed,
+// whichever is later, so a restarted daemon does not put everything to
+// sleep at once and a new preview gets its full idle duration.
 //
 // A Controller must not be copied after first use; Cycle and Run are not
 // meant to be called concurrently.
@@ -160,7 +161,13 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 		a := byName[f.Name]
 		a.Function = f.Name
 		if a.LastActivity.IsZero() {
+			// Never requested since the edge started: idle since the
+			// controller started or the function was deployed, whichever
+			// is later.
 			a.LastActivity = c.started
+			if f.CreatedAt.After(a.LastActivity) {
+				a.LastActivity = f.CreatedAt
+			}
 		}
 		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[AnnotationAlwaysOn] == "true"}
 		if d, err := time.ParseDuration(f.Annotations[AnnotationIdleAfter]); err == nil && d > 0 {

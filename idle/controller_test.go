@@ -93,7 +93,7 @@ func replicas(t *testing.T, rt preview.FunctionRuntime, name string) int {
 
 func TestControllerSleepsIdleFunctions(t *testing.T) {
 	st := deployed(t, 1, 2)
-	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := time.Now()
 	act := &activity{}
 	c := &idle.Controller{Runtime: st.Runtime, Activity: act, Now: func() time.Time { return clock }}
 	ctx := context.Background()
@@ -128,7 +128,7 @@ func TestControllerSleepsIdleFunctions(t *testing.T) {
 
 func TestControllerCircuitBreaker(t *testing.T) {
 	st := deployed(t, 1)
-	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := time.Now()
 	act := &activity{}
 	c := &idle.Controller{Runtime: st.Runtime, Activity: act, Now: func() time.Time { return clock }}
 	ctx := context.Background()

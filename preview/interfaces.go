@@ -87,6 +87,9 @@ type FunctionStatus struct {
 	AvailableReplicas int `json:"availableReplicas"`
 	// InvocationCount is the runtime's own count where it has one.
 	InvocationCount float64 `json:"invocationCount,omitempty"`
+	// CreatedAt is when the function was first deployed; zero when the
+	// runtime does not say.
+	CreatedAt time.Time `json:"createdAt,omitzero"`
 }
 
 // FunctionRuntime deploys, scales and removes functions.

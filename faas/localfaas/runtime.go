@@ -380,6 +380,7 @@ func (e *entry) status() preview.FunctionStatus {
 		Function:        cloneFunction(e.fn),
 		Replicas:        e.replicas,
 		InvocationCount: float64(e.invocations.Load()),
+		CreatedAt:       e.created,
 	}
 	if e.rp != nil {
 		if p, _ := e.rp.state(); p != nil {

@@ -380,6 +380,7 @@ func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
 		Replicas:          int(st.Replicas),
 		AvailableReplicas: int(st.AvailableReplicas),
 		InvocationCount:   st.InvocationCount,
+		CreatedAt:         st.CreatedAt,
 	}
 }
 
