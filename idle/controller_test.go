@@ -189,3 +189,19 @@ func TestIntervalFor(t *testing.T) {
 		}
 	}
 }
+
+func TestNewPreviewGetsItsFullIdleDuration(t *testing.T) {
+	st := deployed(t, 1)
+	deployedAt := time.Now()
+	clock := deployedAt.Add(-time.Hour) // the controller has run for an hour
+	c := &idle.Controller{Runtime: st.Runtime, Activity: &activity{}, Now: func() time.Time { return clock }}
+	c.Cycle(context.Background())
+	clock = deployedAt.Add(time.Second) // idle.after is 2s
+	if res, _ := c.Cycle(context.Background()); len(res.Slept) != 0 {
+		t.Fatalf("a preview deployed 1s ago and never requested was put to sleep: %+v", res)
+	}
+	clock = deployedAt.Add(3 * time.Second)
+	if res, _ := c.Cycle(context.Background()); !slices.Equal(res.Slept, []string{"hello-pr-1"}) {
+		t.Fatalf("3s after deployment: %+v; want it asleep", res)
+	}
+}
