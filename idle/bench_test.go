@@ -3,6 +3,7 @@ package idle_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -119,7 +120,7 @@ func BenchmarkControllerCycle10k(b *testing.B) {
 	}
 	act := &activity{}
 	act.set(nil, acts...)
-	c := &idle.Controller{Runtime: rt, Activity: act, Now: func() time.Time { return now }}
+	c := &idle.Controller{Runtime: rt, Activity: act, Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var slept int
 	for b.Loop() {
 		res, err := c.Cycle(context.Background())
