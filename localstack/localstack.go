@@ -87,7 +87,10 @@ func Open(home string, opts *Options) (*Stack, error) {
 	if s.Registry, err = embedregistry.New(filepath.Join(home, "registry"), nil); err != nil {
 		return nil, fmt.Errorf("embedded registry: %w", err)
 	}
-	if s.Runtime, err = localfaas.New(home, &localfaas.Options{Logger: log}); err != nil {
+	// The runtime drains a replaced process until the edge has no request
+	// in flight to it (the edge is created below, before any Apply).
+	busy := func(addr string) bool { return s.Edge != nil && s.Edge.UpstreamBusy(addr) }
+	if s.Runtime, err = localfaas.New(home, &localfaas.Options{Logger: log, Busy: busy}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}

@@ -2,6 +2,7 @@ package localstack_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
@@ -210,5 +212,40 @@ func TestPipelineSetsUserLabelsBesideOwnership(t *testing.T) {
 	}
 	if fn.Labels["team"] != "web" || fn.Annotations["note"] != "x" || fn.Labels[preview.LabelPR] != "6" || fn.Annotations["glimpse.dev/routes"] != "/graphql" {
 		t.Fatalf("deployed labels %v annotations %v: want the user's and Glimpse's", fn.Labels, fn.Annotations)
+	}
+}
+
+// TestUpdateDrainsRequestsInFlight: a request that started before a new
+// commit is deployed finishes on the old process instead of being cut off.
+func TestUpdateDrainsRequestsInFlight(t *testing.T) {
+	pl, st, srv := newPipeline(t)
+	dir := testapp.Copy(t, "../idle/testdata/slowapp")
+	if _, _, err := up(t, pl, dir, 1, "1111111"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		code, body := request(t, srv, "GET", "pr-1.slow.localhost", "/slow?ms=1000")
+		done <- fmt.Sprint(code, " ", body)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for busy := false; !busy; {
+		acts, _ := st.Edge.Activity(context.Background())
+		for _, a := range acts {
+			busy = busy || (a.Function == "slow-pr-1" && a.InFlight == 1)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached the edge")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, _, err := up(t, pl, dir, 1, "2222222"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; got != "200 slow ok" {
+		t.Fatalf("request in flight during the update = %q, want 200 slow ok", got)
+	}
+	if code, body := request(t, srv, "GET", "pr-1.slow.localhost", "/"); code != 200 || body != "ok" {
+		t.Fatalf("after the update: %d %q", code, body)
 	}
 }

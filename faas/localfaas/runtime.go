@@ -43,6 +43,13 @@ type Options struct {
 	// RemoteOptions are added to every image pull (a transport, say); not
 	// for credentials, which go in Keychain.
 	RemoteOptions []remote.Option
+	// Busy, when set, reports whether requests are still in flight to an
+	// upstream address ("127.0.0.1:port"); the edge's UpstreamBusy fits.
+	// When Apply replaces a function's process, it stops the old one only
+	// once Busy says it is idle, or after DrainTimeout (default 30s), so
+	// requests that started before the switch finish on it.
+	Busy         func(addr string) bool
+	DrainTimeout time.Duration
 }
 
 // Errors of Endpoint and WaitEndpoint, matched with errors.Is. Their codes
@@ -336,6 +343,7 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 
 	err = r.save()
 	if old != nil {
+		r.drain(ctx, old)
 		old.stop()
 	}
 	release()
@@ -663,4 +671,33 @@ func cloneMap[M ~map[string]string](m M) M {
 		return nil
 	}
 	return maps.Clone(m)
+}
+
+// drain waits until no request is in flight to the replica's process (see
+// Options.Busy), up to DrainTimeout or ctx's end. New requests already go
+// to the new process, so the wait only lets started ones finish.
+func (r *Runtime) drain(ctx context.Context, rp *replica) {
+	if r.opts.Busy == nil {
+		return
+	}
+	p, _ := rp.state()
+	if p == nil {
+		return
+	}
+	timeout := r.opts.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for r.opts.Busy(p.addr) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
 }

@@ -36,9 +36,28 @@ type wakeCall struct {
 	err  error
 }
 
-// activityTable maps function names to their state; reads are lock-free.
+// activityTable maps function names to their state, and upstream
+// addresses to their requests in flight; reads are lock-free.
 type activityTable struct {
-	m sync.Map // string -> *fnActivity
+	m        sync.Map // string -> *fnActivity
+	upstream sync.Map // "host:port" -> *atomic.Int64
+}
+
+func (e *Edge) upstreamInFlight(addr string) *atomic.Int64 {
+	if v, ok := e.act.upstream.Load(addr); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := e.act.upstream.LoadOrStore(addr, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// UpstreamBusy reports whether requests the edge forwarded to addr
+// ("127.0.0.1:port") are still in flight, WebSockets included. A runtime
+// that replaces a function's process asks it before stopping the old one
+// (faas/localfaas's Options.Busy).
+func (e *Edge) UpstreamBusy(addr string) bool {
+	v, ok := e.act.upstream.Load(addr)
+	return ok && v.(*atomic.Int64).Load() > 0
 }
 
 func (t *activityTable) get(name string) *fnActivity {

@@ -66,6 +66,9 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		}
 		return
 	}
+	busy := e.upstreamInFlight(addr)
+	busy.Add(1)
+	defer busy.Add(-1)
 	if len(r.Header["Upgrade"]) > 0 && headerHasToken(r.Header["Connection"], "upgrade") {
 		e.proxyUpgrade(w, r, rt, addr)
 		return
