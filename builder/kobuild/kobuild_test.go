@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/glimpse-dev/glimpse/builder/kobuild"
+	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/preview/previewtest"
 	"github.com/glimpse-dev/glimpse/registry/ociregistry"
@@ -30,26 +30,7 @@ import (
 // returns the function directory inside it.
 func source(t testing.TB) string {
 	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir("testdata/hello", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("testdata/hello", p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dst, "fn")
+	return filepath.Join(testapp.Copy(t, "testdata/hello"), "fn")
 }
 
 var counter atomic.Int64

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,30 +9,9 @@ import (
 	"testing"
 
 	"github.com/openfaas/faas-provider/types"
-)
 
-// copyTree copies the regular files under src to dst.
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/glimpse-dev/glimpse/internal/testapp"
+)
 
 // gatewayStatus reads a function's status from the stack's OpenFaaS
 // gateway API, as `faas-cli describe` does.
@@ -74,8 +52,7 @@ func TestUpThroughOpenFaaSRuntime(t *testing.T) {
 	runtimeURL := "openfaas://" + s.addr + "?namespace=openfaas-fn"
 
 	// examples/hello with the runtime named in glimpse.yaml.
-	app := filepath.Join(t.TempDir(), "hello")
-	copyTree(t, "../../examples/hello", app)
+	app := testapp.Copy(t, "../../examples/hello")
 	yml := "app: hello\nfunction:\n  source: function\n  routes: [/graphql]\nassets:\n  dir: public\n" +
 		"providers:\n  runtime: " + runtimeURL + "\n"
 	if err := os.WriteFile(filepath.Join(app, "glimpse.yaml"), []byte(yml), 0o644); err != nil {
@@ -107,8 +84,7 @@ func TestUpThroughOpenFaaSRuntime(t *testing.T) {
 	}
 
 	// The same app described by an OpenFaaS stack.yml.
-	stackApp := filepath.Join(t.TempDir(), "hello")
-	copyTree(t, "../../examples/hello", stackApp)
+	stackApp := testapp.Copy(t, "../../examples/hello")
 	stackYML := "version: 1.0\nprovider:\n  name: openfaas\n  gateway: http://" + s.addr + "\n" +
 		"functions:\n  hello:\n    lang: golang-middleware\n    handler: ./function\n    image: ghcr.io/acme/hello:latest\n" +
 		"    environment:\n      GREETING: ${GREETING_FROM_CI:-hello from stack.yml}\n    labels:\n      team: web\n"
