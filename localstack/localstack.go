@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -112,7 +113,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/v2/", s.Registry.Handler())
+	mux.Handle("/v2/", loopbackWrites(s.Registry.Handler()))
 	gw := s.Runtime.GatewayHandler(s.Password)
 	mux.Handle("/system/", gw)
 	mux.Handle("/function/", gw)
@@ -166,6 +167,23 @@ func (s *Stack) Close() error {
 		errs = append(errs, s.Registry.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackWrites lets anyone read through next but only clients on this
+// machine write (push, delete): the embedded registry has no accounts, and
+// a daemon listening on a non-loopback address must not take pushes from
+// the network.
+func loopbackWrites(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+				http.Error(w, "the local stack's registry accepts pushes and deletes only from this machine", http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // BasicAuth wraps next so that it requires user admin and password.

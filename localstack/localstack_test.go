@@ -249,3 +249,35 @@ func TestUpdateDrainsRequestsInFlight(t *testing.T) {
 		t.Fatalf("after the update: %d %q", code, body)
 	}
 }
+
+func TestRegistryWritesOnlyFromLoopback(t *testing.T) {
+	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, c := range []struct {
+		method, remote string
+		want           int
+	}{
+		{"POST", "192.0.2.7:4000", http.StatusForbidden},
+		{"DELETE", "[2001:db8::1]:4000", http.StatusForbidden},
+		{"GET", "192.0.2.7:4000", http.StatusOK},
+		{"POST", "127.0.0.1:4000", http.StatusAccepted},
+	} {
+		path := "/v2/"
+		if c.method == "POST" {
+			path = "/v2/app/blobs/uploads/"
+		}
+		if c.method == "DELETE" {
+			path = "/v2/app/manifests/latest"
+		}
+		req := httptest.NewRequest(c.method, "http://127.0.0.1"+path, nil)
+		req.RemoteAddr = c.remote
+		rec := httptest.NewRecorder()
+		st.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s %s from %s = %d, want %d", c.method, path, c.remote, rec.Code, c.want)
+		}
+	}
+}
