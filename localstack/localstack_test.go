@@ -2,6 +2,7 @@ package localstack_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -279,5 +280,37 @@ func TestRegistryWritesOnlyFromLoopback(t *testing.T) {
 		if rec.Code != c.want {
 			t.Errorf("%s %s from %s = %d, want %d", c.method, path, c.remote, rec.Code, c.want)
 		}
+	}
+}
+
+// TestLaterStartedUpWins: an Up that started before the one that deployed
+// the preview (a slow CI job for an older commit) changes nothing.
+func TestLaterStartedUpWins(t *testing.T) {
+	pl, _, srv := newPipeline(t)
+	dir := testapp.Copy(t, "../examples/hello")
+	t0 := time.Now()
+	pl.Now = func() time.Time { return t0 }
+	if _, _, err := up(t, pl, dir, 8, "bbbbbbb"); err != nil {
+		t.Fatal(err)
+	}
+	pl.Now = func() time.Time { return t0.Add(-time.Minute) } // started earlier, finishing later
+	os.WriteFile(filepath.Join(dir, "public", "index.html"), []byte("<h1>older</h1>"), 0o644)
+	_, events, err := up(t, pl, dir, 8, "aaaaaaa")
+	if !errors.Is(err, preview.ErrSuperseded) || preview.CodeOf(err) != preview.FailedPrecondition || !strings.Contains(err.Error(), "bbbbbbb") {
+		t.Fatalf("Up started before the deployed one: err = %v, want ErrSuperseded naming commit bbbbbbb", err)
+	}
+	if s := stepState(events, preview.StepRoute); s != "" {
+		t.Fatalf("the superseded Up reached the route step (%q)", s)
+	}
+	if code, body := request(t, srv, "POST", "pr-8.hello.localhost", "/graphql"); code != 200 || !strings.Contains(body, "bbbbbbb") {
+		t.Fatalf("after the superseded Up: %d %s; want commit bbbbbbb still served", code, body)
+	}
+	if code, body := request(t, srv, "GET", "pr-8.hello.localhost", "/"); code != 200 || strings.Contains(body, "older") {
+		t.Fatalf("the superseded Up's assets are served: %d %q", code, body)
+	}
+	// A later Up (even of the older commit, a deliberate rollback) wins.
+	pl.Now = func() time.Time { return t0.Add(time.Minute) }
+	if _, _, err := up(t, pl, dir, 8, "aaaaaaa"); err != nil {
+		t.Fatalf("Up started after the deployed one: %v", err)
 	}
 }

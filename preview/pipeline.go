@@ -108,6 +108,8 @@ type Pipeline struct {
 	URLFor func(host string) string
 	// OnEvent receives progress events; may be nil.
 	OnEvent func(Event)
+	// Now is the clock that stamps each Up's start (default time.Now).
+	Now func() time.Time
 
 	eventMu sync.Mutex
 }
@@ -174,6 +176,16 @@ func (p *Pipeline) check(spec *Spec) error {
 	return nil
 }
 
+// AnnotationUpStarted records on a function when the Up that deployed it
+// started (RFC 3339, UTC). Up uses it so that of two Ups racing for the
+// same pull request the one started last wins: an Up that finds a function
+// deployed by a later Up stops before deploying or switching the route.
+const AnnotationUpStarted = LabelPrefix + "up-started"
+
+// ErrSuperseded is the error (code FailedPrecondition) of an Up that found
+// the preview already deployed by an Up started after it.
+var ErrSuperseded = Errorf(FailedPrecondition, "a newer up of this pull request has already deployed it")
+
 // Up creates or updates the preview for req: it builds and pushes the
 // function image while it uploads the static files (only blobs the store
 // lacks), then deploys the function, then switches the route (and DNS) to
@@ -186,6 +198,11 @@ func (p *Pipeline) check(spec *Spec) error {
 // later Up reuses it and Down removes it. The route is switched last, so
 // until then visitors keep seeing the previous commit's assets.
 func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
+	started := time.Now
+	if p.Now != nil {
+		started = p.Now
+	}
+	upStarted := started().UTC()
 	spec := req.Spec
 	spec.Defaults()
 	t := Target{App: spec.App, PR: req.PR, Commit: req.Commit}
@@ -286,6 +303,7 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 			Labels:      merged(spec.Function.Labels, labels.With(LabelSourceHash, built.SourceHash)),
 			Annotations: merged(spec.Function.Annotations, map[string]string{LabelPrefix + "routes": strings.Join(spec.Function.Routes, ",")}),
 		}
+		fn.Annotations[AnnotationUpStarted] = upStarted.Format(time.RFC3339Nano)
 		if spec.Idle.After != "" {
 			fn.Annotations[LabelPrefix+"idle-after"] = spec.Idle.After
 		}
@@ -294,6 +312,9 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 		}
 		err := p.step(StepDeploy, func() (string, bool, error) {
 			cur, err := p.Runtime.Get(ctx, fn.Name)
+			if err == nil && supersedes(cur.Function, upStarted) {
+				return "", false, supersededErr(cur.Function)
+			}
 			if err == nil && sameFunction(cur.Function, fn) {
 				pv.Replicas = cur.Replicas
 				return fn.Name + " unchanged: nothing deployed", true, nil
@@ -330,6 +351,13 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 		route.FunctionPaths = append([]string(nil), spec.Function.Routes...)
 	}
 	if err := p.step(StepRoute, func() (string, bool, error) {
+		if spec.Function != nil {
+			// A later Up may have deployed since our deploy step; then
+			// its route switch, not ours, must stand.
+			if cur, err := p.Runtime.Get(ctx, fnName); err == nil && supersedes(cur.Function, upStarted) {
+				return "", false, supersededErr(cur.Function)
+			}
+		}
 		return host, false, p.Router.SetRoute(ctx, route)
 	}); err != nil {
 		return Preview{}, err
@@ -342,15 +370,25 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 		}
 	}
 	if spec.Assets != nil {
-		// Older commits' manifests are no longer routed; remove them.
+		// Manifests that neither this Up nor the current route (a racing
+		// later Up's) uses are no longer served; remove them.
 		if err := p.step(StepClean, func() (string, bool, error) {
-			old, err := p.Assets.List(ctx, Selector(p.Owner, t.App, t.PR))
+			sel := Selector(p.Owner, t.App, t.PR)
+			routes, err := p.Router.Routes(ctx, sel)
+			if err != nil {
+				return "", false, err
+			}
+			keep := map[string]bool{prefix: true}
+			for _, r := range routes {
+				keep[r.AssetPrefix] = true
+			}
+			old, err := p.Assets.List(ctx, sel)
 			if err != nil {
 				return "", false, err
 			}
 			n := 0
 			for _, o := range old {
-				if o.Prefix == prefix {
+				if keep[o.Prefix] {
 					continue
 				}
 				if err := p.Assets.Delete(ctx, o.Prefix); err != nil {
@@ -400,12 +438,26 @@ func merged(user, ours map[string]string) map[string]string {
 
 // sameFunction reports whether the deployed function cur already matches
 // the desired fn. Labels and annotations need only be a subset of what the
-// runtime reports (runtimes such as faas-netes add their own); the
-// environment must be equal, and counts as unknown (so not the same) when
-// the runtime does not report it.
+// runtime reports (runtimes such as faas-netes add their own), and the
+// up-started stamp is not compared; the environment must be equal, and
+// counts as unknown (so not the same) when the runtime does not report it.
 func sameFunction(cur, fn Function) bool {
+	want := Labels(fn.Annotations).Clone()
+	delete(want, AnnotationUpStarted)
 	return cur.Name == fn.Name && cur.Image == fn.Image &&
-		sameMap(cur.Env, fn.Env) && Labels(cur.Labels).Matches(fn.Labels) && Labels(cur.Annotations).Matches(fn.Annotations)
+		sameMap(cur.Env, fn.Env) && Labels(cur.Labels).Matches(fn.Labels) && Labels(cur.Annotations).Matches(want)
+}
+
+// supersedes reports whether cur was deployed by an Up started after
+// started.
+func supersedes(cur Function, started time.Time) bool {
+	t, err := time.Parse(time.RFC3339Nano, cur.Annotations[AnnotationUpStarted])
+	return err == nil && t.After(started)
+}
+
+func supersededErr(cur Function) error {
+	return fmt.Errorf("%w (commit %s, started %s); nothing of this up was deployed or routed",
+		ErrSuperseded, cur.Labels[LabelCommit], cur.Annotations[AnnotationUpStarted])
 }
 
 func sameMap(a, b map[string]string) bool {
