@@ -28,6 +28,14 @@ type endpointWaiter interface {
 // wake before the edge answers 504.
 const DefaultWakeTimeout = 60 * time.Second
 
+// wakeTimeout is Options.WakeTimeout or DefaultWakeTimeout.
+func (e *Edge) wakeTimeout() time.Duration {
+	if e.opts.WakeTimeout > 0 {
+		return e.opts.WakeTimeout
+	}
+	return DefaultWakeTimeout
+}
+
 // errWakeTimeout marks a wake that did not finish within WakeTimeout.
 var errWakeTimeout = errors.New("wake timed out")
 
@@ -46,11 +54,7 @@ func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
 	if e.opts.Waker == nil && code == preview.FailedPrecondition {
 		return "", err
 	}
-	timeout := e.opts.WakeTimeout
-	if timeout <= 0 {
-		timeout = DefaultWakeTimeout
-	}
-	wctx, cancel := context.WithTimeoutCause(ctx, timeout, errWakeTimeout)
+	wctx, cancel := context.WithTimeoutCause(ctx, e.wakeTimeout(), errWakeTimeout)
 	defer cancel()
 	if code == preview.FailedPrecondition {
 		if err := e.wake(wctx, a); err != nil {
@@ -86,13 +90,9 @@ func (e *Edge) wake(ctx context.Context, a *fnActivity) error {
 	if w == nil {
 		w = &wakeCall{done: make(chan struct{})}
 		a.waking = w
-		timeout := e.opts.WakeTimeout
-		if timeout <= 0 {
-			timeout = DefaultWakeTimeout
-		}
 		go func() {
 			start := time.Now()
-			sctx, cancel := context.WithTimeout(context.Background(), timeout)
+			sctx, cancel := context.WithTimeout(context.Background(), e.wakeTimeout())
 			_, w.err = e.opts.Waker.Scale(sctx, a.name, 1)
 			cancel()
 			e.metrics.wake(time.Since(start), w.err)
@@ -134,7 +134,7 @@ func (e *Edge) wantsWaitingPage(r *http.Request) bool {
 // a page that reloads itself every second.
 func (e *Edge) serveWaitingPage(w http.ResponseWriter, a *fnActivity) {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultWakeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), e.wakeTimeout())
 		defer cancel()
 		e.wake(ctx, a)
 	}()
