@@ -113,7 +113,48 @@ func parse(b []byte) (*File, error) {
 		}
 		return nil, fmt.Errorf("%s", oneLine(err.Error()))
 	}
-	return &f, nil
+	// yaml.v3 silently drops a null key ("~:", "null:", an empty key)
+	// even with KnownFields: refuse it like any unknown key.
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) == nil {
+		if line := nullKey(&doc); line > 0 {
+			return nil, fmt.Errorf("line %d: a key is null (~, null or empty)", line)
+		}
+	}
+	// Decode reads one document: one after it would be silently ignored.
+	for {
+		var next any
+		if err := dec.Decode(&next); errors.Is(err, io.EOF) {
+			return &f, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s", oneLine(err.Error()))
+		}
+		if next != nil {
+			return nil, fmt.Errorf("more than one YAML document (a --- line)")
+		}
+	}
+}
+
+// nullKey returns the line of the first null mapping key under n, or 0.
+// Aliases are not followed: what they point to is checked where defined.
+func nullKey(n *yaml.Node) int {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.AliasNode && k.Alias != nil {
+				k = k.Alias
+			}
+			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!null" {
+				return n.Content[i].Line
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if line := nullKey(c); line > 0 {
+			return line
+		}
+	}
+	return 0
 }
 
 func oneLine(s string) string {

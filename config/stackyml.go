@@ -331,7 +331,7 @@ func expandExpr(expr string, lookup func(string) (string, bool)) (string, error)
 	}
 	name, op := expr[:j], expr[j:]
 	if name == "" || !isNameStart(name[0]) {
-		return "", fmt.Errorf("${%s}: not a variable name", expr)
+		return "", fmt.Errorf("%q: not a variable name", "${"+expr+"}")
 	}
 	v, set := lookup(name)
 	var def string
@@ -344,7 +344,7 @@ func expandExpr(expr string, lookup func(string) (string, bool)) (string, error)
 	case strings.HasPrefix(op, "="):
 		def, useDef = op[1:], !set
 	default:
-		return "", fmt.Errorf("${%s}: unsupported substitution; use ${VAR}, ${VAR:-default} or ${VAR=default}", expr)
+		return "", fmt.Errorf("%q: unsupported substitution; use ${VAR}, ${VAR:-default} or ${VAR=default}", "${"+expr+"}")
 	}
 	if !useDef {
 		return v, nil

@@ -110,7 +110,7 @@ func BenchmarkControllerCycle10k(b *testing.B) {
 		tg := preview.Target{App: "app", PR: i + 1, Commit: "abc1234"}
 		name := preview.FunctionName(tg.App, tg.PR)
 		st := preview.FunctionStatus{Function: preview.Function{Name: name, Labels: preview.OwnerLabels("", tg),
-			Annotations: map[string]string{idle.AnnotationIdleAfter: "15m"}}, Replicas: i % 2}
+			Annotations: map[string]string{preview.AnnotationIdleAfter: "15m"}}, Replicas: i % 2}
 		rt.fns = append(rt.fns, st)
 		last := now.Add(-time.Minute)
 		if i%20 == 1 {

@@ -10,20 +10,6 @@ import (
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
-// Annotations the Pipeline writes on functions, read by the controller.
-const (
-	// AnnotationIdleAfter overrides the idle duration ("2s", "15m").
-	AnnotationIdleAfter = preview.LabelPrefix + "idle-after"
-	// AnnotationAlwaysOn ("true") keeps a function awake: the per-function
-	// opt-out.
-	AnnotationAlwaysOn = preview.LabelPrefix + "always-on"
-)
-
-// ActivitySource reports the activity the edge counted per function.
-type ActivitySource interface {
-	Activity(ctx context.Context) ([]preview.Activity, error)
-}
-
 // Gate lets the controller scale a function down without racing requests
 // that arrive meanwhile. Sleep checks, atomically with respect to arriving
 // requests, that nothing is in flight for name and no request started
@@ -50,7 +36,7 @@ type Gate interface {
 // meant to be called concurrently.
 type Controller struct {
 	Runtime  preview.FunctionRuntime
-	Activity ActivitySource
+	Activity preview.ActivityReporter
 	// Gate, when set, serialises scale-downs with arriving requests;
 	// without it the controller calls Runtime.Scale directly.
 	Gate   Gate
@@ -169,8 +155,8 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 				a.LastActivity = f.CreatedAt
 			}
 		}
-		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[AnnotationAlwaysOn] == "true"}
-		if d, err := time.ParseDuration(f.Annotations[AnnotationIdleAfter]); err == nil && d > 0 {
+		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[preview.AnnotationAlwaysOn] == "true"}
+		if d, err := time.ParseDuration(f.Annotations[preview.AnnotationIdleAfter]); err == nil && d > 0 {
 			o.IdleAfter = d
 			if c.shortest == 0 || d < c.shortest {
 				c.shortest = d

@@ -59,11 +59,12 @@ func deployApp(t testing.TB, src string, prs ...int) (*localstack.Stack, *httpte
 	srv := httptest.NewServer(st)
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	ctx := context.Background()
-	b, err := preview.Builders.Open(ctx, "ko://", nil)
+	creds := &preview.OpenOptions{Getenv: st.ClientEnv} // pushes need the stack's credentials
+	b, err := preview.Builders.Open(ctx, "ko://", creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := preview.Registries.Open(ctx, "oci://"+srv.Listener.Addr().String(), nil)
+	reg, err := preview.Registries.Open(ctx, "oci://"+srv.Listener.Addr().String(), creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestControllerAlwaysOnAndOptOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn.Annotations[idle.AnnotationAlwaysOn] = "true"
+	fn.Annotations[preview.AnnotationAlwaysOn] = "true"
 	if err := st.Runtime.Apply(ctx, fn.Function); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ type Stack struct {
 
 	api      http.Handler
 	apiHosts map[string]bool
+	limits   Limits
 }
 
 // Options configure the local stack; the zero value is the default.
@@ -65,11 +66,14 @@ type Options struct {
 	// WaitingPage shows browsers a self-reloading page while a function
 	// wakes, instead of holding their request.
 	WaitingPage bool
+	// Limits bound what one client connection can hold (timeouts, sizes,
+	// connections); see Limits and Stack.Server.
+	Limits Limits
 }
 
 // Open starts the local stack's providers with state under home: the
 // registry in home/registry, functions in home/functions, assets in
-// home/assets, routes in home/routes.json. Functions that were running when
+// home/assets, routes in home/routes.json.snap and .log (see edge.JournalStore). Functions that were running when
 // a previous stack stopped are started again. Close stops them. The idle
 // controller runs only when RunIdle is called.
 func Open(home string, opts *Options) (*Stack, error) {
@@ -82,6 +86,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{
+		limits:   opts.Limits.withDefaults(),
 		Password: strings.TrimSpace(password),
 		apiHosts: map[string]bool{"localhost": true, "127.0.0.1": true, "[::1]": true, "::1": true, "": true},
 	}
@@ -103,6 +108,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 	s.Edge, err = edge.New(edge.Options{
 		Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log,
 		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,
+		IdleTimeout: s.limits.IdleTimeout, Limits: s.limits.edgeLimits(),
 		// A client that reuses one connection for a preview host and then
 		// for the daemon API still reaches the API.
 		Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.ServeHTTP(w, r) }),
@@ -113,7 +119,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/v2/", loopbackWrites(s.Registry.Handler()))
+	mux.Handle("/v2/", loopbackWrites(s.Password, s.Registry.Handler()))
 	gw := s.Runtime.GatewayHandler(s.Password)
 	mux.Handle("/system/", gw)
 	mux.Handle("/function/", gw)
@@ -125,7 +131,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		DefaultAfter: opts.IdleAfter,
 		Logger:       log, Metrics: idle.NewMetrics(s.Metrics),
 	}
-	s.api = mux
+	s.api = limitAPI(mux, s.limits)
 	return s, nil
 }
 
@@ -170,10 +176,13 @@ func (s *Stack) Close() error {
 }
 
 // loopbackWrites lets anyone read through next but only clients on this
-// machine write (push, delete): the embedded registry has no accounts, and
-// a daemon listening on a non-loopback address must not take pushes from
-// the network.
-func loopbackWrites(next http.Handler) http.Handler {
+// machine that give the daemon API's credentials (user admin, password)
+// write (push, delete): the embedded registry has no accounts of its own, a
+// daemon listening on a non-loopback address must not take pushes from the
+// network, and a function (which runs on this machine, sandboxed or not)
+// must not replace the images of other previews.
+func loopbackWrites(password string, next http.Handler) http.Handler {
+	authed := BasicAuth(password, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -181,6 +190,8 @@ func loopbackWrites(next http.Handler) http.Handler {
 				http.Error(w, "the local stack's registry accepts pushes and deletes only from this machine", http.StatusForbidden)
 				return
 			}
+			authed.ServeHTTP(w, r)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

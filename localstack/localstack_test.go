@@ -34,11 +34,12 @@ func newPipeline(t *testing.T) (*preview.Pipeline, *localstack.Stack, *httptest.
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	ctx := context.Background()
 	addr := srv.Listener.Addr().String()
-	b, err := preview.Builders.Open(ctx, "ko://", nil)
+	creds := &preview.OpenOptions{Getenv: st.ClientEnv} // pushes need the stack's credentials
+	b, err := preview.Builders.Open(ctx, "ko://", creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := preview.Registries.Open(ctx, "oci://"+addr, nil)
+	reg, err := preview.Registries.Open(ctx, "oci://"+addr, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +65,20 @@ func request(t *testing.T, srv *httptest.Server, method, host, path string) (int
 
 func up(t *testing.T, pl *preview.Pipeline, dir string, pr int, commit string) (preview.Preview, []preview.Event, error) {
 	t.Helper()
+	return upReq(t, pl, dir, preview.UpRequest{PR: pr, Commit: commit})
+}
+
+// upReq runs Up for req with the spec loaded from dir, recording events.
+func upReq(t *testing.T, pl *preview.Pipeline, dir string, req preview.UpRequest) (preview.Preview, []preview.Event, error) {
+	t.Helper()
 	f, err := config.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var events []preview.Event
 	pl.OnEvent = func(e preview.Event) { events = append(events, e) }
-	pv, err := pl.Up(context.Background(), preview.UpRequest{Dir: dir, Spec: f.Spec, PR: pr, Commit: commit})
+	req.Dir, req.Spec = dir, f.Spec
+	pv, err := pl.Up(context.Background(), req)
 	return pv, events, err
 }
 
@@ -123,7 +131,7 @@ func TestPipelineUpDownOnLocalStack(t *testing.T) {
 		t.Fatalf("GET / after the second commit = %d %q", code, body)
 	}
 	ms, err := st.Assets.List(context.Background(), preview.Selector("test", "hello", 3))
-	if err != nil || len(ms) != 1 || !strings.HasSuffix(ms[0].Prefix, "/0123456") {
+	if err != nil || len(ms) != 1 || !strings.HasSuffix(ms[0].Prefix, "-0123456") {
 		t.Fatalf("asset manifests after the second commit: %+v, %v; want only the new commit's", ms, err)
 	}
 
@@ -176,7 +184,7 @@ func TestPipelineListsPartialPreview(t *testing.T) {
 	pl, st, _ := newPipeline(t)
 	// A route whose function is gone: an Up or Down was interrupted.
 	tg := preview.Target{App: "half", PR: 9, Commit: "9999999"}
-	err := st.Edge.SetRoute(context.Background(), preview.Route{
+	err := preview.PutRoute(context.Background(), st.Edge, preview.Route{
 		Host: preview.Host("half", 9, "localhost"), Function: preview.FunctionName("half", 9),
 		FunctionPaths: []string{"/graphql"}, Labels: preview.OwnerLabels("test", tg),
 	})
@@ -251,56 +259,77 @@ func TestUpdateDrainsRequestsInFlight(t *testing.T) {
 	}
 }
 
-func TestRegistryWritesOnlyFromLoopback(t *testing.T) {
+// TestDaemonAPIDemandsCredentials (reproduction 6): every write to the
+// registry and every call of the gateway and route APIs needs the daemon's
+// credentials, from loopback clients too (a function runs on loopback);
+// registry writes from other machines are refused even with them. Reads of
+// the registry and health checks stay open.
+func TestDaemonAPIDemandsCredentials(t *testing.T) {
 	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	for _, c := range []struct {
-		method, remote string
-		want           int
+		method, path, remote string
+		auth                 string // "", "good", "bad"
+		want                 int
 	}{
-		{"POST", "192.0.2.7:4000", http.StatusForbidden},
-		{"DELETE", "[2001:db8::1]:4000", http.StatusForbidden},
-		{"GET", "192.0.2.7:4000", http.StatusOK},
-		{"POST", "127.0.0.1:4000", http.StatusAccepted},
+		{"POST", "/v2/app/blobs/uploads/", "127.0.0.1:4000", "", http.StatusUnauthorized},
+		{"POST", "/v2/app/blobs/uploads/", "127.0.0.1:4000", "bad", http.StatusUnauthorized},
+		{"DELETE", "/v2/app/manifests/latest", "[::1]:4000", "", http.StatusUnauthorized},
+		{"POST", "/v2/app/blobs/uploads/", "127.0.0.1:4000", "good", http.StatusAccepted},
+		{"POST", "/v2/app/blobs/uploads/", "192.0.2.7:4000", "good", http.StatusForbidden},
+		{"DELETE", "/v2/app/manifests/latest", "[2001:db8::1]:4000", "good", http.StatusForbidden},
+		{"GET", "/v2/", "192.0.2.7:4000", "", http.StatusOK},
+		{"GET", "/v2/", "127.0.0.1:4000", "", http.StatusOK},
+		{"GET", "/system/functions", "127.0.0.1:4000", "", http.StatusUnauthorized},
+		{"POST", "/system/functions", "127.0.0.1:4000", "bad", http.StatusUnauthorized},
+		{"GET", "/system/functions", "127.0.0.1:4000", "good", http.StatusOK},
+		{"GET", "/glimpse/v1/routes", "127.0.0.1:4000", "", http.StatusUnauthorized},
+		{"GET", "/glimpse/v1/routes", "127.0.0.1:4000", "good", http.StatusOK},
+		{"GET", "/healthz", "127.0.0.1:4000", "", http.StatusOK},
 	} {
-		path := "/v2/"
-		if c.method == "POST" {
-			path = "/v2/app/blobs/uploads/"
-		}
-		if c.method == "DELETE" {
-			path = "/v2/app/manifests/latest"
-		}
-		req := httptest.NewRequest(c.method, "http://127.0.0.1"+path, nil)
+		req := httptest.NewRequest(c.method, "http://127.0.0.1"+c.path, nil)
 		req.RemoteAddr = c.remote
+		switch c.auth {
+		case "good":
+			req.SetBasicAuth(st.ClientEnv("GLIMPSE_REGISTRY_USERNAME"), st.ClientEnv("GLIMPSE_REGISTRY_PASSWORD"))
+		case "bad":
+			req.SetBasicAuth(localstack.User, "not-the-password")
+		}
 		rec := httptest.NewRecorder()
 		st.ServeHTTP(rec, req)
 		if rec.Code != c.want {
-			t.Errorf("%s %s from %s = %d, want %d", c.method, path, c.remote, rec.Code, c.want)
+			t.Errorf("%s %s from %s (auth %q) = %d, want %d", c.method, c.path, c.remote, c.auth, rec.Code, c.want)
 		}
 	}
 }
 
-// TestLaterStartedUpWins: an Up that started before the one that deployed
-// the preview (a slow CI job for an older commit) changes nothing.
-func TestLaterStartedUpWins(t *testing.T) {
+func upGen(t *testing.T, pl *preview.Pipeline, dir string, pr int, commit string, gen int64, force bool) ([]preview.Event, error) {
+	t.Helper()
+	_, events, err := upReq(t, pl, dir, preview.UpRequest{PR: pr, Commit: commit, Generation: gen, Force: force})
+	return events, err
+}
+
+// TestOlderGenerationLoses: an Up with an older generation than the
+// deployed one (a CI re-run of an older commit: GITHUB_RUN_NUMBER is kept
+// on re-runs) changes nothing, whatever the clocks say; --force wins.
+func TestOlderGenerationLoses(t *testing.T) {
 	pl, _, srv := newPipeline(t)
 	dir := testapp.Copy(t, "../examples/hello")
-	t0 := time.Now()
-	pl.Now = func() time.Time { return t0 }
-	if _, _, err := up(t, pl, dir, 8, "bbbbbbb"); err != nil {
+	if _, err := upGen(t, pl, dir, 8, "bbbbbbb", 10, false); err != nil {
 		t.Fatal(err)
 	}
-	pl.Now = func() time.Time { return t0.Add(-time.Minute) } // started earlier, finishing later
 	os.WriteFile(filepath.Join(dir, "public", "index.html"), []byte("<h1>older</h1>"), 0o644)
-	_, events, err := up(t, pl, dir, 8, "aaaaaaa")
-	if !errors.Is(err, preview.ErrSuperseded) || preview.CodeOf(err) != preview.FailedPrecondition || !strings.Contains(err.Error(), "bbbbbbb") {
-		t.Fatalf("Up started before the deployed one: err = %v, want ErrSuperseded naming commit bbbbbbb", err)
+	events, err := upGen(t, pl, dir, 8, "aaaaaaa", 9, false)
+	if !errors.Is(err, preview.ErrSuperseded) || preview.CodeOf(err) != preview.FailedPrecondition || !strings.Contains(err.Error(), "generation 9 is older") {
+		t.Fatalf("Up of generation 9 after 10: err = %v, want ErrSuperseded", err)
 	}
-	if s := stepState(events, preview.StepRoute); s != "" {
-		t.Fatalf("the superseded Up reached the route step (%q)", s)
+	for _, step := range []string{preview.StepBuild, preview.StepAssets, preview.StepDeploy, preview.StepRoute} {
+		if s := stepState(events, step); s != "" {
+			t.Fatalf("the superseded Up reached step %s (%q)", step, s)
+		}
 	}
 	if code, body := request(t, srv, "POST", "pr-8.hello.localhost", "/graphql"); code != 200 || !strings.Contains(body, "bbbbbbb") {
 		t.Fatalf("after the superseded Up: %d %s; want commit bbbbbbb still served", code, body)
@@ -308,9 +337,15 @@ func TestLaterStartedUpWins(t *testing.T) {
 	if code, body := request(t, srv, "GET", "pr-8.hello.localhost", "/"); code != 200 || strings.Contains(body, "older") {
 		t.Fatalf("the superseded Up's assets are served: %d %q", code, body)
 	}
-	// A later Up (even of the older commit, a deliberate rollback) wins.
-	pl.Now = func() time.Time { return t0.Add(time.Minute) }
-	if _, _, err := up(t, pl, dir, 8, "aaaaaaa"); err != nil {
-		t.Fatalf("Up started after the deployed one: %v", err)
+	// The same generation again re-takes the claim (a retry); a forced
+	// older one wins (a deliberate rollback).
+	if _, err := upGen(t, pl, dir, 8, "bbbbbbb", 10, false); err != nil {
+		t.Fatalf("Up repeating generation 10: %v", err)
+	}
+	if _, err := upGen(t, pl, dir, 8, "aaaaaaa", 9, true); err != nil {
+		t.Fatalf("forced Up of generation 9: %v", err)
+	}
+	if code, body := request(t, srv, "GET", "pr-8.hello.localhost", "/"); code != 200 || !strings.Contains(body, "older") {
+		t.Fatalf("after the forced Up: %d %q, want the older commit's page", code, body)
 	}
 }

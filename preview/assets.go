@@ -194,3 +194,27 @@ func ContentType(name string) string {
 	}
 	return "application/octet-stream"
 }
+
+// ValidateAssetPrefix checks a manifest prefix such as "hello/pr-42/3f2c1ab":
+// one or more '/'-separated segments of letters, digits, '.', '_' and '-',
+// none empty, none starting with '.' (so no ".." and no hidden files) and
+// none ending in ".json" (which would collide with a manifest file), at most
+// 512 characters, no leading '/'. Errors have code InvalidArgument. Asset stores call it first in every method
+// taking a prefix.
+func ValidateAssetPrefix(prefix string) error {
+	if prefix == "" || len(prefix) > 512 {
+		return Errorf(InvalidArgument, "asset prefix %q must be 1 to 512 characters", prefix)
+	}
+	for _, seg := range strings.Split(prefix, "/") {
+		if seg == "" || seg[0] == '.' || strings.HasSuffix(seg, ".json") {
+			return Errorf(InvalidArgument, "asset prefix %q: segments must be non-empty relative names such as hello/pr-42 (no leading '/', no '.' or '..', no .json suffix)", prefix)
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return Errorf(InvalidArgument, "asset prefix %q: only letters, digits, '.', '_', '-' and '/' are allowed", prefix)
+			}
+		}
+	}
+	return nil
+}

@@ -25,6 +25,9 @@ const (
 	Unimplemented
 	Unavailable
 	Internal
+	// Aborted: a compare-and-swap lost to a concurrent write (the stored
+	// version was not the one the caller read); re-read and decide again.
+	Aborted
 )
 
 var codeNames = [...]string{
@@ -40,6 +43,7 @@ var codeNames = [...]string{
 	Unimplemented:      "Unimplemented",
 	Unavailable:        "Unavailable",
 	Internal:           "Internal",
+	Aborted:            "Aborted",
 }
 
 // String returns the code's name, such as "NotFound".
@@ -48,6 +52,17 @@ func (c Code) String() string {
 		return fmt.Sprintf("Code(%d)", int(c))
 	}
 	return codeNames[c]
+}
+
+// ParseCode returns the code whose String form is name; ok is false for a
+// name that is not one of the codes.
+func ParseCode(name string) (c Code, ok bool) {
+	for i, n := range codeNames {
+		if n == name {
+			return Code(i), true
+		}
+	}
+	return Unknown, false
 }
 
 // Retryable reports whether an operation that failed with this code may

@@ -239,7 +239,9 @@ func (p *Pipeline) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 		}
 	}
 	for _, r := range routes {
-		addLive(r.Labels)
+		if !r.Deleted {
+			addLive(r.Labels)
+		}
 	}
 	inUse := map[string]bool{}
 	inUseRefs := map[string]bool{}

@@ -26,6 +26,8 @@ func HTTPStatus(c Code) int {
 		return http.StatusNotImplemented
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	case Aborted:
+		return http.StatusConflict // as Kubernetes answers a resourceVersion conflict
 	}
 	return http.StatusInternalServerError
 }

@@ -3,6 +3,7 @@ package preview
 import "testing"
 
 func TestHTTPStatusRoundTrip(t *testing.T) {
+	// Aborted shares 409 with AlreadyExists, as in Kubernetes; the body carries the code.
 	for c := NotFound; c <= Internal; c++ {
 		if got := CodeOfHTTPStatus(HTTPStatus(c)); got != c {
 			t.Errorf("CodeOfHTTPStatus(HTTPStatus(%v)) = %v", c, got)

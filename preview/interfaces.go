@@ -97,7 +97,16 @@ type FunctionRuntime interface {
 	// Apply creates fn with one replica, or updates an existing function
 	// to match fn (create-or-update); an update keeps the current replica
 	// count, so a function scaled to zero stays at zero. Apply with
-	// unchanged input changes nothing.
+	// unchanged input changes nothing, and an update that changes only
+	// labels or annotations should not restart replicas where the backend
+	// allows it.
+	//
+	// Apply never rolls a function back: when the deployed function's
+	// generation (annotation AnnotationGeneration) is greater than fn's,
+	// it changes nothing and returns ErrStaleGeneration (code
+	// FailedPrecondition); CheckGeneration makes the comparison. Runtimes
+	// whose backend has conditional writes make the check and the write
+	// atomic; others check just before writing and say so.
 	Apply(ctx context.Context, fn Function) error
 	// Get returns the function's status, or NotFound.
 	Get(ctx context.Context, name string) (FunctionStatus, error)
@@ -110,6 +119,24 @@ type FunctionRuntime interface {
 	// Remove deletes the function and everything it runs. A missing
 	// function is success.
 	Remove(ctx context.Context, name string) error
+}
+
+// GenerationRemover is an optional interface of a FunctionRuntime that can
+// remove a function only while its generation is older than a bound, with
+// the check and the removal atomic (a delete with a precondition, a lock in
+// an in-process runtime): the counterpart of Apply's refusal to roll back.
+// The Pipeline's removals (Down, an Up's clean-up, a superseded Up undoing
+// its deploy) are decided on what they read before; they use
+// RemoveOlder when the runtime has it. Without it the Pipeline reads the
+// generation and removes in two calls, and an Up that deploys a newer
+// generation between the two loses its function.
+type GenerationRemover interface {
+	// RemoveOlder removes the function name if its generation
+	// (annotation AnnotationGeneration, 0 when absent) is lower than
+	// below, and reports whether it did. A missing function, or one of
+	// generation below or newer, is left alone: removed is false and the
+	// error nil.
+	RemoveOlder(ctx context.Context, name string, below int64) (removed bool, err error)
 }
 
 // AssetStore stores static files content-addressed: every file is a blob
@@ -153,21 +180,54 @@ type ManifestInfo struct {
 // Route says how the edge serves one host: requests whose path starts with
 // one of FunctionPaths go to Function; everything else is served from the
 // asset manifest at AssetPrefix.
+//
+// A stored route is also where the Ups and Downs of one pull request are
+// ordered (see Ordering in pipeline.go): Generation is the highest
+// generation any of them has claimed, Served the one whose content the
+// route serves, Deleted marks the tombstone a Down leaves, and Version is
+// the router's revision of the stored route, the compare-and-swap token of
+// SetRoute.
 type Route struct {
 	Host          string   `json:"host"`
 	AssetPrefix   string   `json:"assetPrefix,omitempty"`
 	Function      string   `json:"function,omitempty"`
 	FunctionPaths []string `json:"functionPaths,omitempty"`
 	Labels        Labels   `json:"labels,omitempty"`
+
+	// Generation is the highest generation claimed for this host, and
+	// ClaimedCommit the commit of the Up that claimed it.
+	Generation    int64  `json:"generation,omitempty"`
+	ClaimedCommit string `json:"claimedCommit,omitempty"`
+	// Served is the generation of the Up that last switched the route to
+	// its content; 0 when no Up has yet.
+	Served int64 `json:"served,omitempty"`
+	// Deleted marks a tombstone: the preview was taken down; the route
+	// serves nothing (the edge answers 404) and is kept so that Ups that
+	// claimed an older generation cannot bring the preview back.
+	Deleted bool `json:"deleted,omitempty"`
+	// Version is set by the router on every write, opaque to callers and
+	// never repeated for a host (an ETag, a Kubernetes resourceVersion).
+	Version string `json:"version,omitempty"`
 }
 
 // Router makes hosts reachable.
 type Router interface {
-	// SetRoute creates or replaces the route for r.Host.
-	SetRoute(ctx context.Context, r Route) error
-	// Routes lists the routes whose labels match selector.
+	// Route returns the stored route for host, tombstones included, or
+	// NotFound.
+	Route(ctx context.Context, host string) (Route, error)
+	// SetRoute stores r for r.Host if and only if the stored route's
+	// Version equals r.Version, where an empty r.Version means no route is
+	// stored for the host; it returns the route as stored, with its new
+	// Version. When the precondition does not hold it changes nothing and
+	// returns an error with code Aborted. Repeating a successful call
+	// therefore fails with Aborted: callers re-read and decide again.
+	SetRoute(ctx context.Context, r Route) (Route, error)
+	// Routes lists the routes whose labels match selector, tombstones
+	// included.
 	Routes(ctx context.Context, selector Labels) ([]Route, error)
-	// DeleteRoute removes the route for host; a missing route is success.
+	// DeleteRoute removes the stored route for host, a tombstone included,
+	// unconditionally; a missing route is success. The Pipeline never
+	// deletes a route (Down leaves a tombstone); gc uses it for tombstones.
 	DeleteRoute(ctx context.Context, host string) error
 }
 

@@ -17,6 +17,16 @@ const (
 	LabelCommit     = LabelPrefix + "commit"
 	LabelSourceHash = LabelPrefix + "source-hash"
 
+	// AnnotationRoutes on a function lists its route paths, comma
+	// separated.
+	AnnotationRoutes = LabelPrefix + "routes"
+	// AnnotationIdleAfter on a function overrides the idle duration
+	// ("2s", "15m"); the idle controller reads it.
+	AnnotationIdleAfter = LabelPrefix + "idle-after"
+	// AnnotationAlwaysOn ("true") on a function keeps it awake: the
+	// per-function opt-out of scale to zero.
+	AnnotationAlwaysOn = LabelPrefix + "always-on"
+
 	// ManagedByValue is the value of LabelManagedBy.
 	ManagedByValue = "glimpse"
 	// LabelsVersionValue is the current ownership label format.

@@ -103,9 +103,10 @@ func ImageTag(t Target) string {
 	return Shorten("pr-"+strconv.Itoa(t.PR)+"-"+t.ShortCommit(), MaxTag)
 }
 
-// AssetPrefix returns the key prefix under which the target's assets
-// manifest lives, "hello/pr-42". It does not contain the commit: a preview
-// has one current manifest, replaced by newer commits.
+// AssetPrefix returns the key prefix under which the asset manifests of a
+// pull request live, "hello/pr-42". Each Up publishes its own manifest below
+// it, "hello/pr-42/7-3f2c1ab" (generation and short commit), so that no two
+// Ups write the same manifest; the route names the one it serves.
 func AssetPrefix(app string, pr int) string {
 	return app + "/pr-" + strconv.Itoa(pr)
 }

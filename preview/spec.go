@@ -138,7 +138,10 @@ func ResolveInside(baseDir, rel, field string) (string, error) {
 		if os.IsNotExist(err) {
 			return "", Errorf(InvalidArgument, "glimpse.yaml: %s: %q does not exist in %s", field, rel, base)
 		}
-		return "", Errorf(InvalidArgument, "glimpse.yaml: %s: %v", field, err)
+		if pe, ok := err.(*os.PathError); ok {
+			err = pe.Err // its path holds rel unquoted, which may span lines
+		}
+		return "", Errorf(InvalidArgument, "glimpse.yaml: %s: %q: %v", field, rel, err)
 	}
 	if r, err := filepath.Rel(base, real); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
 		return "", Errorf(InvalidArgument, "glimpse.yaml: %s: %q is outside the app directory %s", field, rel, base)

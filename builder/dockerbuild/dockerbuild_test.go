@@ -24,6 +24,7 @@ import (
 
 	"github.com/glimpse-dev/glimpse/builder/dockerbuild"
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
+	"github.com/glimpse-dev/glimpse/internal/testenv"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/preview/previewtest"
 	"github.com/glimpse-dev/glimpse/registry/ociregistry"
@@ -32,16 +33,12 @@ import (
 
 // EnvDockerHost names the Docker engine the tests build on
 // (unix:///path/docker.sock); .ci/run starts one and sets it. Tests that
-// need an engine skip without it.
+// need an engine skip without it, and fail under CI.
 const EnvDockerHost = "GLIMPSE_DOCKER_HOST"
 
 func engine(t testing.TB) string {
 	t.Helper()
-	h := os.Getenv(EnvDockerHost)
-	if h == "" {
-		t.Skipf("%s is not set: no Docker engine to build on", EnvDockerHost)
-	}
-	return h
+	return testenv.Require(t, EnvDockerHost, "Docker engine to build on")
 }
 
 // The function binary: testdata/webfn, built once per test binary.

@@ -77,7 +77,7 @@ func labels(pr string) preview.Labels {
 func countBlobs(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	filepath.WalkDir(s.blobs, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(s.d.blobs, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			n++
 		}
@@ -113,7 +113,7 @@ func TestLayoutAndDedupe(t *testing.T) {
 	if n := countBlobs(t, s); n != 3 {
 		t.Fatalf("%d blob files after two previews sharing one file, want 3", n)
 	}
-	if ents, _ := os.ReadDir(s.tmp); len(ents) != 0 {
+	if ents, _ := os.ReadDir(s.d.tmp); len(ents) != 0 {
 		t.Fatalf("temporary files left behind: %v", ents)
 	}
 	p, err := s.BlobPath(digestOf("shared"))
@@ -174,7 +174,7 @@ func TestCorruptAndFailedUploadsLeaveNothing(t *testing.T) {
 		if n := countBlobs(t, s); n != 0 {
 			t.Fatalf("%s: %d blobs stored", name, n)
 		}
-		if ents, _ := os.ReadDir(s.tmp); len(ents) != 0 {
+		if ents, _ := os.ReadDir(s.d.tmp); len(ents) != 0 {
 			t.Fatalf("%s: temporary files left: %v", name, ents)
 		}
 		if _, err := s.Manifest(ctx, "hello/pr-1"); !preview.IsNotFound(err) {
@@ -273,7 +273,7 @@ func TestDeleteCollectsUnreferencedBlobs(t *testing.T) {
 	if n := countBlobs(t, s); n != 0 {
 		t.Fatalf("%d blobs left after deleting every manifest", n)
 	}
-	if ents, _ := os.ReadDir(s.manifests); len(ents) != 0 {
+	if ents, _ := os.ReadDir(s.d.manifests); len(ents) != 0 {
 		t.Fatalf("empty manifest directories left: %v", ents)
 	}
 	if err := s.Delete(ctx, "hello/pr-2"); err != nil {
@@ -299,7 +299,7 @@ func TestCollectRemovesOrphans(t *testing.T) {
 	if _, err := s.Publish(ctx, "hello/pr-2", m, nil, half.open); err == nil {
 		t.Fatal("publish with a missing file succeeded")
 	}
-	os.WriteFile(filepath.Join(s.tmp, "blob-crashed"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(s.d.tmp, "blob-crashed"), []byte("x"), 0o644)
 	st, err := s.Collect(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -359,13 +359,13 @@ func TestDeleteWaitsForPublishInAnotherStore(t *testing.T) {
 func TestPrefixValidation(t *testing.T) {
 	t.Parallel()
 	for _, ok := range []string{"hello", "hello/pr-42", "hello/pr-42/3f2c1ab", "a_b.c/D-1"} {
-		if err := ValidatePrefix(ok); err != nil {
-			t.Errorf("ValidatePrefix(%q) = %v", ok, err)
+		if err := preview.ValidateAssetPrefix(ok); err != nil {
+			t.Errorf("preview.ValidateAssetPrefix(%q) = %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "/abs", "a/", "a//b", "..", "a/../b", "a/./b", ".hidden", "a/b c", "a\\b", "x.json/y", "a/b.json", strings.Repeat("a", 513)} {
-		if err := ValidatePrefix(bad); preview.CodeOf(err) != preview.InvalidArgument {
-			t.Errorf("ValidatePrefix(%q) = %v, want InvalidArgument", bad, err)
+		if err := preview.ValidateAssetPrefix(bad); preview.CodeOf(err) != preview.InvalidArgument {
+			t.Errorf("preview.ValidateAssetPrefix(%q) = %v, want InvalidArgument", bad, err)
 		}
 	}
 }

@@ -50,6 +50,8 @@ func TestBadInputIsOneLineError(t *testing.T) {
 		{"down bad pr", []string{"down", "../../examples/hello", "--pr", "0"}, "--pr must be a positive integer"},
 		{"down bad app", []string{"down", "--app", "Bad!", "--pr", "1"}, `--app "Bad!"`},
 		{"no local stack", []string{"ls"}, "no local stack is running"},
+		{"generation not a number", []string{"up", "../../examples/hello", "--pr", "1", "--generation", "12a"}, `--generation must be a positive integer such as a CI run number, got "12a"`},
+		{"generation zero", []string{"up", "../../examples/hello", "--pr", "1", "--generation", "0"}, "--generation must be a positive integer"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,5 +67,16 @@ func TestBadInputIsOneLineError(t *testing.T) {
 				t.Fatalf("error looks like a crash: %q", err)
 			}
 		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := runCLI(t, t.TempDir(), "version")
+	if err != nil || !strings.HasPrefix(out, "glimpse ") || !strings.Contains(out, "go1.") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("glimpse version = %q, %v; want one line naming the version and Go", out, err)
+	}
+	flag, _, err := runCLI(t, t.TempDir(), "--version")
+	if err != nil || flag != out {
+		t.Fatalf("glimpse --version = %q, %v; want %q", flag, err, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild" // docker:// (also wired in stack.go)
 	"github.com/glimpse-dev/glimpse/internal/testapp"
+	"github.com/glimpse-dev/glimpse/internal/testenv"
 )
 
 // TestUpWithDockerBuilder runs `glimpse up` on examples/hello with the
@@ -23,10 +24,7 @@ import (
 // and a failing Dockerfile is one error line naming the step.
 func TestUpWithDockerBuilder(t *testing.T) {
 	t.Parallel()
-	host := os.Getenv("GLIMPSE_DOCKER_HOST")
-	if host == "" {
-		t.Skip("GLIMPSE_DOCKER_HOST is not set: no Docker engine to build on")
-	}
+	host := testenv.Require(t, "GLIMPSE_DOCKER_HOST", "Docker engine to build on")
 	_, home := inProcessStack(t)
 	info, err := findServe(context.Background(), home)
 	if err != nil {

@@ -35,7 +35,13 @@ func buildBinary(t *testing.T) string {
 
 func startStack(t *testing.T, bin string) *stack {
 	t.Helper()
-	home := t.TempDir()
+	return startStackIn(t, bin, t.TempDir())
+}
+
+// startStackIn starts `glimpse serve` on home, which may hold the state of
+// an earlier (killed) daemon.
+func startStackIn(t *testing.T, bin, home string) *stack {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "GLIMPSE_HOME="+home)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))

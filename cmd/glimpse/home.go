@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
+	"github.com/glimpse-dev/glimpse/localstack"
 	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/registry/ociregistry"
 )
 
 // serveFile records where a running `glimpse serve` listens, so that other
@@ -84,22 +86,37 @@ func findServe(ctx context.Context, home string) (serveInfo, error) {
 	return info, nil
 }
 
-// localEnv returns a Getenv that supplies the local stack's credentials to
-// the client providers when the environment does not set them.
-func localEnv(home string) (func(string) string, error) {
+// localEnv returns a Getenv that supplies the local stack's credentials
+// to the client providers: the gateway's and the edge's when the
+// environment does not set them, and, when localRegistry (the registry is
+// the stack's own), the registry's (ociregistry.EnvUsername and
+// EnvPassword, which the builders and the registry client send with every
+// push and delete) whatever the environment says, as the stack's registry
+// takes no other credentials. Registry credentials are not supplied for
+// another registry: they would go to it.
+func localEnv(home string, localRegistry bool) (func(string) string, error) {
 	pw, err := localfaas.LoadOrCreatePassword(home)
 	if err != nil {
 		return nil, err
 	}
+	pw = strings.TrimSpace(pw)
 	return func(k string) string {
+		if localRegistry {
+			switch k {
+			case ociregistry.EnvUsername:
+				return localstack.User
+			case ociregistry.EnvPassword:
+				return pw
+			}
+		}
 		if v := os.Getenv(k); v != "" {
 			return v
 		}
 		switch k {
 		case "OPENFAAS_USERNAME", "GLIMPSE_USERNAME":
-			return "admin"
+			return localstack.User
 		case "OPENFAAS_PASSWORD", "GLIMPSE_PASSWORD":
-			return strings.TrimSpace(pw)
+			return pw
 		}
 		return ""
 	}, nil

@@ -5,6 +5,7 @@
 //	glimpse down [DIR] --pr N          remove a preview and everything it created
 //	glimpse ls [-o json]               list previews
 //	glimpse gc [--dry-run]             delete image tags of previews that are gone
+//	glimpse version                    print the version (also --version)
 //
 // Errors are printed as one line on stderr with a non-zero exit status.
 package main
@@ -51,6 +52,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g))
+	root.Version = versionString()
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion())
 	return root
 }

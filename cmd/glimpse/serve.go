@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,6 +34,10 @@ func newServe(g *globalFlags) *cobra.Command {
 			if opts.IdleAfter < 0 || opts.WakeTimeout < 0 || opts.MaxAwake < 0 {
 				return preview.Errorf(preview.InvalidArgument, "--idle-after, --wake-timeout and --max-awake must not be negative")
 			}
+			l := &opts.Limits
+			if l.ReadHeaderTimeout < 0 || l.IdleTimeout < 0 || l.BodyReadTimeout < 0 {
+				return preview.Errorf(preview.InvalidArgument, "--read-header-timeout, --idle-timeout and --body-read-timeout must not be negative")
+			}
 			return runServe(cmd.Context(), home, listen, opts)
 		},
 	}
@@ -43,6 +46,11 @@ func newServe(g *globalFlags) *cobra.Command {
 	c.Flags().IntVar(&opts.MaxAwake, "max-awake", 0, "at most this many previews awake at once; the least recently used sleep first (0: no cap)")
 	c.Flags().DurationVar(&opts.WakeTimeout, "wake-timeout", 0, "how long a request waits for a sleeping preview to wake before a 504 (default 1m)")
 	c.Flags().BoolVar(&opts.WaitingPage, "waiting-page", false, "show browsers a self-reloading page while a preview wakes instead of holding the request")
+	c.Flags().DurationVar(&opts.Limits.ReadHeaderTimeout, "read-header-timeout", 0, "close a connection whose request header takes longer than this to arrive (default 10s)")
+	c.Flags().DurationVar(&opts.Limits.IdleTimeout, "idle-timeout", 0, "close a keep-alive connection idle this long between requests (default 2m)")
+	c.Flags().DurationVar(&opts.Limits.BodyReadTimeout, "body-read-timeout", 0, "answer 408 when a request body stops arriving for this long (per read, not per body; default 1m)")
+	c.Flags().Int64Var(&opts.Limits.MaxFunctionBodyBytes, "max-body-bytes", 0, "largest request body sent to a function, through a preview host or /function/; -1: no limit (default 104857600, 100 MiB)")
+	c.Flags().IntVar(&opts.Limits.MaxConns, "max-conns", 0, "most client connections open at once; more wait in the listen backlog; -1: no cap (default 4096)")
 	return c
 }
 
@@ -69,7 +77,8 @@ func runServe(ctx context.Context, home, listen string, opts *localstack.Options
 	defer st.Close()
 	st.AddAPIHost(host)
 
-	srv := &http.Server{Handler: st, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := st.Server() // header, idle and body limits (see localstack.Limits)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	addr := ln.Addr().String()
 	if err := writeServeInfo(home, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
 		return err
@@ -79,7 +88,7 @@ func runServe(ctx context.Context, home, listen string, opts *localstack.Options
 	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(st.Listener(ln)) }()
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	defer stopIdle()
 	go st.RunIdle(idleCtx)

@@ -9,6 +9,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild"
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	_ "github.com/glimpse-dev/glimpse/cdn/fsassets"
+	_ "github.com/glimpse-dev/glimpse/cdn/s3assets"
 	_ "github.com/glimpse-dev/glimpse/faas/openfaas"
 	_ "github.com/glimpse-dev/glimpse/ingress/edge"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
@@ -21,6 +22,7 @@ import (
 // local stack started by `glimpse serve`, which must then be running.
 func openPipeline(ctx context.Context, home string, p config.Providers) (*preview.Pipeline, error) {
 	needLocal := p.Registry == "" || p.Runtime == "" || p.Router == "" || p.Assets == ""
+	localRegistry := p.Registry == ""
 	opts := &preview.OpenOptions{Home: home}
 	pl := &preview.Pipeline{Owner: p.Owner, BaseDomain: p.Domain}
 	if needLocal {
@@ -28,7 +30,7 @@ func openPipeline(ctx context.Context, home string, p config.Providers) (*previe
 		if err != nil {
 			return nil, err
 		}
-		getenv, err := localEnv(home)
+		getenv, err := localEnv(home, localRegistry)
 		if err != nil {
 			return nil, err
 		}

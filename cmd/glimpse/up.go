@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,9 +21,11 @@ import (
 )
 
 type upFlags struct {
-	pr     string
-	commit string
-	output string
+	pr         string
+	commit     string
+	output     string
+	generation string
+	force      bool
 }
 
 func newUp(g *globalFlags) *cobra.Command {
@@ -42,7 +45,27 @@ func newUp(g *globalFlags) *cobra.Command {
 	c.Flags().StringVar(&f.pr, "pr", "", "pull request number (required)")
 	c.Flags().StringVar(&f.commit, "commit", "", "commit SHA (default: git HEAD of DIR, or a hash of its files)")
 	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json (default: the URL)")
+	c.Flags().StringVar(&f.generation, "generation", "", "order of this up among the ups of the pull request, such as $GITHUB_RUN_NUMBER;\n"+
+		"an older one than the preview's changes nothing (default: $GLIMPSE_GENERATION, else the next one)")
+	c.Flags().BoolVar(&f.force, "force", false, "deploy even when --generation is older than the preview's")
 	return c
+}
+
+// parseGeneration reads --generation, or GLIMPSE_GENERATION when the flag
+// is empty; "" is 0 (the next generation).
+func parseGeneration(flag string) (int64, error) {
+	s, from := flag, "--generation"
+	if s == "" {
+		s, from = os.Getenv("GLIMPSE_GENERATION"), "GLIMPSE_GENERATION"
+	}
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, preview.Errorf(preview.InvalidArgument, "%s must be a positive integer such as a CI run number, got %q", from, s)
+	}
+	return n, nil
 }
 
 func dirArg(args []string) string {
@@ -79,6 +102,10 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
+	gen, err := parseGeneration(f.generation)
+	if err != nil {
+		return err
+	}
 	if f.commit != "" {
 		if err := preview.ValidateCommit(f.commit); err != nil {
 			return err
@@ -105,7 +132,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	pl.OnEvent = progressPrinter(stderr)
 	fmt.Fprintf(stderr, "%s: pull request #%d at %s\n", file.App, pr, shortCommit(commit))
 	start := time.Now()
-	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit})
+	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit, Generation: gen, Force: f.force})
 	if err != nil {
 		return err
 	}

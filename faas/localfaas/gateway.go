@@ -176,7 +176,8 @@ func writeError(w http.ResponseWriter, err error) {
 	case preview.Unimplemented:
 		status = http.StatusNotImplemented
 	}
-	http.Error(w, err.Error(), status)
+	// One line, even when the error quotes a request's name unquoted.
+	http.Error(w, strings.Join(strings.Fields(err.Error()), " "), status)
 }
 
 func (g *gateway) list(w http.ResponseWriter, req *http.Request) {
@@ -197,7 +198,7 @@ func (g *gateway) get(w http.ResponseWriter, req *http.Request) {
 	}
 	s := g.r.snapshot(name)
 	if len(s) == 0 {
-		http.Error(w, fmt.Sprintf("function %s not found", name), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("function %q not found", name), http.StatusNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, toStatus(s[0]))
@@ -226,13 +227,13 @@ func (g *gateway) delete(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "functionName is required", http.StatusBadRequest)
 		return
 	}
-	existed, err := g.r.remove(req.Context(), d.FunctionName)
+	existed, err := g.r.remove(req.Context(), d.FunctionName, 0)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	if !existed {
-		http.Error(w, fmt.Sprintf("function %s not found", d.FunctionName), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("function %q not found", d.FunctionName), http.StatusNotFound)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -287,7 +288,7 @@ func (g *gateway) invoke(w http.ResponseWriter, req *http.Request) {
 	seg := req.PathValue("name")
 	name, ns, _ := strings.Cut(seg, ".")
 	if ns != "" && ns != GatewayNamespace {
-		http.Error(w, fmt.Sprintf("function %s not found", seg), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("function %q not found", seg), http.StatusNotFound)
 		return
 	}
 	addr, err := g.r.Endpoint(name)
@@ -389,15 +390,16 @@ func buildVersion() *types.VersionInfo {
 
 // LoadOrCreatePassword returns the gateway password kept in
 // home/gateway-password, creating the file (mode 0600, 32 random bytes as
-// hex) when it does not exist. Concurrent callers, in one process or
-// several, all get the same password: the file appears atomically with its
-// full content. A file that exists but is empty is an error.
+// hex; home is created mode 0700 if missing) when it does not exist.
+// Concurrent callers, in one process or several, all get the same
+// password: the file appears atomically with its full content. A file
+// that exists but is empty is an error.
 func LoadOrCreatePassword(home string) (string, error) {
 	p := filepath.Join(home, PasswordFile)
 	if pw, err := readPassword(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return pw, err
 	}
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	if err := os.MkdirAll(home, 0o700); err != nil {
 		return "", preview.WithCode(preview.Internal, err)
 	}
 	b := make([]byte, 32)

@@ -32,8 +32,12 @@ type imageInfo struct {
 const (
 	cacheConfigName = "config.json"
 	cacheRootfsName = "rootfs"
-	pullTempPrefix  = ".pull-"
-	trashPrefix     = ".trash-"
+	// cachePreparedName marks an entry whose tree prepareTree has made
+	// ready for sandboxed processes; entries extracted by earlier versions
+	// lack it and are prepared on their next use.
+	cachePreparedName = "prepared"
+	pullTempPrefix    = ".pull-"
+	trashPrefix       = ".trash-"
 )
 
 // cacheDirName turns "sha256:<hex>" into the directory name "sha256-<hex>".
@@ -82,6 +86,9 @@ func (r *Runtime) image(ctx context.Context, ref, digest string) (*imageInfo, fu
 	defer unlock()
 
 	dir := filepath.Join(r.imagesDir, cacheDirName(digest))
+	if err := upgradeCacheEntry(dir); err != nil {
+		return nil, nil, preview.WithCode(preview.Internal, fmt.Errorf("image %q: %w", ref, err))
+	}
 	if info, release, ok := r.cached(dir, digest); ok {
 		return info, release, nil
 	}
@@ -162,6 +169,9 @@ func (r *Runtime) extract(ctx context.Context, ref string, img v1.Image, dir str
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return preview.WithCode(preview.Internal, err)
 	}
+	if err := os.Chmod(rootfs, 0o755); err != nil { // whatever the umask
+		return preview.WithCode(preview.Internal, err)
+	}
 	root, err := os.OpenRoot(rootfs)
 	if err != nil {
 		return preview.WithCode(preview.Internal, err)
@@ -185,11 +195,14 @@ func (r *Runtime) extract(ctx context.Context, ref string, img v1.Image, dir str
 			return classifyPull(ctx, ref, fmt.Errorf("layer %d: %w", i, err))
 		}
 	}
+	if err := prepareTree(tmp); err != nil {
+		return preview.WithCode(preview.Internal, fmt.Errorf("image %q: %w", ref, err))
+	}
 	b, err := json.Marshal(cf)
 	if err != nil {
 		return preview.WithCode(preview.Internal, err)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, cacheConfigName), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, cacheConfigName), b, 0o600); err != nil {
 		return preview.WithCode(preview.Internal, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
@@ -257,13 +270,14 @@ func extractLayer(ctx context.Context, root *os.Root, r io.Reader) error {
 					return err
 				}
 			}
-			if err := root.Mkdir(rel, perm); err != nil {
-				if !errors.Is(err, fs.ErrExist) {
-					return err
-				}
-				if err := root.Chmod(rel, perm); err != nil {
-					return err
-				}
+			if err := root.Mkdir(rel, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if hdr.Mode&0o1000 != 0 {
+				perm |= fs.ModeSticky // /tmp; Mkdir does not take it
+			}
+			if err := root.Chmod(rel, perm); err != nil { // whatever the umask
+				return err
 			}
 		case tar.TypeReg:
 			if err := removeExisting(root, rel); err != nil {
@@ -303,6 +317,97 @@ func extractLayer(ctx context.Context, root *os.Root, r io.Reader) error {
 		}
 		created[rel] = true
 	}
+}
+
+// prepareTree makes the extracted tree under the cache entry dir ready for
+// a sandboxed process (host files, devices, permissions) and marks dir as
+// prepared.
+func prepareTree(dir string) error {
+	rootfs := filepath.Join(dir, cacheRootfsName)
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return err
+	}
+	addHostFiles(root)
+	addDevices(root)
+	root.Close()
+	if err := makeReadable(rootfs); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, cachePreparedName), nil, 0o600)
+}
+
+// upgradeCacheEntry prepares the cache entry dir if it was extracted by a
+// version of the runtime that did not (see cachePreparedName). A missing
+// entry is left alone. The caller holds the image's lock.
+func upgradeCacheEntry(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, cachePreparedName)); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, cacheConfigName)); err != nil {
+		return nil
+	}
+	return prepareTree(dir)
+}
+
+// hostFiles are the files a sandboxed process, chrooted into its image,
+// needs from the host to resolve names (localhost, DNS) as the host does.
+var hostFiles = []string{"etc/hosts", "etc/resolv.conf"}
+
+// addHostFiles copies the host's hostFiles into root where the image has
+// none (a container runtime would mount them). It is best effort: a
+// missing host file or an image whose etc is not a directory is left as
+// it is.
+func addHostFiles(root *os.Root) {
+	for _, name := range hostFiles {
+		if _, err := root.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		b, err := os.ReadFile("/" + name)
+		if err != nil {
+			continue
+		}
+		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			continue
+		}
+		root.WriteFile(name, b, 0o644)
+	}
+}
+
+// makeReadable gives everyone read access to every file and directory of
+// the extracted tree at rootfs, and execute access to every directory and
+// to every file that anyone could execute, so that a sandboxed process,
+// which runs as an unprivileged user while the tree is the daemon's, can
+// use all of its image (image contents are not secret: the registry
+// serves them). Write access is not widened; set-id bits were dropped at
+// extraction. Symbolic links are not followed.
+func makeReadable(rootfs string) error {
+	return filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var add fs.FileMode
+		switch {
+		case d.IsDir():
+			add = 0o755
+		case d.Type().IsRegular():
+			add = 0o444
+		default:
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := fi.Mode()
+		if mode.IsRegular() && mode.Perm()&0o111 != 0 {
+			add |= 0o111
+		}
+		if want := mode | add; want != mode {
+			return os.Chmod(p, want&(fs.ModePerm|fs.ModeSticky))
+		}
+		return nil
+	})
 }
 
 // cleanEntry returns the slash-separated path of a tar entry relative to the

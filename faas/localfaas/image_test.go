@@ -147,3 +147,51 @@ func TestResolveInRoot(t *testing.T) {
 		t.Error("a missing path resolved")
 	}
 }
+
+// TestPreparedTree: an extracted image is readable by the sandbox user
+// whatever the layer's modes, keeps /tmp's sticky bit, has the host's
+// /etc/hosts, and (as root) /dev/null; a cache entry from before this
+// preparation is prepared on its next use.
+func TestPreparedTree(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	rt := newRuntime(t, t.TempDir(), nil)
+	img := echoImage(t, "a")
+	info, release, err := rt.image(ctx, img, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	check := func() {
+		t.Helper()
+		for p, want := range map[string]os.FileMode{"ko-app": 0o755, "ko-app/echofn": 0o755, "etc/hosts": 0o644} {
+			fi, err := os.Stat(filepath.Join(info.Rootfs, p))
+			if err != nil || fi.Mode().Perm()&want != want {
+				t.Errorf("%s: %v, %v; want at least %v", p, fi, err, want)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(info.Rootfs, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+			t.Errorf("tmp: %v, %v; want drwxrwxrwt", fi, err)
+		}
+		if os.Geteuid() == 0 {
+			if fi, err := os.Stat(filepath.Join(info.Rootfs, "dev", "null")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+				t.Errorf("dev/null: %v, %v; want a character device", fi, err)
+			}
+		}
+	}
+	check()
+	dir := filepath.Dir(info.Rootfs)
+	for _, p := range []string{cachePreparedName, "rootfs/dev", "rootfs/etc"} {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(info.Rootfs, "ko-app"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, release, err = rt.image(ctx, img, ""); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	check()
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -162,6 +163,9 @@ type echo struct {
 	Env     map[string]string `json:"env"`
 	Cwd     string            `json:"cwd"`
 	PID     int               `json:"pid"`
+	UID     int               `json:"uid"`
+	GID     int               `json:"gid"`
+	Groups  []int             `json:"groups"`
 	Args    []string          `json:"args"`
 	Path    string            `json:"path"`
 	RawPath string            `json:"rawPath"`
@@ -204,4 +208,36 @@ func processGone(pid int) bool {
 		return s[i+2] == 'Z' || s[i+2] == 'X'
 	}
 	return false
+}
+
+// freeTestPort returns a loopback port that was free a moment ago.
+func freeTestPort(t testing.TB) string {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(p)
+}
+
+// answers reports whether something accepts TCP connections at addr.
+func answers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// eventually polls cond every 5ms until it holds or d passes.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }

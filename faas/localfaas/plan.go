@@ -15,20 +15,27 @@ import (
 // except the port, which each start chooses anew.
 type launchPlan struct {
 	name    string
-	path    string   // host path of the executable
+	path    string   // path of the executable: on the host, or inside chroot
 	args    []string // argv, argv[0] as the image names it
-	dir     string   // host path of the working directory
+	dir     string   // working directory: on the host, or inside chroot
 	env     []string // KEY=value, without PORT
 	logPath string
+	// chroot is the host path of the image's rootfs when the process runs
+	// sandboxed (path and dir are then inside it), else "".
+	chroot  string
+	sandbox *sandboxConfig
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // plan turns a function and its extracted image into a launch plan. The
 // entrypoint and working directory are resolved inside the rootfs as if it
-// were the root of the file system (absolute symbolic links included); the
-// environment is the image's, then fn.Env, then HOST=127.0.0.1 unless one of
-// them set HOST. PORT is added at each start.
+// were the root of the file system (absolute symbolic links included); a
+// sandboxed process is chrooted there, so it sees these paths as they are
+// in the image. The environment is the image's, then fn.Env, then the
+// variables the runtime sets, which win over both: HOST=127.0.0.1 and, at
+// each start, PORT. Nothing comes from the daemon's own environment; PATH
+// is the image's, or a default when it has none.
 func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) {
 	cfg := img.Config
 	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
@@ -43,10 +50,8 @@ func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) 
 	for k, v := range fn.Env {
 		env[k] = v
 	}
-	if _, ok := env["HOST"]; !ok {
-		env["HOST"] = "127.0.0.1"
-	}
-	delete(env, "PORT")
+	env["HOST"] = "127.0.0.1"
+	delete(env, "PORT") // set at each start
 
 	workdir := cfg.WorkingDir
 	if workdir == "" {
@@ -62,7 +67,11 @@ func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) 
 		if rerr != nil {
 			return launchPlan{}, preview.WithCode(preview.Internal, rerr)
 		}
-		merr := root.MkdirAll(strings.TrimPrefix(path.Clean(workdir), "/"), 0o755)
+		rel := strings.TrimPrefix(path.Clean(workdir), "/")
+		merr := root.MkdirAll(rel, 0o755)
+		if merr == nil {
+			merr = root.Chmod(rel, 0o755) // whatever the umask: the sandbox user enters it
+		}
 		root.Close()
 		if merr != nil {
 			return launchPlan{}, preview.Errorf(preview.FailedPrecondition, "image %q: working directory %q: %v", fn.Image, cfg.WorkingDir, merr)
@@ -89,14 +98,29 @@ func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) 
 	if _, ok := env["PATH"]; !ok {
 		envList = append(envList, "PATH="+defaultPath)
 	}
-	return launchPlan{
+	lp := launchPlan{
 		name:    fn.Name,
 		path:    exe,
 		args:    argv,
 		dir:     dir,
 		env:     envList,
 		logPath: r.logPath(fn.Name),
-	}, nil
+	}
+	if r.sandbox != nil {
+		lp.chroot, lp.sandbox = img.Rootfs, r.sandbox
+		lp.path, lp.dir = inRoot(img.Rootfs, exe), inRoot(img.Rootfs, dir)
+	}
+	return lp, nil
+}
+
+// inRoot turns host, a host path inside rootfs (as resolveInRoot returns
+// it), into the absolute path it has when rootfs is the root.
+func inRoot(rootfs, host string) string {
+	rel, err := filepath.Rel(rootfs, host)
+	if err != nil {
+		return "/"
+	}
+	return path.Join("/", filepath.ToSlash(rel))
 }
 
 // findExecutable resolves argv0 inside rootfs: a name with a slash relative

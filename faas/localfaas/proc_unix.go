@@ -19,7 +19,7 @@ func signalGroup(pid int, sig syscall.Signal) {
 // lockHome takes an exclusive lock on p (created if missing) so that two
 // runtimes never run the same home's functions. unlockHome releases it.
 func lockHome(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

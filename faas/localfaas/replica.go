@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +32,8 @@ type process struct {
 
 // launch starts a process for plan on a fresh loopback port and waits until
 // it accepts TCP connections there. On any failure the process (and its
-// group) is killed and the error carries the tail of its log.
+// group) is killed and the error, one line, carries the last line the
+// process wrote and the log's path.
 func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error) {
 	port, err := freePort()
 	if err != nil {
@@ -42,11 +44,11 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 	if fi, err := os.Stat(plan.logPath); err == nil && fi.Size() > maxLogSize {
 		flags |= os.O_TRUNC // keep the log bounded across restarts
 	}
-	logf, err := os.OpenFile(plan.logPath, flags, 0o644)
+	logf, err := os.OpenFile(plan.logPath, flags, 0o600)
 	if err != nil {
 		return nil, preview.WithCode(preview.Internal, err)
 	}
-	fmt.Fprintf(logf, "--- localfaas %s: starting %s on %s\n", time.Now().UTC().Format(time.RFC3339), plan.args[0], addr)
+	fmt.Fprintf(logf, logHeader+"%s: starting %s on %s\n", time.Now().UTC().Format(time.RFC3339), plan.args[0], addr)
 	var cmd *exec.Cmd
 	for attempt := 1; ; attempt++ {
 		cmd = &exec.Cmd{
@@ -56,7 +58,7 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 			Env:         append(plan.env[:len(plan.env):len(plan.env)], "PORT="+strconv.Itoa(port)),
 			Stdout:      logf,
 			Stderr:      logf,
-			SysProcAttr: sysProcAttr(),
+			SysProcAttr: sysProcAttr(plan.sandbox, plan.chroot),
 		}
 		err = startCmd(cmd)
 		// ETXTBSY: a process forked elsewhere in the daemon while an image
@@ -87,7 +89,7 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 	}()
 	if err := r.awaitReady(ctx, p); err != nil {
 		p.stop(0)
-		return nil, fmt.Errorf("%w%s", err, logTail(plan.logPath))
+		return nil, fmt.Errorf("%w%s", err, lastOutput(plan.logPath))
 	}
 	return p, nil
 }
@@ -124,7 +126,9 @@ func (r *Runtime) awaitReady(ctx context.Context, p *process) error {
 	}
 }
 
-// stop asks the process group to terminate and kills it after grace. It
+// stop asks the process group to terminate and kills it after grace (at
+// once when the process has no SIGTERM handler: as a sandboxed PID 1 it
+// would not die of SIGTERM, which would cost the whole grace period). It
 // returns once the process is reaped.
 func (p *process) stop(grace time.Duration) {
 	select {
@@ -132,7 +136,7 @@ func (p *process) stop(grace time.Duration) {
 		return
 	default:
 	}
-	if grace > 0 {
+	if grace > 0 && handlesSignal(p.pid, syscall.SIGTERM) {
 		signalGroup(p.pid, syscall.SIGTERM)
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -153,28 +157,47 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// logTail returns the last lines of a function's log, formatted to follow
-// an error message, or "".
-func logTail(p string) string {
+// logHeader starts the line launch writes to a function's log before each
+// start.
+const logHeader = "--- localfaas "
+
+// lastOutput returns, formatted to follow an error message on the same
+// line, the last non-empty line a function's process wrote to its log
+// since the runtime's last start line (at most 200 bytes of it), and the
+// log's path; or "" when the log cannot be read.
+func lastOutput(p string) string {
 	f, err := os.Open(p)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	const max = 2048
+	const tailSize = 4096
 	fi, err := f.Stat()
-	if err != nil || fi.Size() == 0 {
+	if err != nil {
 		return ""
 	}
-	off := fi.Size() - max
-	if off < 0 {
-		off = 0
-	}
+	off := max(fi.Size()-tailSize, 0)
 	b := make([]byte, fi.Size()-off)
 	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
 		return ""
 	}
-	return "\nlast output (" + p + "):\n" + string(b)
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, logHeader):
+			last = "" // an earlier start's output
+		case l != "":
+			last = l
+		}
+	}
+	if last == "" {
+		return " (no output; log " + p + ")"
+	}
+	if len(last) > 200 {
+		last = last[:200] + "..."
+	}
+	return fmt.Sprintf("; last output: %q (log %s)", last, p)
 }
 
 func freePort() (int, error) {

@@ -50,6 +50,15 @@ type Options struct {
 	// requests that started before the switch finish on it.
 	Busy         func(addr string) bool
 	DrainTimeout time.Duration
+	// Sandbox chooses whether function processes run sandboxed (own PID
+	// namespace, chroot into their image, unprivileged user; see the
+	// package documentation). The zero value, SandboxAuto, sandboxes
+	// where the machine allows it and logs one warning where it does not.
+	Sandbox Sandbox
+	// SandboxUID and SandboxGID are the user and group that sandboxed
+	// processes run as; 0 means DefaultSandboxID (65534, nobody). No
+	// other process should run as them.
+	SandboxUID, SandboxGID uint32
 }
 
 // Errors of Endpoint and WaitEndpoint, matched with errors.Is. Their codes
@@ -91,6 +100,8 @@ type Runtime struct {
 	savedGen uint64
 
 	lockFile *os.File // holds the home's lock until Close
+
+	sandbox *sandboxConfig // nil: functions run unsandboxed
 }
 
 type entry struct {
@@ -112,6 +123,14 @@ var _ preview.FunctionRuntime = (*Runtime)(nil)
 // WaitEndpoint see them as not ready until their process listens. Only one
 // Runtime (in any process) may use a home at a time: New fails with
 // FailedPrecondition while another holds it.
+//
+// home and home/functions are made accessible to the daemon's user only
+// (mode 0700, also when they existed with a wider mode), and the files
+// the runtime writes there are mode 0600, so that neither a function (when
+// sandboxed it runs as another user) nor other users of the machine can
+// read the daemon's state and secrets. New decides whether functions run
+// sandboxed (Options.Sandbox); with SandboxRequired it fails with
+// FailedPrecondition when they cannot be.
 func New(home string, opts *Options) (*Runtime, error) {
 	if home == "" {
 		return nil, preview.Errorf(preview.InvalidArgument, "localfaas: home directory is required")
@@ -153,8 +172,13 @@ func New(home string, opts *Options) (*Runtime, error) {
 		locks:     map[string]*keyLock{},
 		pins:      map[string]int{},
 	}
+	for _, d := range []string{home, filepath.Join(home, "functions")} {
+		if err := tightenHome(d); err != nil {
+			return nil, preview.WithCode(preview.Internal, fmt.Errorf("localfaas: %w", err))
+		}
+	}
 	for _, d := range []string{r.imagesDir, r.logsDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, preview.WithCode(preview.Internal, fmt.Errorf("localfaas: %w", err))
 		}
 	}
@@ -163,6 +187,10 @@ func New(home string, opts *Options) (*Runtime, error) {
 		return nil, preview.Errorf(preview.FailedPrecondition, "localfaas: %s: %v", home, err)
 	}
 	r.lockFile = lock
+	if r.sandbox, err = r.setupSandbox(); err != nil {
+		unlockHome(lock)
+		return nil, err
+	}
 	// Leftovers of an interrupted pull or prune.
 	if des, err := os.ReadDir(r.imagesDir); err == nil {
 		for _, de := range des {
@@ -265,12 +293,30 @@ const (
 // tag) and, when the function has a replica, starts the new process and
 // waits until it accepts connections before the endpoint switches to it and
 // the old process stops, so there is no moment without a ready process.
+//
+// An update of a function scaled to zero starts the new version once, as a
+// wake would, waits until it accepts connections and stops it again, so a
+// version that cannot start fails Apply now rather than the next wake; the
+// function stays at zero either way.
+//
 // Apply with the same image, env, labels and annotations as the current
-// state does nothing (a tag reference is resolved only when something
-// changed; pass a digest, as the Pipeline does, to pin an image). On failure nothing changes: a new function is not
-// created, an existing one keeps its spec and process. If only persisting
-// the new state fails, the new process runs and the error is returned; the
-// next successful call persists it.
+// state does nothing; one that changes only labels or annotations (the
+// same Image string and env) records them without pulling and without
+// restarting the process. A tag reference is resolved only when the image
+// or env changed; pass a digest, as the Pipeline does, to pin an image.
+//
+// Apply never rolls a function back: when the deployed function's
+// generation (annotation preview.AnnotationGeneration) is greater than
+// fn's, it fails with preview.ErrStaleGeneration (FailedPrecondition) and
+// changes nothing. The check and the write happen under the function's
+// lock, which every Apply, Scale and Remove of that function holds, so no
+// other call can slip in between.
+//
+// On failure nothing changes: a new function is not created, an existing
+// one keeps its spec and process. Errors of a process that does not start
+// are one line with its exit status and last line of output. If only
+// persisting the new state fails, the new process runs and the error is
+// returned; the next successful call persists it.
 func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 	return r.apply(ctx, fn, applyAny)
 }
@@ -293,16 +339,31 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 	}
 	defer unlock()
 
+	// The function's lock is held from here to the write below: e and
+	// e.fn change only under it.
 	r.mu.RLock()
 	e := r.fns[fn.Name]
+	var cur preview.Function
+	if e != nil {
+		cur = e.fn
+	}
 	r.mu.RUnlock()
 	switch {
 	case mode == applyCreate && e != nil:
 		return preview.Errorf(preview.AlreadyExists, "function %s already exists", fn.Name)
 	case mode == applyUpdate && e == nil:
 		return preview.Errorf(preview.NotFound, "function %s not found", fn.Name)
-	case e != nil && sameSpec(e.fn, fn):
-		return nil
+	}
+	if e != nil {
+		if err := preview.CheckGeneration(cur, fn); err != nil {
+			return err
+		}
+		if sameSpec(cur, fn) {
+			return nil
+		}
+		if sameProcess(cur, fn) {
+			return r.relabel(e, fn)
+		}
 	}
 	fn = cloneFunction(fn)
 	img, release, err := r.image(ctx, fn.Image, "")
@@ -322,6 +383,8 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 			return fmt.Errorf("function %s: %w", fn.Name, err)
 		}
 		rp = r.newReplica(fn.Name, plan, nil, p)
+	} else if err := r.trial(ctx, plan); err != nil {
+		return fmt.Errorf("function %s is scaled to zero and keeps its deployed version: the new version did not start: %w", fn.Name, err)
 	}
 
 	r.mu.Lock()
@@ -337,7 +400,7 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		e = &entry{replicas: 1, created: time.Now().UTC()}
 		r.fns[fn.Name] = e
 	}
-	old = e.rp
+	old = e.rp // nil at zero replicas, where rp is nil too
 	e.fn, e.digest, e.rp = fn, img.Digest, rp
 	r.mu.Unlock()
 
@@ -349,6 +412,31 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 	release()
 	r.prune()
 	return err
+}
+
+// relabel records fn's labels and annotations on e, whose process (image
+// and env) fn leaves as it is. The caller holds the function's lock.
+func (r *Runtime) relabel(e *entry, fn preview.Function) error {
+	fn = cloneFunction(fn)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errClosed
+	}
+	e.fn.Labels, e.fn.Annotations = fn.Labels, fn.Annotations
+	r.mu.Unlock()
+	return r.save()
+}
+
+// trial starts a process for plan as a wake would, waits until it accepts
+// connections (the same readiness check) and stops it again.
+func (r *Runtime) trial(ctx context.Context, plan launchPlan) error {
+	p, err := r.launch(ctx, plan)
+	if err != nil {
+		return err
+	}
+	p.stop(r.opts.StopTimeout)
+	return nil
 }
 
 // Get returns the function's status, or NotFound. AvailableReplicas is 1
@@ -470,11 +558,24 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 // its log; its image leaves the cache when no other function uses it. A
 // missing function is success.
 func (r *Runtime) Remove(ctx context.Context, name string) error {
-	_, err := r.remove(ctx, name)
+	_, err := r.remove(ctx, name, 0)
 	return err
 }
 
-func (r *Runtime) remove(ctx context.Context, name string) (existed bool, err error) {
+// RemoveOlder removes the function when its generation is lower than
+// below, checked and removed under the function's lock, so an Apply of a
+// newer generation is never undone (preview.GenerationRemover).
+func (r *Runtime) RemoveOlder(ctx context.Context, name string, below int64) (bool, error) {
+	if below <= 0 {
+		return false, nil
+	}
+	return r.remove(ctx, name, below)
+}
+
+var _ preview.GenerationRemover = (*Runtime)(nil)
+
+// remove removes name; when below > 0 only if its generation is lower.
+func (r *Runtime) remove(ctx context.Context, name string, below int64) (existed bool, err error) {
 	ctx, end, err := r.begin(ctx)
 	if err != nil {
 		return false, err
@@ -487,7 +588,12 @@ func (r *Runtime) remove(ctx context.Context, name string) (existed bool, err er
 	defer unlock()
 	r.mu.Lock()
 	e := r.fns[name]
-	delete(r.fns, name)
+	if e != nil && below > 0 && preview.GenerationOf(e.fn.Annotations) >= below {
+		e = nil
+	}
+	if e != nil {
+		delete(r.fns, name)
+	}
 	r.mu.Unlock()
 	if e == nil {
 		return false, nil
@@ -651,7 +757,14 @@ func (r *Runtime) lock(ctx context.Context, key string) (func(), error) {
 }
 
 func sameSpec(a, b preview.Function) bool {
-	return a.Image == b.Image && mapsEqual(a.Env, b.Env) && mapsEqual(a.Labels, b.Labels) && mapsEqual(a.Annotations, b.Annotations)
+	return sameProcess(a, b) && mapsEqual(a.Labels, b.Labels) && mapsEqual(a.Annotations, b.Annotations)
+}
+
+// sameProcess reports whether a and b run the same process: the same image
+// reference and environment. Labels and annotations do not reach the
+// process.
+func sameProcess(a, b preview.Function) bool {
+	return a.Image == b.Image && mapsEqual(a.Env, b.Env)
 }
 
 // mapsEqual treats nil and empty maps as equal.

@@ -5,6 +5,7 @@ package localfaas
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -65,6 +66,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	e := getEcho(t, "http://"+addr+"/x?y=1")
+	wantCwd := func(cwd string) bool { // inside the rootfs: chrooted there, or on the host
+		if rt.Sandboxed() {
+			return cwd == "/work"
+		}
+		return strings.HasSuffix(cwd, filepath.Join("rootfs", "work")) && strings.HasPrefix(cwd, rt.imagesDir)
+	}
 	switch {
 	case host != "127.0.0.1":
 		t.Errorf("endpoint host %q, want 127.0.0.1", host)
@@ -76,16 +83,16 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("env lacks the function's or the image's variables: %v", e.Env)
 	case "PATH="+e.Env["PATH"] != kobuild.DefaultPath:
 		t.Errorf("PATH=%q, want the image's (the daemon's environment must not leak)", e.Env["PATH"])
-	case !strings.HasSuffix(e.Cwd, filepath.Join("rootfs", "work")) || !strings.HasPrefix(e.Cwd, rt.imagesDir):
+	case !wantCwd(e.Cwd):
 		t.Errorf("cwd %q, want the image's working directory inside its rootfs", e.Cwd)
 	case len(e.Args) != 2 || e.Args[0] != kobuild.AppDir+"/echofn" || e.Args[1] != "--flag":
 		t.Errorf("args %q", e.Args)
 	case e.Path != "/x" || e.Query != "y=1":
 		t.Errorf("path %q query %q", e.Path, e.Query)
 	}
-	pid1 := e.PID
-	if got := rt.pid(fn.Name); got != pid1 {
-		t.Fatalf("pid %d, echo says %d", got, pid1)
+	pid1 := rt.pid(fn.Name)
+	if want := map[bool]int{true: 1, false: pid1}[rt.Sandboxed()]; e.PID != want {
+		t.Fatalf("echo says pid %d, want %d (sandboxed: %v; runtime's pid %d)", e.PID, want, rt.Sandboxed(), pid1)
 	}
 
 	// Unchanged: no restart.
@@ -106,8 +113,9 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2 := getEcho(t, "http://"+addr2+"/")
-	if e2.PID == pid1 || e2.Env["GLIMPSE_PR"] != "2" {
-		t.Fatalf("after update: pid %d env %v; old pid %d", e2.PID, e2.Env["GLIMPSE_PR"], pid1)
+	pid2 := rt.pid(fn.Name)
+	if pid2 == pid1 || e2.Env["GLIMPSE_PR"] != "2" {
+		t.Fatalf("after update: pid %d env %v; old pid %d", pid2, e2.Env["GLIMPSE_PR"], pid1)
 	}
 	if !processGone(pid1) {
 		t.Fatalf("old process %d still runs after the update", pid1)
@@ -117,8 +125,8 @@ func TestLifecycle(t *testing.T) {
 	if n, err := rt.Scale(ctx, fn.Name, 0); err != nil || n != 0 {
 		t.Fatalf("Scale(0) = %d, %v", n, err)
 	}
-	if !processGone(e2.PID) {
-		t.Fatalf("process %d still runs at zero replicas", e2.PID)
+	if !processGone(pid2) {
+		t.Fatalf("process %d still runs at zero replicas", pid2)
 	}
 	_, err = rt.Endpoint(fn.Name)
 	if !errors.Is(err, ErrScaledToZero) || preview.CodeOf(err) != preview.FailedPrecondition {
@@ -135,6 +143,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e3 := getEcho(t, "http://"+addr3+"/")
+	pid3 := rt.pid(fn.Name)
 	if e3.Env["GLIMPSE_PR"] != "2" {
 		t.Fatalf("scaled-up process has env %v", e3.Env)
 	}
@@ -149,8 +158,8 @@ func TestLifecycle(t *testing.T) {
 	if err := rt.Remove(ctx, fn.Name); err != nil {
 		t.Fatal(err)
 	}
-	if !processGone(e3.PID) {
-		t.Fatalf("process %d still runs after Remove", e3.PID)
+	if !processGone(pid3) {
+		t.Fatalf("process %d still runs after Remove", pid3)
 	}
 	if _, err := rt.Get(ctx, fn.Name); !preview.IsNotFound(err) {
 		t.Fatalf("Get after Remove: %v", err)
@@ -222,8 +231,8 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restored function: %v", err)
 	}
-	if e := getEcho(t, "http://"+addr); e.Env["GLIMPSE_PR"] != "1" || e.PID == pid {
-		t.Fatalf("restored process: %+v", e)
+	if e := getEcho(t, "http://"+addr); e.Env["GLIMPSE_PR"] != "1" || rt2.pid(up.Name) == pid {
+		t.Fatalf("restored process: %+v, pid %d (was %d)", e, rt2.pid(up.Name), pid)
 	}
 	st, err := rt2.Get(ctx, down.Name)
 	if err != nil || st.Replicas != 0 || st.Labels[preview.LabelPR] != "2" || st.Annotations["glimpse.dev/routes"] != "/graphql" {
@@ -262,9 +271,9 @@ func TestCrashRestart(t *testing.T) {
 			t.Fatalf("after a crash: %v", err)
 		}
 		if p, _ := rp.state(); p != nil && p != old {
-			e := getEcho(t, "http://"+addr)
-			if e.PID == old.pid {
-				t.Fatalf("same pid %d after restart", e.PID)
+			getEcho(t, "http://"+addr)
+			if p.pid == old.pid {
+				t.Fatalf("same pid %d after restart", p.pid)
 			}
 			return
 		}
@@ -291,16 +300,34 @@ func TestStartFailures(t *testing.T) {
 	})
 	t.Run("NeverListens", func(t *testing.T) {
 		fn := testFunction("nolisten-pr-1", img, 1)
-		pidFile := filepath.Join(t.TempDir(), "pid")
-		fn.Env["ECHOFN_MODE"], fn.Env["ECHOFN_PIDFILE"] = "nolisten", pidFile
+		side := freeTestPort(t) // it listens there, not on $PORT
+		fn.Env["ECHOFN_MODE"], fn.Env["ECHOFN_CHILD_PORT"] = "nolisten", side
+		seen := make(chan bool, 1)
+		applied := make(chan struct{})
+		go func() { // the process ran: it answered on its side port while Apply waited
+			for {
+				if answers("127.0.0.1:" + side) {
+					seen <- true
+					return
+				}
+				select {
+				case <-applied:
+					seen <- false
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
 		err := rt.Apply(ctx, fn)
+		close(applied)
 		if preview.CodeOf(err) != preview.DeadlineExceeded {
 			t.Fatalf("Apply = %v; want DeadlineExceeded", err)
 		}
-		b, rerr := os.ReadFile(pidFile)
-		pid, _ := strconv.Atoi(string(b))
-		if rerr != nil || pid == 0 || !processGone(pid) {
-			t.Fatalf("process %d (%v) not killed after the ready timeout", pid, rerr)
+		if !<-seen {
+			t.Fatal("the process never listened on its side port while Apply waited")
+		}
+		if answers("127.0.0.1:" + side) {
+			t.Fatalf("process still answers on its side port %s after the ready timeout", side)
 		}
 	})
 	t.Run("FailedUpdateKeepsOld", func(t *testing.T) {
@@ -402,13 +429,29 @@ func TestConcurrentApplySameFunction(t *testing.T) {
 // The daemon dies without Close: the kernel kills its functions.
 const childEnv = "LOCALFAAS_TEST_CHILD_HOME"
 
+// The child daemon runs its function with the env in LOCALFAAS_TEST_FN_ENV
+// (JSON) added, and with Sandbox "off" or "required" when
+// LOCALFAAS_TEST_SANDBOX says so.
 func runChild() {
-	rt, err := New(os.Getenv(childEnv), nil)
+	opts := &Options{}
+	switch os.Getenv("LOCALFAAS_TEST_SANDBOX") {
+	case "off":
+		opts.Sandbox = SandboxOff
+	case "required":
+		opts.Sandbox = SandboxRequired
+	}
+	rt, err := New(os.Getenv(childEnv), opts)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
 	fn := testFunction("orphan-pr-1", os.Getenv("LOCALFAAS_TEST_IMAGE"), 1)
+	if extra := os.Getenv("LOCALFAAS_TEST_FN_ENV"); extra != "" {
+		if err := json.Unmarshal([]byte(extra), &fn.Env); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
 	if err := rt.Apply(context.Background(), fn); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

@@ -189,6 +189,11 @@ func (c *Client) Gateway() string { return c.base.String() }
 // gateway does (faas-netes); faasd starts a function again on update, so
 // Apply scales a function that was at zero back to zero afterwards.
 // A failed Apply leaves whatever the gateway did; repeating it converges.
+// A function deployed with a newer generation is never replaced
+// (ErrStaleGeneration); the gateway has no conditional update, so the
+// check is made on the read just before the write, and two Applies racing
+// within that gap are ordered by the pipeline's re-check after its route
+// switch instead.
 func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
 	if err := fn.Validate(); err != nil {
 		return err
@@ -200,6 +205,13 @@ func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
 	case existed:
 		if cur.Annotations != nil && (*cur.Annotations)[SpecHashAnnotation] == hash && cur.Image == fn.Image {
 			return nil
+		}
+		// The gateway API has no conditional update: the roll-back check
+		// is made here, just before the write (see preview.FunctionRuntime).
+		if cur.Annotations != nil {
+			if err := preview.CheckGeneration(preview.Function{Annotations: *cur.Annotations}, fn); err != nil {
+				return err
+			}
 		}
 	case !preview.IsNotFound(err):
 		return err
@@ -377,8 +389,8 @@ func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
 	}
 	return preview.FunctionStatus{
 		Function:          fn,
-		Replicas:          int(st.Replicas),
-		AvailableReplicas: int(st.AvailableReplicas),
+		Replicas:          replicaCount(st.Replicas),
+		AvailableReplicas: replicaCount(st.AvailableReplicas),
 		InvocationCount:   st.InvocationCount,
 		CreatedAt:         st.CreatedAt,
 	}

@@ -145,7 +145,7 @@ func (c *Client) settleRead(ctx context.Context, name string, want int, quick bo
 		if err != nil {
 			return 0, err
 		}
-		got := int(st.Replicas)
+		got := replicaCount(st.Replicas)
 		if got == want || quick || time.Now().Add(wait).After(deadline) {
 			return got, nil
 		}
@@ -159,3 +159,7 @@ func (c *Client) settleRead(ctx context.Context, name string, want int, quick bo
 		wait = min(2*wait, 400*time.Millisecond)
 	}
 }
+
+// replicaCount converts a replica count of the gateway's JSON (uint64),
+// clamped so that a huge one does not turn negative.
+func replicaCount(n uint64) int { return int(min(n, 1<<31-1)) }

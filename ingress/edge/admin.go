@@ -15,7 +15,7 @@ import (
 //
 //	GET    /glimpse/v1/routes[?selector=k=v,k2=v2]  -> 200 {"routes": [Route...]}
 //	GET    /glimpse/v1/routes/{host}                -> 200 Route | 404
-//	PUT    /glimpse/v1/routes/{host}  body: Route   -> 200 Route (as stored)
+//	PUT    /glimpse/v1/routes/{host}  body: Route   -> 200 Route (as stored) | 409 Aborted when body.version is not the stored one
 //	DELETE /glimpse/v1/routes/{host}                -> 204 (also when missing)
 //
 // Errors are {"error": "message", "code": "InvalidArgument"} with the HTTP
@@ -96,11 +96,7 @@ func (e *Edge) AdminHandler() http.Handler {
 			writeError(w, preview.Errorf(preview.InvalidArgument, "route body names host %q, the URL %q", rt.Host, host))
 			return
 		}
-		if err := e.SetRoute(r.Context(), rt); err != nil {
-			writeError(w, err)
-			return
-		}
-		stored, err := e.Route(r.Context(), host)
+		stored, err := e.SetRoute(r.Context(), rt)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -153,16 +149,6 @@ func FormatSelector(sel preview.Labels) string {
 		b.WriteString(sel[k])
 	}
 	return b.String()
-}
-
-// codeByName parses a Code's String form; ok is false for unknown names.
-func codeByName(name string) (preview.Code, bool) {
-	for c := preview.Unknown; c <= preview.Internal; c++ {
-		if c.String() == name {
-			return c, true
-		}
-	}
-	return preview.Unknown, false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -46,7 +46,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", Function: "hello-pr-1", FunctionPaths: []string{"/graphql"}}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", Function: "hello-pr-1", FunctionPaths: []string{"/graphql"}}); err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest("GET", "http://pr-1.hello.localhost:8080/graphql?q=1", nil)
@@ -78,7 +78,7 @@ func BenchmarkProxyConn(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close()
-			e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", Function: "f", FunctionPaths: []string{"/"}})
+			preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", Function: "f", FunctionPaths: []string{"/"}})
 			srv := httptest.NewServer(e)
 			defer srv.Close()
 			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
@@ -164,7 +164,7 @@ func BenchmarkStatic(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
 		b.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -195,7 +195,7 @@ func BenchmarkStatic(b *testing.B) {
 func BenchmarkLookup(b *testing.B) {
 	e, _ := New(Options{})
 	for i := range 1000 {
-		e.SetRoute(context.Background(), preview.Route{Host: preview.Host("app", i+1, "localhost")})
+		preview.PutRoute(context.Background(), e, preview.Route{Host: preview.Host("app", i+1, "localhost")})
 	}
 	b.ReportAllocs()
 	for range b.N {

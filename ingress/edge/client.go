@@ -81,17 +81,23 @@ func NewClient(baseURL, password string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), password: password, hc: hc}
 }
 
-// SetRoute creates or replaces the route for r.Host (PUT).
-func (c *Client) SetRoute(ctx context.Context, r preview.Route) error {
+// SetRoute stores r for r.Host when the stored route's Version equals
+// r.Version (PUT; see preview.Router) and returns the route as stored. A
+// version that does not match is Aborted.
+func (c *Client) SetRoute(ctx context.Context, r preview.Route) (preview.Route, error) {
 	host := preview.NormalizeHost(r.Host)
 	if err := preview.ValidateHost(host); err != nil {
-		return err
+		return preview.Route{}, err
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return preview.Errorf(preview.InvalidArgument, "route: %v", err)
+		return preview.Route{}, preview.Errorf(preview.InvalidArgument, "route: %v", err)
 	}
-	return c.do(ctx, http.MethodPut, AdminPath+"/"+url.PathEscape(host), body, nil)
+	var stored preview.Route
+	if err := c.do(ctx, http.MethodPut, AdminPath+"/"+url.PathEscape(host), body, &stored); err != nil {
+		return preview.Route{}, err
+	}
+	return stored, nil
 }
 
 // Route returns the route for host, or NotFound.
@@ -176,7 +182,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		msg := strings.TrimSpace(string(b))
 		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 			msg = eb.Error
-			if c, ok := codeByName(eb.Code); ok && c != preview.Unknown {
+			if c, ok := preview.ParseCode(eb.Code); ok && c != preview.Unknown {
 				code = c
 			}
 		}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,13 +27,22 @@ import (
 // watched only when a request takes longer than watchDelay. Requests for
 // hosts without a route that arrive on such a connection (a load balancer
 // reusing connections across hosts) go to Options.Fallback.
+//
+// Limits on a taken-over connection, which net/http's server no longer
+// enforces: between requests the connection waits at most
+// Options.IdleTimeout for the first byte of the next one (then it is
+// closed silently); from that byte the header block must arrive within
+// Limits.ReadHeaderTimeout (else 408) and fit in Limits.MaxHeaderBytes
+// (else 431). Request bodies are bounded per read by the handlers that
+// read them (http.ResponseController.SetReadDeadline works here, see
+// fastResponse.SetReadDeadline; the proxy applies Limits.BodyReadTimeout),
+// and what a handler leaves unread is drained within BodyReadTimeout or
+// the connection is closed.
 
 const (
 	// watchDelay is how long a request may run before the edge starts
 	// watching its client for a disconnect (which cancels the request).
 	watchDelay = 100 * time.Millisecond
-	// maxHeaderBytes bounds a request's header block.
-	maxHeaderBytes = 1 << 20
 	// maxDrain is how much of an unread request body is discarded to keep
 	// a connection alive.
 	maxDrain = 256 << 10
@@ -40,6 +51,7 @@ const (
 var (
 	errHeaderTooLarge = errors.New("request header too large")
 	errShortBody      = errors.New("response body shorter than its Content-Length")
+	errHeaderTimeout  = fmt.Errorf("reading the request header: %w", os.ErrDeadlineExceeded)
 )
 
 // fastConn is one taken-over client connection.
@@ -57,6 +69,9 @@ type fastConn struct {
 	// Header size limit: bytes the current header block may still read;
 	// negative means no limit (reading a body).
 	limit int
+	// linger makes the connection close gracefully (see lingeringClose):
+	// the client may still be sending a body nobody reads.
+	linger bool
 
 	// The watchdog: a timer that starts a background read when a request
 	// runs long; the byte it reads (a pipelined request) is kept in
@@ -216,6 +231,9 @@ func (fc *fastConn) serve(req *http.Request) {
 	defer func() {
 		fc.watch.Stop()
 		fc.cancel()
+		if fc.linger {
+			fc.lingeringClose()
+		}
 		fc.c.Close()
 		fc.e.track(fc, false)
 	}()
@@ -234,20 +252,27 @@ func (fc *fastConn) serve(req *http.Request) {
 		if fc.e.closed.Load() {
 			return
 		}
-		fc.limit = maxHeaderBytes
-		next, err := fc.readRequest()
-		fc.limit = -1
+		next, started, err := fc.nextRequest()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isTimeout(err) && !errors.Is(err, net.ErrClosed) {
-				status := "400 Bad Request"
-				switch {
-				case errors.Is(err, errHeaderTooLarge):
-					status = "431 Request Header Fields Too Large"
-				case errors.Is(err, errBadVersion):
-					status = "505 HTTP Version Not Supported"
+			status := ""
+			switch {
+			case !started, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+				// Idle, closed by the client, or interrupted by Close.
+			case isTimeout(err):
+				if !fc.e.closed.Load() {
+					status = "408 Request Timeout"
 				}
+			case errors.Is(err, errHeaderTooLarge):
+				status = "431 Request Header Fields Too Large"
+			case errors.Is(err, errBadVersion):
+				status = "505 HTTP Version Not Supported"
+			default:
+				status = "400 Bad Request"
+			}
+			if status != "" {
+				fc.c.SetWriteDeadline(time.Now().Add(time.Second))
 				io.WriteString(fc.c, "HTTP/1.1 "+status+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+status+"\n")
-				fc.lingeringClose()
+				fc.linger = true
 			}
 			return
 		}
@@ -261,15 +286,53 @@ func (fc *fastConn) serve(req *http.Request) {
 	}
 }
 
-// lingeringClose half-closes the connection and reads what the client is
-// still sending for a moment, so that closing does not reset the
-// connection before the client has read the error response.
+// nextRequest reads the next request: it waits for its first byte until
+// the deadline the caller set (the idle timeout), then reads the rest of
+// the header block within Limits.ReadHeaderTimeout and at most
+// Limits.MaxHeaderBytes of it. started reports whether a byte of the
+// request arrived (an error before that is the idle connection ending).
+func (fc *fastConn) nextRequest() (req *http.Request, started bool, err error) {
+	fc.limit = fc.e.opts.Limits.MaxHeaderBytes
+	defer func() { fc.limit = -1 }()
+	if _, err := fc.br.Peek(1); err != nil {
+		return nil, false, err
+	}
+	// Most requests arrive whole with their first byte: a deadline is
+	// only needed for a header block still incomplete.
+	var deadline time.Time
+	if buf, _ := fc.br.Peek(fc.br.Buffered()); headerEnd(buf, 0) < 0 {
+		deadline = time.Now().Add(fc.e.opts.Limits.ReadHeaderTimeout)
+		// See serve for the order with Close's interruption.
+		fc.c.SetReadDeadline(deadline)
+		if fc.e.closed.Load() {
+			return nil, true, net.ErrClosed
+		}
+	}
+	req, err = fc.readRequest()
+	if err != nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+		// The parser may report the truncated block it was left with
+		// rather than the timeout.
+		err = errHeaderTimeout
+	}
+	return req, true, err
+}
+
+// lingeringClose half-closes the connection and, for half a second or
+// until the client closes, reads (at most 4 MiB of) what it is still
+// sending (a body nobody reads), so that closing does not reset the
+// connection before the client has read the last response: a reset can
+// discard the response from the client's receive buffer. Past 4 MiB it
+// stops reading but still waits out the half second (the client's writes
+// then block instead of failing), as net/http's server does.
 func (fc *fastConn) lingeringClose() {
 	if cw, ok := fc.c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	fc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.Copy(io.Discard, io.LimitReader(fc.c, 4<<20))
+	until := time.Now().Add(500 * time.Millisecond)
+	fc.c.SetReadDeadline(until)
+	if n, err := io.Copy(io.Discard, io.LimitReader(fc.c, 4<<20)); err == nil && n == 4<<20 {
+		time.Sleep(time.Until(until))
+	}
 }
 
 func isTimeout(err error) bool {
@@ -282,7 +345,8 @@ func isTimeout(err error) bool {
 func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 	w := &fc.res
 	w.reset(req)
-	if req.Body != http.NoBody && req.Body != nil {
+	hasBody := req.Body != http.NoBody && req.Body != nil
+	if hasBody {
 		if exp := req.Header["Expect"]; len(exp) > 0 {
 			if !strings.EqualFold(exp[0], "100-continue") {
 				w.h["Connection"] = []string{"close"}
@@ -290,8 +354,14 @@ func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 				w.finish()
 				return false
 			}
-			fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-			fc.bw.Flush()
+			if fc.e.refusesBody(req) {
+				// The proxy answers 413 without reading: do not invite
+				// the body, and close after the answer.
+				w.closeAfter = true
+			} else {
+				fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+				fc.bw.Flush()
+			}
 		}
 	}
 	watched := req.Body == http.NoBody && fc.br.Buffered() == 0 && !fc.hasPeek
@@ -312,11 +382,19 @@ func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 		return false
 	}
 	if err := w.finish(); err != nil {
+		fc.linger = hasBody
 		return false
 	}
-	if req.Body != http.NoBody && req.Body != nil {
+	if hasBody {
+		if w.closeAfter || req.Close {
+			fc.linger = true // whatever is left of the body is not read
+			return false
+		}
+		// Discard what the handler left of the body, within bounds.
+		fc.c.SetReadDeadline(time.Now().Add(fc.e.opts.Limits.BodyReadTimeout))
 		n, err := io.CopyN(io.Discard, req.Body, maxDrain)
 		if err != io.EOF || n >= maxDrain {
+			fc.linger = true
 			return false
 		}
 	}
@@ -676,6 +754,22 @@ func (w *fastResponse) ReadFrom(src io.Reader) (int64, error) {
 }
 
 type writerOnly struct{ io.Writer }
+
+// SetReadDeadline sets the connection's read deadline: it makes
+// http.ResponseController.SetReadDeadline work on taken-over connections,
+// as on net/http's, for handlers that bound their body reads. The edge
+// sets the deadlines it needs between requests itself.
+func (w *fastResponse) SetReadDeadline(t time.Time) error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	return w.fc.c.SetReadDeadline(t)
+}
+
+// EnableFullDuplex lets http.ResponseController.EnableFullDuplex succeed:
+// a taken-over connection already lets a handler read the request body
+// while it writes the response.
+func (w *fastResponse) EnableFullDuplex() error { return nil }
 
 // Hijack hands the connection to the caller (a WebSocket upgrade).
 func (w *fastResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {

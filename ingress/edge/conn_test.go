@@ -25,7 +25,7 @@ func rawEdge(t *testing.T, opts Options) (*Edge, string) {
 	}))
 	t.Cleanup(up.Close)
 	e, srv, _ := staticEdgeWith(t, opts, fixedUpstream(upstreamAddr(up)))
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "fn.localhost", Function: "fn", FunctionPaths: []string{"/"}}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "fn.localhost", Function: "fn", FunctionPaths: []string{"/"}}); err != nil {
 		t.Fatal(err)
 	}
 	return e, strings.TrimPrefix(srv.URL, "http://")

@@ -8,6 +8,13 @@
 // file; AdminHandler exposes the same operations over HTTP, and the "edge"
 // URL scheme (edge://host:port) opens a preview.Router client of that API.
 //
+// Request bodies stream to functions, never buffered whole, while the
+// function's answer is read, so a function may answer before it has read
+// the body (its own 413, say) or while it reads it. Options.Limits bound
+// what a client can hold: header and body read timeouts, header and body
+// sizes (see Limits); Options.IdleTimeout bounds idle keep-alive
+// connections the edge has taken over.
+//
 // The proxy is written for throughput, to keep pace with nginx in front of
 // the same upstream (bench/compare.sh measures it): it does not use
 // net/http's Transport (no goroutines per upstream connection, the request

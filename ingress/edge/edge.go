@@ -2,15 +2,11 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -41,8 +37,13 @@ type Options struct {
 	// Upstreams resolves function names; nil means function requests
 	// answer 502.
 	Upstreams Upstreams
-	// StateFile is where routes are persisted (JSON, replaced atomically
-	// on every change) and read back by New; empty keeps routes in memory.
+	// Routes persists the routes; New loads them from it. Nil means a
+	// JournalStore at StateFile when that is set, else routes only in
+	// memory. The Edge closes it in Close.
+	Routes RouteStore
+	// StateFile is where a JournalStore keeps the routes (a snapshot
+	// plus StateFile.log, one line per change); ignored when Routes is
+	// set.
 	StateFile string
 	// Logger receives proxy and state errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -88,7 +89,7 @@ type Options struct {
 	// the embedding server: its middleware around ServeHTTP sees one call
 	// per taken-over connection, not per request; http.Server.Shutdown
 	// does not wait for these connections (call Close after it); and the
-	// server's timeouts do not apply to them (IdleTimeout does).
+	// server's timeouts do not apply to them (IdleTimeout and Limits do).
 	DisableConnTakeover bool
 	// Fallback serves requests for hosts without a route that arrive on a
 	// taken-over connection (a load balancer that reuses connections
@@ -97,6 +98,8 @@ type Options struct {
 	// IdleTimeout closes a taken-over connection that waits this long for
 	// its next request; default 120s.
 	IdleTimeout time.Duration
+	// Limits bound header and body reads (timeouts, sizes); see Limits.
+	Limits Limits
 }
 
 // Edge is the edge router: an http.Handler that routes by Host, and a
@@ -117,6 +120,7 @@ type Edge struct {
 
 	act     activityTable
 	metrics *metrics
+	store   RouteStore
 }
 
 var _ preview.Router = (*Edge)(nil)
@@ -153,20 +157,33 @@ func New(opts Options) (*Edge, error) {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
 	e.tr = newTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
-	t := map[string]*route{}
-	if opts.StateFile != "" {
-		routes, err := readState(opts.StateFile)
+	store := opts.Routes
+	if store == nil && opts.StateFile != "" {
+		js, err := OpenJournalStore(opts.StateFile)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range routes {
-			if err := r.Validate(); err != nil {
-				return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s: %v", opts.StateFile, err)
-			}
-			t[r.Host] = newRoute(r)
+		store = js
+	}
+	if store == nil {
+		store = memoryStore{}
+	}
+	e.store = store
+	routes, err := store.Load()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	t := make(map[string]*route, len(routes))
+	for _, r := range routes {
+		if err := r.Validate(); err != nil {
+			store.Close()
+			return nil, preview.Errorf(preview.FailedPrecondition, "edge: stored route %s: %v", r.Host, err)
 		}
+		t[r.Host] = newRoute(r)
 	}
 	e.table.Store(&t)
 	return e, nil
@@ -182,6 +199,9 @@ func (e *Edge) Close() error {
 		return nil
 	}
 	e.tr.close()
+	e.mu.Lock()
+	e.store.Close()
+	e.mu.Unlock()
 	e.connMu.Lock()
 	for fc := range e.conns {
 		if fc.idle.Load() {
@@ -224,10 +244,15 @@ func (rt *route) matchFunction(path string) bool {
 	return false
 }
 
-// lookup returns the route of a Host header value, without allocating
-// unless the value holds upper-case letters.
+// lookup returns the served route of a Host header value (nil for none or
+// a tombstone), without allocating unless the value holds upper-case
+// letters.
 func (e *Edge) lookup(host string) *route {
-	return (*e.table.Load())[preview.NormalizeHost(host)]
+	rt := (*e.table.Load())[preview.NormalizeHost(host)]
+	if rt == nil || rt.spec.Deleted {
+		return nil
+	}
+	return rt
 }
 
 // HasHost reports whether a route exists for host (a Host header value:
@@ -235,33 +260,61 @@ func (e *Edge) lookup(host string) *route {
 // listener can dispatch preview hosts to the edge.
 func (e *Edge) HasHost(host string) bool { return e.lookup(host) != nil }
 
-// SetRoute creates or replaces the route for r.Host (lower-cased, port and
-// trailing dot removed), persists the table and drops the cached manifest
-// of every route serving r.AssetPrefix, so a re-published manifest is read
-// again. Repeating it is harmless. Invalid routes are InvalidArgument; a
-// state file that cannot be written leaves the routes unchanged and returns
-// an Internal (or PermissionDenied) error.
-func (e *Edge) SetRoute(ctx context.Context, r preview.Route) error {
+// SetRoute stores r for r.Host (lower-cased, port and trailing dot
+// removed) if the stored route's Version equals r.Version ("" when none may
+// be stored), as preview.Router says, and returns the stored route with a
+// new random Version. It persists the table and drops the cached manifest
+// of every route serving the old or new AssetPrefix, so a re-published
+// manifest is read again. A precondition that does not hold is Aborted;
+// invalid routes are InvalidArgument; a state file that cannot be written
+// leaves the routes unchanged and returns an Internal (or
+// PermissionDenied) error. A tombstone (r.Deleted) is stored but not
+// served: its host answers 404.
+func (e *Edge) SetRoute(ctx context.Context, r preview.Route) (preview.Route, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return preview.Route{}, err
 	}
 	r.Host = preview.NormalizeHost(r.Host)
 	if err := r.Validate(); err != nil {
-		return err
+		return preview.Route{}, err
 	}
-	return e.update(func(t map[string]*route) {
-		if old := t[r.Host]; old != nil && old.prefix != "" {
+	want := r.Version
+	r.Version = newVersion()
+	err := e.update(r.Host, func(t map[string]*route) (*preview.Route, error) {
+		old := t[r.Host]
+		switch {
+		case old == nil && want != "":
+			return nil, preview.Errorf(preview.Aborted, "edge: route %s: version %q was expected, no route is stored", r.Host, want)
+		case old != nil && old.spec.Version != want:
+			return nil, preview.Errorf(preview.Aborted, "edge: route %s: version %q was expected, %q is stored", r.Host, want, old.spec.Version)
+		}
+		if old != nil && old.prefix != "" {
 			e.invalidateLocked(t, old.prefix)
 		}
 		if r.AssetPrefix != "" {
 			e.invalidateLocked(t, r.AssetPrefix)
 		}
 		t[r.Host] = newRoute(r)
+		return &r, nil
 	})
+	if err != nil {
+		return preview.Route{}, err
+	}
+	return cloneRoute(r), nil
 }
 
-// DeleteRoute removes the route for host; a missing route is success. The
-// table is persisted; on a write error nothing changes.
+// newVersion returns a random route version: 16 hex digits, never the
+// same twice in practice, also across a restart or a deleted and
+// re-created route.
+func newVersion() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// DeleteRoute removes the route for host, a tombstone included; a missing
+// route is success. The table is persisted; on a write error nothing
+// changes.
 func (e *Edge) DeleteRoute(ctx context.Context, host string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -270,27 +323,30 @@ func (e *Edge) DeleteRoute(ctx context.Context, host string) error {
 	if _, ok := (*e.table.Load())[host]; !ok {
 		return nil
 	}
-	return e.update(func(t map[string]*route) {
+	return e.update(host, func(t map[string]*route) (*preview.Route, error) {
 		if old := t[host]; old != nil && old.prefix != "" {
 			e.invalidateLocked(t, old.prefix)
 		}
 		delete(t, host)
+		return nil, nil
 	})
 }
 
-// Route returns the route for host, or NotFound.
+// Route returns the stored route for host, a tombstone included, or
+// NotFound.
 func (e *Edge) Route(ctx context.Context, host string) (preview.Route, error) {
 	if err := ctx.Err(); err != nil {
 		return preview.Route{}, err
 	}
-	rt := e.lookup(host)
+	rt := (*e.table.Load())[preview.NormalizeHost(host)]
 	if rt == nil {
 		return preview.Route{}, preview.Errorf(preview.NotFound, "edge: no route for host %q", host)
 	}
 	return cloneRoute(rt.spec), nil
 }
 
-// Routes returns the routes whose labels match selector, sorted by host.
+// Routes returns the routes whose labels match selector, tombstones
+// included, sorted by host.
 // The result is a copy; changing it changes nothing in the Edge.
 func (e *Edge) Routes(ctx context.Context, selector preview.Labels) ([]preview.Route, error) {
 	if err := ctx.Err(); err != nil {
@@ -323,87 +379,28 @@ func (e *Edge) invalidateLocked(t map[string]*route, prefix string) {
 	}
 }
 
-// update applies fn to a copy of the table, persists the copy and then
-// publishes it. Readers never see a partly changed table.
-func (e *Edge) update(fn func(map[string]*route)) error {
+// update applies fn to a copy of the table, persists the one change fn
+// made (put, or delete when put is nil) and then publishes the copy; when
+// fn or the store fails nothing changes. Readers never see a partly changed
+// table.
+func (e *Edge) update(host string, fn func(map[string]*route) (put *preview.Route, err error)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	next := maps.Clone(*e.table.Load())
-	fn(next)
-	if e.opts.StateFile != "" {
-		if err := writeState(e.opts.StateFile, next); err != nil {
-			return err
-		}
+	put, err := fn(next)
+	if err != nil {
+		return err
+	}
+	if put != nil {
+		err = e.store.Put(*put)
+	} else {
+		err = e.store.Delete(host)
+	}
+	if err != nil {
+		return err
 	}
 	e.table.Store(&next)
 	return nil
-}
-
-type stateFile struct {
-	Version int             `json:"version"`
-	Routes  []preview.Route `json:"routes"`
-}
-
-func readState(p string) ([]preview.Route, error) {
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, preview.Errorf(preview.FailedPrecondition, "edge: read state file: %v", err)
-	}
-	var st stateFile
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s is corrupt: %v", p, err)
-	}
-	if st.Version != 1 {
-		return nil, preview.Errorf(preview.FailedPrecondition, "edge: state file %s has version %d, this edge reads version 1", p, st.Version)
-	}
-	return st.Routes, nil
-}
-
-// writeState writes the table to p through a synced temporary file in the
-// same directory and a rename, so a crash leaves the old or the new table.
-func writeState(p string, t map[string]*route) error {
-	st := stateFile{Version: 1, Routes: make([]preview.Route, 0, len(t))}
-	for _, rt := range t {
-		st.Routes = append(st.Routes, rt.spec)
-	}
-	sort.Slice(st.Routes, func(i, j int) bool { return st.Routes[i].Host < st.Routes[j].Host })
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return preview.Errorf(preview.Internal, "edge: %v", err)
-	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fileErr(err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fileErr(err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fileErr(err)
-	}
-	return nil
-}
-
-func fileErr(err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		return preview.WithCode(preview.PermissionDenied, fmt.Errorf("edge: write state file: %w", err))
-	}
-	return preview.WithCode(preview.Internal, fmt.Errorf("edge: write state file: %w", err))
 }
 
 // ServeHTTP routes r by its Host header (case-insensitive, port ignored).

@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -20,6 +22,7 @@ var (
 	errBadHost     = errors.New("malformed Host header")
 	errBadVersion  = errors.New("unsupported protocol version")
 	errMultipleHst = errors.New("more than one Host header")
+	errBadField    = errors.New("invalid header field")
 )
 
 // readRequest reads the next request from fc.br.
@@ -28,15 +31,22 @@ func (fc *fastConn) readRequest() (*http.Request, error) {
 	if _, err := br.Peek(1); err != nil {
 		return nil, err
 	}
+	// For a request-target that is not origin-form, net/http still checks
+	// the Host field, which http.ReadRequest drops: read it here.
+	var hosts []string
+	hostsKnown := false
+	scanned := 0 // bytes headerEnd has looked at: a slow sender costs O(n), not O(n²)
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if end := headerEnd(buf, 0); end > 0 {
+		if end := headerEnd(buf, scanned); end > 0 {
 			if req := parseSimpleRequest(buf[:end]); req != nil {
 				br.Discard(end)
 				return req, nil
 			}
+			hosts, hostsKnown = hostFields(buf[:end])
 			break
 		}
+		scanned = len(buf)
 		if br.Buffered() >= br.Size() {
 			break
 		}
@@ -51,13 +61,56 @@ func (fc *fastConn) readRequest() (*http.Request, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
+	if req.URL.Host != "" {
+		// Absolute-form (or CONNECT's authority): req.Host comes from
+		// the target, yet net/http requires a valid Host field too. A
+		// header block too big for the buffer was not seen: refuse.
+		if !hostsKnown || len(hosts) > 1 || len(hosts) == 1 && !validHost(hosts[0]) {
+			return nil, errBadHost
+		}
+		if len(hosts) == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
+			return nil, errNoHost
+		}
+	}
 	return req, nil
+}
+
+// hostFields returns the Host field values of a header block whose
+// request-target is not origin-form; ok is false when it could not tell.
+func hostFields(block []byte) (hosts []string, ok bool) {
+	line, _, _ := bytes.Cut(block, []byte("\n"))
+	if _, target, found := bytes.Cut(line, []byte(" ")); found && len(target) > 0 && target[0] == '/' {
+		return nil, false // origin-form: req.Host is the Host field
+	}
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(block)))
+	if _, err := tp.ReadLine(); err != nil {
+		return nil, false
+	}
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return nil, false
+	}
+	return h["Host"], true
 }
 
 // checkRequest applies the checks net/http's server makes after parsing.
 func checkRequest(req *http.Request) error {
 	if req.ProtoMajor != 1 {
 		return errBadVersion
+	}
+	// textproto lets some invalid field names (such as "Content-Length "
+	// with a space before the colon) through; the server refuses them.
+	for k, vv := range req.Header {
+		if !isToken(k) {
+			return errBadField
+		}
+		for _, v := range vv {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+					return errBadField
+				}
+			}
+		}
 	}
 	// http.ReadRequest has moved the Host field to req.Host.
 	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect {
@@ -147,14 +200,14 @@ func parseSimpleRequest(b []byte) *http.Request {
 			host, hasHost = v, true
 			continue // net/http moves it to Request.Host
 		case "Content-Length":
-			if v != "0" {
-				return nil
+			if v != "0" || h[key] != nil {
+				return nil // net/http merges repeated equal values
 			}
 		case "Transfer-Encoding", "Expect":
 			return nil
 		case "Connection":
-			closeConn = closeConn || headerHasToken([]string{v}, "close")
-			keepAlive = keepAlive || headerHasToken([]string{v}, "keep-alive")
+			closeConn = closeConn || hasToken(v, "close")
+			keepAlive = keepAlive || hasToken(v, "keep-alive")
 		}
 		vals[vi] = v
 		if old, ok := h[key]; ok {
@@ -166,6 +219,9 @@ func parseSimpleRequest(b []byte) *http.Request {
 	}
 	if minor == 1 && !hasHost {
 		return nil
+	}
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
+		h["Cache-Control"] = []string{"no-cache"} // as net/http does
 	}
 	path, query, _ := strings.Cut(uri, "?")
 	return &http.Request{
@@ -180,6 +236,34 @@ func parseSimpleRequest(b []byte) *http.Request {
 		RequestURI: uri,
 		Close:      closeConn || (minor == 0 && !keepAlive),
 	}
+}
+
+// hasToken reports whether the comma-separated list v has token,
+// compared as net/http does (ASCII case folding, only spaces and tabs
+// trimmed: not strings.EqualFold, for which "cloſe" is "close").
+func hasToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		t = strings.Trim(t, " \t")
+		if len(t) != len(token) {
+			continue
+		}
+		i := 0
+		for ; i < len(t); i++ {
+			c := t[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != token[i] {
+				break
+			}
+		}
+		if i == len(t) {
+			return true
+		}
+	}
+	return false
 }
 
 func trimCR(s string) string {

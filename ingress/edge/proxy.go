@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/internal/limits"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -23,6 +25,8 @@ var (
 	errHeaderTooBig  = errors.New("upstream response header is larger than 16 KiB")
 	errBadResponse   = errors.New("malformed upstream response")
 	errClientGone    = errors.New("client went away")
+	errBadBody       = errors.New("malformed request body")
+	errBodyStopped   = errors.New("request body no longer read")
 	errUpgradeRefuse = errors.New("upstream switched to a protocol the client did not ask for")
 )
 
@@ -30,9 +34,20 @@ var (
 var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // proxy forwards r to the route's function and copies the response back.
+//
+// A request body streams to the function while the function's answer is
+// read (it may answer before it has read the body, or while it reads it):
+// nothing is buffered beyond a copy buffer, each wait for more of the body
+// is bounded by Limits.BodyReadTimeout (408) and its size by
+// Limits.MaxRequestBodyBytes (413).
 func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 	if e.opts.Upstreams == nil {
 		textError(w, http.StatusBadGateway, "502 this edge has no function runtime\n")
+		return
+	}
+	noBody := r.Body == nil || r.Body == http.NoBody
+	if !noBody && e.bodyTooLarge(r) {
+		e.refuseBody(w)
 		return
 	}
 	ctx := e.ctxOf(w, r)
@@ -73,11 +88,15 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		e.proxyUpgrade(w, r, rt, addr)
 		return
 	}
-	noBody := r.Body == nil || r.Body == http.NoBody
 	replayable := noBody && (isIdempotent(r.Method) || len(r.Header["Idempotency-Key"]) > 0)
 	var fc *fastConn
 	if fr, ok := w.(*fastResponse); ok {
 		fc = fr.fc
+	}
+	var body *limits.Body
+	if !noBody {
+		body = limits.NewBody(w, r.Body, e.opts.Limits.BodyReadTimeout, e.opts.Limits.MaxRequestBodyBytes)
+		defer body.Release()
 	}
 	for attempt := 0; ; attempt++ {
 		uc, reused, err := e.tr.get(ctx, addr, !replayable)
@@ -92,7 +111,7 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		if fc != nil {
 			fc.upstream.Store(uc)
 			if ctx.Err() == nil {
-				wroteHeader, keep, err = e.exchange(w, r, uc, noBody)
+				wroteHeader, keep, err = e.exchange(w, r, uc, body)
 			} else {
 				err = ctx.Err()
 			}
@@ -101,7 +120,7 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 			}
 		} else {
 			stop := context.AfterFunc(ctx, func() { uc.nc.SetDeadline(longAgo) })
-			wroteHeader, keep, err = e.exchange(w, r, uc, noBody)
+			wroteHeader, keep, err = e.exchange(w, r, uc, body)
 			if !stop() {
 				keep = false
 			}
@@ -112,6 +131,9 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 			uc.nc.Close()
 		}
 		if err == nil || errors.Is(err, errClientGone) {
+			return
+		}
+		if !wroteHeader && e.clientBodyError(w, err) {
 			return
 		}
 		if !wroteHeader && reused && replayable && attempt == 0 && errors.Is(err, errNoResponse) {
@@ -125,6 +147,25 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		e.upstreamError(w, r, rt, err)
 		return
 	}
+}
+
+// clientBodyError answers a request whose body failed on the client's
+// side (too large: 413, stalled: 408, malformed: 400) and reports whether
+// it did.
+func (e *Edge) clientBodyError(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, limits.ErrBodyTooLarge):
+		e.refuseBody(w)
+	case errors.Is(err, limits.ErrBodyTimeout):
+		w.Header()["Connection"] = hdrClose
+		textError(w, http.StatusRequestTimeout, limits.TimeoutText)
+	case errors.Is(err, errBadBody):
+		w.Header()["Connection"] = hdrClose
+		textError(w, http.StatusBadRequest, "400 malformed request body\n")
+	default:
+		return false
+	}
+	return true
 }
 
 func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, rt *route, err error) {
@@ -150,32 +191,62 @@ func isIdempotent(m string) bool {
 
 // exchange writes r to uc and copies the response to w. wroteHeader says
 // whether the response status reached w; keep whether uc may be reused.
-func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, noBody bool) (wroteHeader, keep bool, err error) {
-	uc.deferWrites = noBody // sent together with the first read (see upConn)
-	if err := e.writeRequest(uc.bw, r, noBody, false); err != nil {
-		if errors.Is(err, errClientGone) {
+// body is r's body (nil for none): its first chunk is sent before the
+// response is awaited, the rest, if any, by a bodySender running
+// alongside, so that an upstream that answers before it has read the whole
+// body (a 413 of its own, say) has its answer relayed instead of a 502, and
+// one that streams its answer while reading is not deadlocked. Errors of
+// the client's side of the body (limits.ErrBodyTooLarge,
+// limits.ErrBodyTimeout, errClientGone) win over the upstream's.
+func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, body *limits.Body) (wroteHeader, keep bool, err error) {
+	var s *bodySender
+	if body == nil {
+		uc.deferWrites = true // sent together with the first read (see upConn)
+		if err := e.writeHead(uc.bw, r, true, false); err != nil {
+			return false, false, errors.Join(errNoResponse, err)
+		}
+	} else {
+		uc.deferWrites = false
+		if s, err = e.startBody(w, r, uc, body); err != nil {
 			return false, false, err
 		}
-		return false, false, errors.Join(errNoResponse, err)
 	}
 	var head string
 	var status int
 	for {
 		head, status, err = readHead(uc.br)
 		if err != nil {
-			return false, false, err
+			break
 		}
 		if status >= 200 {
 			break
 		}
 		if status == http.StatusSwitchingProtocols {
-			return false, false, errUpgradeRefuse
+			err = errUpgradeRefuse
+			break
 		}
 		// 100 Continue, 103 Early Hints: the final response follows.
+	}
+	if err != nil {
+		if cerr := s.stop(); cerr != nil {
+			return false, false, cerr
+		}
+		if s != nil && s.writeErr != nil && errors.Is(err, errNoResponse) {
+			err = errors.Join(err, s.writeErr)
+		}
+		return false, false, err
+	}
+	if s != nil && !s.duplex {
+		// The response writer cannot take the body's reads alongside
+		// the response: no more of the body goes to the upstream.
+		if cerr := s.stop(); cerr != nil {
+			return false, false, cerr
+		}
 	}
 	h := w.Header()
 	fr, err := parseHeader(head, h, false)
 	if err != nil {
+		s.stop()
 		return false, false, err
 	}
 	hasBody := r.Method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified
@@ -183,26 +254,239 @@ func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, noBo
 		h["Content-Type"] = nil // no sniffing: pass the upstream's answer as it is
 	}
 	w.WriteHeader(status)
-	if !hasBody {
-		return true, !fr.close, nil
+	if hasBody {
+		fl := flusher{w: w}
+		switch {
+		case fr.chunked:
+			err = copyChunked(&fl, uc.br, h)
+		case fr.length >= 0:
+			err = copyN(&fl, uc.br, fr.length)
+		default:
+			err = copyToEOF(&fl, uc.br)
+			fr.close = true
+		}
 	}
-	fl := flusher{w: w}
-	switch {
-	case fr.chunked:
-		err = copyChunked(&fl, uc.br, h)
-	case fr.length >= 0:
-		err = copyN(&fl, uc.br, fr.length)
-	default:
-		err = copyToEOF(&fl, uc.br)
-		fr.close = true
+	keep = err == nil && !fr.close
+	if s != nil {
+		// The answer is complete: whatever of the body the upstream has
+		// not taken it will not take (as net/http's Transport, which
+		// stops sending too). The connection is reused only when the
+		// body went out whole.
+		cerr := s.stop()
+		keep = keep && s.complete
+		if err == nil && cerr != nil {
+			// The answer is out whole; the client's body failed (it
+			// stalled, say): its connection cannot be reused.
+			e.closeClientAfter(w)
+		}
 	}
-	return true, err == nil && !fr.close, err
+	return true, keep, err
 }
 
-// writeRequest writes the request head (and body) to the upstream: the
-// client's headers minus hop-by-hop ones, the X-Forwarded-* headers, and
-// framing chosen by the edge. upgrade keeps Connection/Upgrade.
+// closeClientAfter makes a taken-over client connection close after the
+// current response (its request body was not read to the end); net/http's
+// server decides that itself.
+func (e *Edge) closeClientAfter(w http.ResponseWriter) {
+	if fr, ok := w.(*fastResponse); ok {
+		fr.fc.linger = true
+		fr.closeAfter = true
+	}
+}
+
+// bodySender copies a request body to an upstream connection (see
+// exchange): the head and first chunk from the proxy's goroutine, the rest
+// from a goroutine of its own. It owns uc.bw; the proxy owns uc.br.
+type bodySender struct {
+	uc      *upConn
+	body    *limits.Body
+	bp      *[]byte // copy buffer, from bodyBufs
+	chunked bool
+	want    int64 // the Content-Length, -1 for chunked
+	sent    int64
+	duplex  bool // the response may be written while the body is read
+
+	done     chan struct{} // closed when the goroutine ends; nil without one
+	stopping atomic.Bool
+	// Set before done is closed (or before startBody returns).
+	complete  bool  // the whole body was written and flushed
+	clientErr error // the body failed on the client's side
+	writeErr  error // the upstream stopped taking the body
+}
+
+// startBody writes the request head and the first chunk of its body and,
+// when there is more, starts a goroutine that sends the rest. An error is
+// the client's (see exchange); an upstream that fails to take the body is
+// recorded in writeErr, and its answer, if any, is still read.
+func (e *Edge) startBody(w http.ResponseWriter, r *http.Request, uc *upConn, body *limits.Body) (*bodySender, error) {
+	s := &bodySender{uc: uc, body: body, chunked: r.ContentLength < 0, want: r.ContentLength}
+	if err := e.writeHead(uc.bw, r, false, false); err != nil {
+		s.writeErr = err
+		return s, nil
+	}
+	s.bp = bodyBufs.Get().(*[]byte)
+	fin, err := s.step()
+	if err != nil || fin {
+		bodyBufs.Put(s.bp)
+		return s, err
+	}
+	s.duplex = http.NewResponseController(w).EnableFullDuplex() == nil
+	s.done = make(chan struct{})
+	go s.run()
+	return s, nil
+}
+
+func (s *bodySender) run() {
+	defer close(s.done)
+	defer bodyBufs.Put(s.bp)
+	for {
+		fin, err := s.step()
+		if fin {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, errBodyStopped) {
+				s.clientErr = nil // stop's doing, not the client's
+				return
+			}
+			// The client's side failed: abort the proxy's read of the
+			// answer, which would otherwise wait for the rest.
+			s.uc.nc.SetDeadline(longAgo)
+			return
+		}
+	}
+}
+
+// step reads one chunk of the body, writes and flushes it. fin reports
+// the end of the body or a write error (writeErr); err is a client error,
+// also stored in clientErr.
+func (s *bodySender) step() (fin bool, err error) {
+	buf := *s.bp
+	bw := s.uc.bw
+	n, rerr := s.body.Read(buf)
+	if n > 0 {
+		s.sent += int64(n)
+		if s.chunked {
+			bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+			bw.WriteString("\r\n")
+		}
+		bw.Write(buf[:n])
+		if s.chunked {
+			bw.WriteString("\r\n")
+		}
+	}
+	switch {
+	case rerr == io.EOF:
+		if s.chunked {
+			bw.WriteString("0\r\n\r\n")
+		} else if s.sent != s.want {
+			s.clientErr = errClientGone
+			return false, s.clientErr
+		}
+		if err := bw.Flush(); err != nil {
+			s.writeErr = err
+			return true, nil
+		}
+		s.complete = true
+		return true, nil
+	case rerr != nil:
+		s.clientErr = clientReadError(rerr)
+		return false, s.clientErr
+	}
+	if err := bw.Flush(); err != nil {
+		s.writeErr = err
+		return true, nil
+	}
+	return false, nil
+}
+
+// clientReadError classifies an error reading a request body: the limits'
+// errors as they are, bodySender.stop's interruption as errBodyStopped, a
+// connection that failed or ended early as errClientGone, anything else
+// (bad chunked framing) as errBadBody.
+func clientReadError(err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, limits.ErrBodyTooLarge), errors.Is(err, limits.ErrBodyTimeout):
+		return err
+	case errors.Is(err, limits.ErrBodyStopped):
+		return errBodyStopped
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, http.ErrBodyReadAfterClose), errors.As(err, &ne):
+		return errClientGone
+	}
+	return errBadBody
+}
+
+// stop ends the sender: it interrupts the goroutine if it still runs (its
+// write to the upstream and its read of the client) and waits for it. It
+// returns the client error the body failed with before stop, if any. It
+// may be called more than once, and on nil.
+func (s *bodySender) stop() error {
+	if s == nil {
+		return nil
+	}
+	if s.done != nil {
+		select {
+		case <-s.done:
+		default:
+			s.stopping.Store(true)
+			s.uc.nc.SetWriteDeadline(longAgo)
+			s.body.Stop()
+			<-s.done
+			s.complete = false // uc keeps the past deadline: never reuse it
+		}
+	}
+	return s.clientErr
+}
+
+// writeRequest writes the request head and body to the upstream, all of
+// the body before it returns (for upgrade requests; exchange streams
+// bodies with a bodySender).
 func (e *Edge) writeRequest(bw *bufio.Writer, r *http.Request, noBody, upgrade bool) error {
+	if err := e.writeHead(bw, r, noBody, upgrade); err != nil || noBody {
+		return err
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	chunked := r.ContentLength < 0
+	var sent int64
+	for {
+		n, rerr := r.Body.Read(buf)
+		if n > 0 {
+			sent += int64(n)
+			if chunked {
+				bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
+				bw.WriteString("\r\n")
+			}
+			bw.Write(buf[:n])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return errClientGone
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+	if chunked {
+		bw.WriteString("0\r\n\r\n")
+	} else if sent != r.ContentLength {
+		return errClientGone
+	}
+	return bw.Flush()
+}
+
+// writeHead writes the request head to the upstream: the client's headers
+// minus hop-by-hop ones, the X-Forwarded-* headers, and framing chosen by
+// the edge. upgrade keeps Connection/Upgrade. Without a body the head is
+// flushed; with one the body follows in the buffer.
+func (e *Edge) writeHead(bw *bufio.Writer, r *http.Request, noBody, upgrade bool) error {
 	uri := r.RequestURI
 	if uri == "" || (uri[0] != '/' && uri != "*") {
 		uri = r.URL.RequestURI() // absolute-form request line
@@ -266,42 +550,7 @@ func (e *Edge) writeRequest(bw *bufio.Writer, r *http.Request, noBody, upgrade b
 	default:
 		bw.WriteString("\r\nTransfer-Encoding: chunked\r\n\r\n")
 	}
-	bp := bodyBufs.Get().(*[]byte)
-	defer bodyBufs.Put(bp)
-	buf := *bp
-	chunked := r.ContentLength < 0
-	var sent int64
-	for {
-		n, rerr := r.Body.Read(buf)
-		if n > 0 {
-			sent += int64(n)
-			if chunked {
-				bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(n), 16))
-				bw.WriteString("\r\n")
-			}
-			bw.Write(buf[:n])
-			if chunked {
-				bw.WriteString("\r\n")
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return errClientGone
-		}
-		if bw.Buffered() == 0 {
-			if err := bw.Flush(); err != nil { // surface a write error early
-				return err
-			}
-		}
-	}
-	if chunked {
-		bw.WriteString("0\r\n\r\n")
-	} else if sent != r.ContentLength {
-		return errClientGone
-	}
-	return bw.Flush()
+	return nil
 }
 
 // skipRequestHeader reports whether a client header is not forwarded as it

@@ -29,7 +29,7 @@ func proxyEdge(t *testing.T, ups Upstreams) (*Edge, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	err = e.SetRoute(context.Background(), preview.Route{Host: fnHost, Function: "hello-pr-7", FunctionPaths: []string{"/graphql", "/api/"}})
+	err = preview.PutRoute(context.Background(), e, preview.Route{Host: fnHost, Function: "hello-pr-7", FunctionPaths: []string{"/graphql", "/api/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func testProxyTrustForwarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	e.SetRoute(context.Background(), preview.Route{Host: fnHost, Function: "f", FunctionPaths: []string{"/"}})
+	preview.PutRoute(context.Background(), e, preview.Route{Host: fnHost, Function: "f", FunctionPaths: []string{"/"}})
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	req := newReq(t, srv, "GET", "/", nil)
@@ -293,7 +293,7 @@ func testProxyUpstreamErrors(t *testing.T) {
 	}
 	defer e.Close()
 	for _, fn := range []string{"down", "asleep", "boom", "missing"} {
-		e.SetRoute(context.Background(), preview.Route{Host: fn + ".localhost", Function: fn, FunctionPaths: []string{"/"}})
+		preview.PutRoute(context.Background(), e, preview.Route{Host: fn + ".localhost", Function: fn, FunctionPaths: []string{"/"}})
 	}
 	srv := httptest.NewServer(e)
 	defer srv.Close()

@@ -11,12 +11,18 @@ import (
 
 type rawConn = syscall.RawConn
 
+// rawConnOf returns the raw socket of a TCP connection, also of one
+// wrapped by a type that embeds *net.TCPConn (a connection-limiting
+// listener's, say), or nil.
 func rawConnOf(nc net.Conn) rawConn {
-	tc, ok := nc.(*net.TCPConn)
+	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
 	}
-	rc, err := tc.SyscallConn()
+	if _, tcp := nc.LocalAddr().(*net.TCPAddr); !tcp {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -94,7 +95,7 @@ func TestClientEndToEnd(t *testing.T) {
 	ctx := context.Background()
 
 	rt := preview.Route{Host: "PR-9.Hello.localhost", Function: "hello-pr-9", FunctionPaths: []string{"/graphql"}, Labels: preview.Labels{"a": "b"}}
-	if err := client.SetRoute(ctx, rt); err != nil {
+	if err := preview.PutRoute(ctx, client, rt); err != nil {
 		t.Fatal(err)
 	}
 	if !e.HasHost("pr-9.hello.localhost:8080") {
@@ -125,7 +126,7 @@ func TestClientEndToEnd(t *testing.T) {
 	}
 
 	wrong := openClientURL(t, admin, "wrong")
-	if err := wrong.SetRoute(ctx, rt); preview.CodeOf(err) != preview.PermissionDenied {
+	if err := preview.PutRoute(ctx, wrong, rt); preview.CodeOf(err) != preview.PermissionDenied {
 		t.Fatalf("wrong password: %v, want PermissionDenied", err)
 	}
 
@@ -177,7 +178,7 @@ func TestClientURL(t *testing.T) {
 		}
 	}
 	// Nothing listens on port 1.
-	if err := r.SetRoute(context.Background(), preview.Route{Host: "a.localhost"}); preview.CodeOf(err) != preview.Unavailable {
+	if err := preview.PutRoute(context.Background(), r, preview.Route{Host: "a.localhost"}); preview.CodeOf(err) != preview.Unavailable {
 		t.Errorf("unreachable server: %v, want Unavailable", err)
 	}
 }
@@ -195,11 +196,11 @@ func TestStatePersistence(t *testing.T) {
 		{Host: "pr-2.hello.localhost", AssetPrefix: "hello/pr-2/def"},
 	}
 	for _, r := range routes {
-		if err := e1.SetRoute(ctx, r); err != nil {
+		if err := preview.PutRoute(ctx, e1, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e1.SetRoute(ctx, preview.Route{Host: "gone.localhost"})
+	preview.PutRoute(ctx, e1, preview.Route{Host: "gone.localhost"})
 	e1.DeleteRoute(ctx, "gone.localhost")
 	e1.Close()
 
@@ -216,35 +217,105 @@ func TestStatePersistence(t *testing.T) {
 		t.Fatal("restarted edge does not serve the persisted routes")
 	}
 	ents, _ := os.ReadDir(filepath.Dir(state))
-	if len(ents) != 1 {
-		t.Fatalf("state directory holds %d entries, want only the state file (no temporaries)", len(ents))
+	for _, e := range ents {
+		if e.Name() != "routes.json.snap" && e.Name() != "routes.json.log" {
+			t.Fatalf("state directory holds %s, want only the snapshot and its journal (no temporaries)", e.Name())
+		}
 	}
 
-	// A corrupt state file stops New instead of starting empty.
-	os.WriteFile(state, []byte("{not json"), 0o644)
+	// A corrupt snapshot stops New instead of starting empty.
+	os.WriteFile(state+".snap", []byte("{not gob"), 0o644)
 	if _, err := New(Options{StateFile: state}); preview.CodeOf(err) != preview.FailedPrecondition {
 		t.Fatalf("corrupt state: %v, want FailedPrecondition", err)
 	}
 }
 
-// A state file that cannot be written leaves the routes as they were.
+// failingStore is a RouteStore whose writes fail.
+type failingStore struct{ memoryStore }
+
+func (failingStore) Put(preview.Route) error { return preview.Errorf(preview.Internal, "disk full") }
+func (failingStore) Delete(string) error     { return preview.Errorf(preview.Internal, "disk full") }
+
+// A route change the store cannot persist leaves the routes as they were.
 func TestStateWriteFailureChangesNothing(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "state")
-	e, err := New(Options{StateFile: filepath.Join(dir, "routes.json")})
+	e, err := New(Options{Routes: failingStore{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	// Make the state directory impossible to write (as root too): a file
-	// where the directory was.
-	os.RemoveAll(dir)
-	os.WriteFile(dir, nil, 0o644)
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "a.localhost"}); err == nil {
-		t.Fatal("SetRoute with an unwritable state file succeeded")
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "a.localhost"}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("SetRoute with a failing store: %v, want its error", err)
 	}
 	if e.HasHost("a.localhost") {
 		t.Fatal("route applied although it could not be persisted")
+	}
+}
+
+// The journal: one line per change, a torn last line ignored, a corrupt
+// line refused, compaction into the snapshot once the journal outgrows
+// the table, and the same routes after every reopen.
+func TestJournalStore(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "routes.json")
+	s, err := OpenJournalStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < compactAfter+10; i++ {
+		if err := s.Put(preview.Route{Host: "a.localhost", AssetPrefix: fmt.Sprintf("a/pr-1/%d-x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Put(preview.Route{Host: "b.localhost"})
+	s.Delete("b.localhost")
+	s.Close()
+	if fi, err := os.Stat(path + ".log"); err != nil || fi.Size() > 4096 {
+		t.Fatalf("journal after %d changes of one route: %v, %d bytes; want it compacted", compactAfter+12, err, fi.Size())
+	}
+	if _, err := os.Stat(path + ".snap"); err != nil {
+		t.Fatalf("no snapshot after compaction: %v", err)
+	}
+	// A torn last line (a crash mid-append) is ignored.
+	f, _ := os.OpenFile(path+".log", os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"put":{"host":"torn.local`)
+	f.Close()
+	s, err = OpenJournalStore(path)
+	if err != nil {
+		t.Fatalf("reopen after a torn line: %v", err)
+	}
+	got, _ := s.Load()
+	if len(got) != 1 || got[0].Host != "a.localhost" || got[0].AssetPrefix != fmt.Sprintf("a/pr-1/%d-x", compactAfter+9) {
+		t.Fatalf("routes after reopen = %+v", got)
+	}
+	s.Close()
+	// A state file of the earlier format is read and replaced by a
+	// snapshot.
+	legacyDir := t.TempDir()
+	legacy := filepath.Join(legacyDir, "routes.json")
+	writeState(legacy, []preview.Route{{Host: "old.localhost", AssetPrefix: "old/pr-1"}})
+	ls, err := OpenJournalStore(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ls.Load(); len(got) != 1 || got[0].Host != "old.localhost" {
+		t.Fatalf("routes from the earlier state file = %+v", got)
+	}
+	ls.Close()
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("earlier state file still there after migration: %v", err)
+	}
+	if ls, err = OpenJournalStore(legacy); err != nil {
+		t.Fatal(err)
+	} else if got, _ := ls.Load(); len(got) != 1 {
+		t.Fatalf("routes after the migration = %+v", got)
+	}
+	ls.Close()
+
+	// A corrupt complete line stops the open.
+	os.WriteFile(path+".log", []byte("{not json}\n"), 0o600)
+	if _, err := OpenJournalStore(path); preview.CodeOf(err) != preview.FailedPrecondition || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt journal: %v, want FailedPrecondition", err)
 	}
 }
 
@@ -262,9 +333,9 @@ func TestSelectorRoundTrip(t *testing.T) {
 
 func TestStatusCodeMapping(t *testing.T) {
 	t.Parallel()
-	for c := preview.NotFound; c <= preview.Internal; c++ {
-		if got, ok := codeByName(c.String()); !ok || got != c {
-			t.Errorf("codeByName(%q) = %v", c.String(), got)
+	for c := preview.NotFound; c <= preview.Aborted; c++ {
+		if got, ok := preview.ParseCode(c.String()); !ok || got != c {
+			t.Errorf("preview.ParseCode(%q) = %v", c.String(), got)
 		}
 	}
 }

@@ -41,7 +41,7 @@ func staticEdge(t *testing.T, opts Options) (*Edge, *httptest.Server, *fsassets.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
@@ -234,7 +234,7 @@ func testManifestCacheInvalidation(t *testing.T) {
 	if _, body := get(t, srv, "GET", host, "/", nil); body != site["/index.html"] {
 		t.Fatalf("cached manifest not used: %q", body)
 	}
-	if err := e.SetRoute(context.Background(), preview.Route{Host: host, AssetPrefix: "hello/pr-1"}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: host, AssetPrefix: "hello/pr-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, body := get(t, srv, "GET", host, "/", nil); body != "<h1>v2</h1>" {
@@ -242,14 +242,14 @@ func testManifestCacheInvalidation(t *testing.T) {
 	}
 	// A new commit's prefix: the route switches atomically.
 	publish(t, st, "hello/pr-1/c2", map[string]string{"/index.html": "<h1>c2</h1>"})
-	if err := e.SetRoute(context.Background(), preview.Route{Host: host, AssetPrefix: "hello/pr-1/c2"}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: host, AssetPrefix: "hello/pr-1/c2"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, body := get(t, srv, "GET", host, "/", nil); body != "<h1>c2</h1>" {
 		t.Fatalf("after switching prefix: %q", body)
 	}
 	// A route whose manifest does not exist answers 404.
-	if err := e.SetRoute(context.Background(), preview.Route{Host: "pr-2.hello.localhost", AssetPrefix: "hello/pr-2"}); err != nil {
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-2.hello.localhost", AssetPrefix: "hello/pr-2"}); err != nil {
 		t.Fatal(err)
 	}
 	if resp, body := get(t, srv, "GET", "pr-2.hello.localhost", "/", nil); resp.StatusCode != 404 || !strings.Contains(body, "no published assets") {

@@ -10,6 +10,17 @@
 //
 // The suites check the contracts written in package preview: idempotent
 // mutations, NotFound on missing things and success when deleting them,
-// label selection, cancellation, and concurrency safety. A plugin adapter
-// runs the same suites over its wire protocol.
+// label selection and cancellation in every suite; the ordering contracts
+// (the Router's compare-and-swap with many writers per version, tombstones;
+// the runtime refusing an older generation); and concurrent use where the
+// contract promises it: concurrent Publish of one prefix (assets),
+// concurrent Apply of different functions (runtime), concurrent
+// compare-and-swap (router),
+// concurrent Ensure/Remove (DNS). A plugin adapter runs the same suites
+// over its wire protocol.
+//
+// The package also holds in-memory reference providers (MemRouter,
+// MemRuntime, MemAssets, MemRegistry, MemBuilder, MemDNS), the smallest
+// correct implementation of each contract; they pass the suites and the
+// Pipeline's unit tests run on them.
 package previewtest

@@ -1,6 +1,7 @@
 package previewtest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -91,6 +92,78 @@ func RunFunctionRuntimeTests(t *testing.T, h RuntimeHarness) {
 		if _, err := rt.Get(ctx, f.Name); !preview.IsNotFound(err) {
 			t.Fatalf("Get after Remove: %v, want NotFound", err)
 		}
+	})
+
+	t.Run("NoRollBack", func(t *testing.T) {
+		// Apply never replaces a newer generation; equal or newer ones
+		// pass. An annotation-only change is accepted.
+		rt := h.New(t)
+		ctx := ctxFor(t)
+		f := fn(uniqueApp(t), 1, h.Image(t))
+		t.Cleanup(func() { rt.Remove(ctxFor(t), f.Name) })
+		gen := func(g string) preview.Function {
+			c := f
+			c.Annotations = preview.Labels(f.Annotations).With(preview.AnnotationGeneration, g)
+			return c
+		}
+		if err := rt.Apply(ctx, gen("5")); err != nil {
+			t.Fatalf("Apply generation 5: %v", err)
+		}
+		old := gen("4")
+		old.Env = map[string]string{"GLIMPSE_PR": "old"}
+		err := rt.Apply(ctx, old)
+		wantCode(t, err, preview.FailedPrecondition, "Apply of generation 4 over 5")
+		if !errors.Is(err, preview.ErrStaleGeneration) {
+			t.Fatalf("Apply of generation 4 over 5: %v, want ErrStaleGeneration", err)
+		}
+		st, err := rt.Get(ctx, f.Name)
+		if err != nil || preview.GenerationOf(st.Annotations) != 5 || (!h.NoEnvReadback && st.Env["GLIMPSE_PR"] != "1") {
+			t.Fatalf("after the refused roll-back Get = %+v, %v; want generation 5 unchanged", st, err)
+		}
+		for _, g := range []string{"5", "6"} {
+			if err := rt.Apply(ctx, gen(g)); err != nil {
+				t.Fatalf("Apply generation %s over 5: %v", g, err)
+			}
+		}
+		if st, err := rt.Get(ctx, f.Name); err != nil || preview.GenerationOf(st.Annotations) != 6 {
+			t.Fatalf("after Apply of generation 6 Get = %+v, %v", st, err)
+		}
+	})
+
+	t.Run("RemoveOlder", func(t *testing.T) {
+		// Optional (preview.GenerationRemover): a removal bounded by a
+		// generation leaves a function of that generation or newer.
+		rt := h.New(t)
+		gr, ok := rt.(preview.GenerationRemover)
+		if !ok {
+			t.Skip("the runtime is not a preview.GenerationRemover")
+		}
+		ctx := ctxFor(t)
+		f := fn(uniqueApp(t), 1, h.Image(t))
+		f.Annotations = preview.Labels(f.Annotations).With(preview.AnnotationGeneration, "5")
+		t.Cleanup(func() { rt.Remove(ctxFor(t), f.Name) })
+		if err := rt.Apply(ctx, f); err != nil {
+			t.Fatalf("Apply generation 5: %v", err)
+		}
+		for _, below := range []int64{4, 5} {
+			if removed, err := gr.RemoveOlder(ctx, f.Name, below); err != nil || removed {
+				t.Fatalf("RemoveOlder(below %d) of generation 5 = %v, %v; want false, nil", below, removed, err)
+			}
+		}
+		if _, err := rt.Get(ctx, f.Name); err != nil {
+			t.Fatalf("Get after refused RemoveOlder: %v, want the function", err)
+		}
+		if removed, err := gr.RemoveOlder(ctx, f.Name, 6); err != nil || !removed {
+			t.Fatalf("RemoveOlder(below 6) of generation 5 = %v, %v; want true, nil", removed, err)
+		}
+		if _, err := rt.Get(ctx, f.Name); !preview.IsNotFound(err) {
+			t.Fatalf("Get after RemoveOlder: %v, want NotFound", err)
+		}
+		if removed, err := gr.RemoveOlder(ctx, f.Name, 6); err != nil || removed {
+			t.Fatalf("RemoveOlder of a missing function = %v, %v; want false, nil", removed, err)
+		}
+		_, err := gr.RemoveOlder(cancelled(), f.Name, 6)
+		wantCancelled(t, err, "RemoveOlder")
 	})
 
 	t.Run("ListBySelector", func(t *testing.T) {

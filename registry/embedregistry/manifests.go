@@ -115,6 +115,47 @@ type manifestDoc struct {
 	Manifests []descriptor `json:"manifests"`
 }
 
+// UnmarshalJSON and fields read exact keys: encoding/json matches struct
+// fields case-insensitively (so "Layers" or "Digest" would be checked in
+// place of "layers" or "digest"), while other registries and clients read
+// the exact keys, which could then name blobs the registry never checked.
+func (d *descriptor) UnmarshalJSON(b []byte) error {
+	return fields(b, map[string]any{"mediaType": &d.MediaType, "digest": &d.Digest, "urls": &d.URLs})
+}
+
+func (m *manifestDoc) UnmarshalJSON(b []byte) error {
+	return fields(b, map[string]any{"mediaType": &m.MediaType, "config": &m.Config, "layers": &m.Layers, "manifests": &m.Manifests})
+}
+
+func fields(b []byte, dst map[string]any) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	for k, v := range dst {
+		if raw, ok := obj[k]; ok {
+			if err := json.Unmarshal(raw, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validMediaType reports whether a media type can be stored (on the
+// first line of the revision file) and answered as a Content-Type.
+func validMediaType(mt string) bool {
+	if mt == "" {
+		return false
+	}
+	for i := 0; i < len(mt); i++ {
+		if c := mt[i]; c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func parseManifest(body []byte) (manifestDoc, error) {
 	var m manifestDoc
 	if err := json.Unmarshal(body, &m); err != nil {
@@ -163,7 +204,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name, r
 	if mt == "" {
 		mt = doc.MediaType
 	}
-	if mt == "" || strings.ContainsAny(mt, "\r\n") {
+	if !validMediaType(mt) {
 		return &regError{http.StatusBadRequest, "MANIFEST_INVALID", "manifest media type unknown: set Content-Type"}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -40,12 +41,17 @@ func IsLocalHost(hostport string) bool {
 func ParseReference(ref string, insecure bool) (name.Reference, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return nil, preview.Errorf(preview.InvalidArgument, "image reference %q: %v", ref, err)
+		return nil, preview.Errorf(preview.InvalidArgument, "image reference %q: %s", ref, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	// name.ParseReference lets through registries such as "h::" that
+	// are no host[:port]; the pull would fail later, as an internal error.
+	if u, err := url.Parse("https://" + r.Context().RegistryStr() + "/"); err != nil || u.Host != r.Context().RegistryStr() {
+		return nil, preview.Errorf(preview.InvalidArgument, "image reference %q: registry %q is not a host[:port]", ref, r.Context().RegistryStr())
 	}
 	if insecure || IsLocalHost(r.Context().RegistryStr()) {
 		r, err = name.ParseReference(ref, name.Insecure)
 		if err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "image reference %q: %v", ref, err)
+			return nil, preview.Errorf(preview.InvalidArgument, "image reference %q: %s", ref, strings.Join(strings.Fields(err.Error()), " "))
 		}
 	}
 	return r, nil

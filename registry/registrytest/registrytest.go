@@ -5,6 +5,8 @@
 package registrytest
 
 import (
+	"github.com/glimpse-dev/glimpse/internal/testenv"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -51,13 +53,11 @@ func EmbeddedAt(t testing.TB, dir string) (string, *embedregistry.Registry) {
 // Distribution starts the CNCF distribution registry found at
 // $GLIMPSE_REGISTRY_BIN with filesystem storage in a temporary directory and
 // deletes enabled, and returns its host:port. It skips the test when the
-// variable is unset and fails it when the registry does not start.
+// variable is unset (fails it under CI) and fails it when the registry does
+// not start.
 func Distribution(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv(EnvRegistryBin)
-	if bin == "" {
-		t.Skipf("%s is not set: no distribution registry to test against", EnvRegistryBin)
-	}
+	bin := testenv.Require(t, EnvRegistryBin, "distribution registry to test against")
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr, err := startDistribution(t, bin)

@@ -85,7 +85,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := e.SetRoute(context.Background(), preview.Route{Host: *host, Function: "bench", FunctionPaths: []string{"/"}}); err != nil {
+		if err := preview.PutRoute(context.Background(), e, preview.Route{Host: *host, Function: "bench", FunctionPaths: []string{"/"}}); err != nil {
 			log.Fatal(err)
 		}
 		h = e

@@ -1,0 +1,203 @@
+package s3assets
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/glimpse-dev/glimpse/cdn/s3assets/s3test"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// writeSite writes small files of about 2 KB and big files of 1 MiB under
+// dir.
+func writeSite(tb testing.TB, dir string, small, big int) {
+	tb.Helper()
+	for i := range small {
+		p := filepath.Join(dir, "assets", fmt.Sprintf("chunk-%04d.js", i))
+		writeFile(tb, p, fmt.Sprintf("/* %d */ console.log(%d);%s", i, i, strings.Repeat("x", 2000)))
+	}
+	for i := range big {
+		writeFile(tb, filepath.Join(dir, "media", fmt.Sprintf("video-%d.bin", i)), fmt.Sprint(i)+strings.Repeat("y", 1<<20))
+	}
+	writeFile(tb, filepath.Join(dir, "index.html"), "<h1>bench</h1>")
+}
+
+func writeFile(tb testing.TB, p, content string) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func opener(dir string) func(string) (io.ReadCloser, error) {
+	return func(p string) (io.ReadCloser, error) { return os.Open(filepath.Join(dir, filepath.FromSlash(p))) }
+}
+
+// sequentialPUTs is the baseline: one PutObject per file, one after the
+// other, with the same SDK and client settings.
+func sequentialPUTs(ctx context.Context, tb testing.TB, c *s3.Client, bucket, prefix, dir string, m preview.Manifest) {
+	paths := make([]string, 0, len(m.Files))
+	for p := range m.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		_, err = c.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(prefix + p), Body: f,
+			ContentType: aws.String(m.Files[p].ContentType),
+		})
+		f.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// rcloneCopy runs Debian's rclone (defaults: 4 transfers, 8 checkers)
+// against the server.
+func rcloneCopy(tb testing.TB, srv *s3test.Server, dir, dest string) {
+	remote := fmt.Sprintf(":s3,provider=Other,endpoint='%s',access_key_id=%s,secret_access_key=%s,force_path_style=true:%s", srv.Endpoint, srv.AccessKey, srv.SecretKey, dest)
+	cmd := exec.Command("rclone", "copy", "--config", "/dev/null", dir, remote)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") { // a CA bundle for a plain-HTTP endpoint breaks rclone
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("rclone: %v: %s", err, out)
+	}
+}
+
+// BenchmarkPublish measures, in one run against one versitygw, a first
+// publish of 200 small files and 4 files of 1 MiB with s3assets, the same
+// files sent with sequential PUTs (the baseline) and with rclone copy
+// (when installed), a second publish with nothing new, and a redeploy
+// with one file changed. Run it with
+//
+//	GLIMPSE_VERSITYGW_BIN=... go test -run XXX -bench Publish -benchtime 3x ./cdn/s3assets/
+//
+// It reports milliseconds per step and the ratios baseline / s3assets.
+// GLIMPSE_BENCH_UPLOADS=N sets Options.Uploads (default 16).
+func BenchmarkPublish(b *testing.B) {
+	srv := s3test.Start(b)
+	benchPublish(b, srv, 200, 4)
+}
+
+// BenchmarkPublish10k is the issue's figure: 10,000 small files.
+func BenchmarkPublish10k(b *testing.B) {
+	if os.Getenv("GLIMPSE_BENCH_10K") == "" {
+		b.Skip("set GLIMPSE_BENCH_10K=1: 10,000 files take minutes here")
+	}
+	srv := s3test.Start(b)
+	benchPublish(b, srv, 10000, 0)
+}
+
+func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
+	ctx := context.Background()
+	bucket := newBucket(b, srv)
+	dir := b.TempDir()
+	writeSite(b, dir, small, big)
+	m, err := preview.ScanAssets(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, hasRclone := exec.LookPath("rclone")
+	var sum struct {
+		seq, cold, unchanged, change, rcCold, rcUnchanged, rcChange time.Duration
+		unchangedReq, changeReq                                     map[string]int
+	}
+	run := 0
+	for b.Loop() {
+		run++
+		b.StopTimer()
+		// Fresh prefixes each round: every cold step starts empty.
+		uploads, _ := strconv.Atoi(os.Getenv("GLIMPSE_BENCH_UPLOADS"))
+		s, c := newCounted(b, srv, bucket, Options{Prefix: fmt.Sprintf("glimpse-%d", run), Uploads: uploads})
+		t0 := time.Now()
+		sequentialPUTs(ctx, b, s.Client(), bucket, fmt.Sprintf("seq-%d", run), dir, m)
+		sum.seq += time.Since(t0)
+
+		c.take()
+		t0 = time.Now()
+		if _, err := s.Publish(ctx, "hello/pr-1/1", m, nil, opener(dir)); err != nil {
+			b.Fatal(err)
+		}
+		sum.cold += time.Since(t0)
+		c.take()
+
+		t0 = time.Now()
+		st, err := s.Publish(ctx, "hello/pr-1/1", m, nil, opener(dir))
+		if err != nil || !st.Unchanged {
+			b.Fatal(st, err)
+		}
+		sum.unchanged += time.Since(t0)
+		sum.unchangedReq = c.take()
+
+		// One file changed, published as the next generation.
+		changed := filepath.Join(dir, "index.html")
+		writeFile(b, changed, fmt.Sprintf("<h1>bench %d</h1>", run))
+		m2, err := preview.ScanAssets(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		st, err = s.Publish(ctx, "hello/pr-1/2", m2, nil, opener(dir))
+		if err != nil || st.Uploaded != 1 {
+			b.Fatal(st, err)
+		}
+		sum.change += time.Since(t0)
+		sum.changeReq = c.take()
+		writeFile(b, changed, "<h1>bench</h1>")
+
+		if hasRclone == nil {
+			dest := fmt.Sprintf("%s/rclone-%d", bucket, run)
+			t0 = time.Now()
+			rcloneCopy(b, srv, dir, dest)
+			sum.rcCold += time.Since(t0)
+			t0 = time.Now()
+			rcloneCopy(b, srv, dir, dest)
+			sum.rcUnchanged += time.Since(t0)
+			writeFile(b, changed, fmt.Sprintf("<h1>rclone %d</h1>", run))
+			t0 = time.Now()
+			rcloneCopy(b, srv, dir, dest)
+			sum.rcChange += time.Since(t0)
+			writeFile(b, changed, "<h1>bench</h1>")
+		}
+		b.StartTimer()
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(run) / 1e6 }
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(sum.seq), "seqput-ms")
+	b.ReportMetric(ms(sum.cold), "s3assets-cold-ms")
+	b.ReportMetric(ms(sum.unchanged), "s3assets-unchanged-ms")
+	b.ReportMetric(ms(sum.change), "s3assets-1change-ms")
+	b.ReportMetric(float64(sum.seq)/float64(sum.cold), "x-cold-vs-seqput")
+	if hasRclone == nil {
+		b.ReportMetric(ms(sum.rcCold), "rclone-cold-ms")
+		b.ReportMetric(ms(sum.rcUnchanged), "rclone-unchanged-ms")
+		b.ReportMetric(ms(sum.rcChange), "rclone-1change-ms")
+		b.ReportMetric(float64(sum.rcCold)/float64(sum.cold), "x-cold-vs-rclone")
+		b.ReportMetric(float64(sum.rcUnchanged)/float64(sum.unchanged), "x-unchanged-vs-rclone")
+		b.ReportMetric(float64(sum.rcChange)/float64(sum.change), "x-1change-vs-rclone")
+	}
+	b.Logf("files %d (%d small, %d of 1 MiB); last round's requests: unchanged publish %v, one change %v", len(m.Files), small, big, sum.unchangedReq, sum.changeReq)
+}

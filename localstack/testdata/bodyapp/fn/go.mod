@@ -1,0 +1,3 @@
+module example.com/bodyapp
+
+go 1.26
