@@ -7,7 +7,6 @@ package localstack
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,12 +23,13 @@ import (
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
+	"github.com/glimpse-dev/glimpse/internal/basicauth"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/embedregistry"
 )
 
 // User is the basic-auth user of the daemon API.
-const User = "admin"
+const User = basicauth.User
 
 // Stack is the local stack: every embedded provider behind one handler.
 // Its fields are the providers, for callers (tests, custom tools) that
@@ -199,13 +199,5 @@ func loopbackWrites(password string, next http.Handler) http.Handler {
 
 // BasicAuth wraps next so that it requires user admin and password.
 func BasicAuth(password string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(User)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="glimpse"`)
-			http.Error(w, "unauthorized: user admin, password in $GLIMPSE_HOME/gateway-password", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return basicauth.Require(password, "unauthorized: user admin, password in $GLIMPSE_HOME/gateway-password", next)
 }

@@ -90,6 +90,19 @@ type FunctionStatus struct {
 	// CreatedAt is when the function was first deployed; zero when the
 	// runtime does not say.
 	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// LastError is, where the runtime knows it, the one-line reason the
+	// function's last start failed or its last process crashed; empty when
+	// it has not since it was last deployed or scaled. A function with
+	// LastError and no available replica is failed (List reports
+	// StatusFailed), not starting or asleep. faas/localfaas fills it (also
+	// through its gateway); a plain OpenFaaS gateway does not say.
+	LastError string `json:"lastError,omitempty"`
+	// Restarts counts the crashes of the function's processes since it was
+	// last deployed or scaled up, where the runtime counts them.
+	Restarts int `json:"restarts,omitempty"`
+	// StartedAt is when the function's current (or last) process started;
+	// zero when unknown.
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // FunctionRuntime deploys, scales and removes functions.

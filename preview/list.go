@@ -10,7 +10,9 @@ import (
 // List returns the previews of the Pipeline's owner, narrowed to app when
 // app is not empty, sorted by app and PR. A preview whose route or function
 // is missing (an interrupted Up or Down), or whose route no Up has switched
-// yet (the first Up is in progress), is listed with StatusPartial.
+// yet (the first Up is in progress), is listed with StatusPartial; one
+// whose function has no ready replica because its start failed or it
+// crashed (FunctionStatus.LastError) with StatusFailed.
 // Tombstones (previews taken down) are not listed; what a Down left behind
 // them is, as partial.
 func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
@@ -56,7 +58,7 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		for _, f := range fns {
 			present[f.Name] = f
 			if pv := get(f.Labels); pv != nil {
-				pv.Replicas, pv.Image = f.Replicas, f.Image
+				pv.Replicas, pv.Image, pv.LastError = f.Replicas, f.Image, f.LastError
 				if pv.Function == "" {
 					pv.Function = f.Name
 				}
@@ -71,6 +73,8 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		case pv.Host == "":
 		case pv.Function == "":
 			pv.Status = StatusReady
+		case ok && f.LastError != "" && f.AvailableReplicas == 0:
+			pv.Status = StatusFailed
 		case ok && f.Replicas == 0:
 			pv.Status = StatusSleeping
 		case ok:

@@ -21,6 +21,9 @@ type Preview struct {
 	// Status is one of the Status constants.
 	Status   Status `json:"status"`
 	Replicas int    `json:"replicas"`
+	// LastError is the function's last failed start or crash, when the
+	// runtime reports one (FunctionStatus.LastError).
+	LastError string `json:"lastError,omitempty"`
 	// LastRequest is the last activity the edge saw; nil when unknown.
 	LastRequest *time.Time `json:"lastRequest,omitempty"`
 }
@@ -37,6 +40,11 @@ const (
 	// StatusPartial: some resources exist but not all (an interrupted Up
 	// or Down); Up or Down repairs it.
 	StatusPartial Status = "partial"
+	// StatusFailed: routed, but the function has no ready replica and the
+	// runtime says its last start failed or its process crashed
+	// (FunctionStatus.LastError), whether it is restarting or scaled to
+	// zero: a wake would not help.
+	StatusFailed Status = "failed"
 )
 
 // Step names used in Events.

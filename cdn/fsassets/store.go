@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -282,28 +283,10 @@ func (d *driver) PutManifest(ctx context.Context, prefix string, m preview.Store
 	return d.writeFileAtomic(d.manifestPath(prefix), b)
 }
 
-// writeFileAtomic writes b to a temporary file and renames it to dst.
+// writeFileAtomic replaces dst with b (see package atomicfile), creating
+// its directory; the temporary file lives in the store's tmp directory.
 func (d *driver) writeFileAtomic(dst string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return classify(err, "manifest directory")
-	}
-	tmp, err := os.CreateTemp(d.tmp, "manifest-*")
-	if err != nil {
-		return classify(err, "temporary file")
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, dst)
-	}
-	if err != nil {
-		os.Remove(name)
+	if err := atomicfile.Write(dst, b, &atomicfile.Options{TempDir: d.tmp, Perm: 0o644, MkdirAll: true, NoSync: true}); err != nil {
 		return classify(err, "manifest")
 	}
 	return nil

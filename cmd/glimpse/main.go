@@ -4,6 +4,8 @@
 //	glimpse up [DIR] --pr N            build, upload, deploy and route a preview
 //	glimpse down [DIR] --pr N          remove a preview and everything it created
 //	glimpse ls [-o json]               list previews
+//	glimpse status [DIR] --pr N        every resource of a preview
+//	glimpse logs [DIR] --pr N [-f]     a preview's function logs
 //	glimpse gc [--dry-run]             delete image tags of previews that are gone
 //	glimpse version                    print the version (also --version)
 //
@@ -54,6 +56,6 @@ func newRoot() *cobra.Command {
 	})
 	root.Version = versionString()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion())
+	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion(), newLogs(g), newStatus(g))
 	return root
 }

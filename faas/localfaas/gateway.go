@@ -3,13 +3,13 @@ package localfaas
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/openfaas/faas-provider/types"
 
+	"github.com/glimpse-dev/glimpse/internal/basicauth"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -32,7 +33,7 @@ import (
 const GatewayNamespace = "openfaas-fn"
 
 // GatewayUser is the basic-auth user name of the gateway's /system API.
-const GatewayUser = "admin"
+const GatewayUser = basicauth.User
 
 // PasswordFile is the name, under the home directory, of the file that
 // LoadOrCreatePassword keeps the gateway password in.
@@ -51,6 +52,7 @@ const maxRequestBody = 1 << 20
 //	POST   /system/scale-function/{name}    {"serviceName","replicas"}: 202
 //	GET    /system/info                     gateway info (faas-cli version)
 //	GET    /system/namespaces               ["openfaas-fn"]
+//	GET    /system/logs                     function logs as NDJSON (see logs)
 //	*      /function/{name}[/path]          proxy to the function
 //	GET    /healthz                         200 (faas-cli ready)
 //
@@ -92,6 +94,7 @@ func (r *Runtime) GatewayHandler(password string) http.Handler {
 	sys.HandleFunc("POST /system/scale-function/{name}", g.scale)
 	sys.HandleFunc("GET /system/info", g.info)
 	sys.HandleFunc("GET /system/namespaces", g.namespaces)
+	sys.HandleFunc("GET /system/logs", g.logs)
 
 	mux := http.NewServeMux()
 	mux.Handle("/system/", basicAuth(password, sys))
@@ -109,17 +112,7 @@ type gateway struct {
 }
 
 func basicAuth(password string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		u, p, ok := req.BasicAuth()
-		if !ok || password == "" ||
-			subtle.ConstantTimeCompare([]byte(u), []byte(GatewayUser)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="glimpse"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, req)
-	})
+	return basicauth.Require(password, "unauthorized", next)
 }
 
 // checkNamespace answers 400 and returns false unless every namespace given
@@ -361,6 +354,14 @@ func toStatus(s statusSnapshot) types.FunctionStatus {
 	if s.Annotations != nil {
 		a := s.Annotations
 		st.Annotations = &a
+	}
+	if a := healthAnnotations(s.FunctionStatus); len(a) > 0 {
+		m := map[string]string{}
+		if st.Annotations != nil {
+			m = maps.Clone(*st.Annotations)
+		}
+		maps.Copy(m, a)
+		st.Annotations = &m
 	}
 	return st
 }

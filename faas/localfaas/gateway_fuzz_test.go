@@ -50,6 +50,9 @@ func FuzzGatewayRequest(f *testing.F) {
 		o := ops[int(op)%len(ops)]
 		target := o.path
 		if strings.HasSuffix(target, "/") {
+			if name == "." || name == ".." {
+				return // ServeMux redirects to the cleaned path
+			}
 			target += url.PathEscape(name)
 		}
 		if namespace != "" {

@@ -28,6 +28,8 @@ type process struct {
 	addr    string        // "127.0.0.1:port"
 	exited  chan struct{} // closed once the process is reaped and its group killed
 	waitErr error         // valid after exited is closed
+	logged  chan struct{} // closed once its output is all in the log
+	started time.Time
 }
 
 // launch starts a process for plan on a fresh loopback port and waits until
@@ -48,7 +50,14 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 	if err != nil {
 		return nil, preview.WithCode(preview.Internal, err)
 	}
-	fmt.Fprintf(logf, logHeader+"%s: starting %s on %s\n", time.Now().UTC().Format(time.RFC3339), plan.args[0], addr)
+	fmt.Fprintf(logf, "%s "+logHeader+"%s: starting %s on %s\n", logStamp(time.Now()), time.Now().UTC().Format(time.RFC3339), plan.args[0], addr)
+	// The process writes into a pipe whose lines are stamped with the time
+	// they arrive (see logCopy), so Logs can answer since= and timestamps.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		return nil, preview.WithCode(preview.Internal, err)
+	}
 	var cmd *exec.Cmd
 	for attempt := 1; ; attempt++ {
 		cmd = &exec.Cmd{
@@ -56,8 +65,8 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 			Args:        plan.args,
 			Dir:         plan.dir,
 			Env:         append(plan.env[:len(plan.env):len(plan.env)], "PORT="+strconv.Itoa(port)),
-			Stdout:      logf,
-			Stderr:      logf,
+			Stdout:      pw,
+			Stderr:      pw,
 			SysProcAttr: sysProcAttr(plan.sandbox, plan.chroot),
 		}
 		err = startCmd(cmd)
@@ -72,15 +81,23 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 		case <-ctx.Done():
 			t.Stop()
 			logf.Close()
+			pr.Close()
+			pw.Close()
 			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
-	logf.Close() // the child holds its own descriptor
+	pw.Close() // the child holds its own descriptor
 	if err != nil {
+		logf.Close()
+		pr.Close()
 		return nil, preview.Errorf(preview.FailedPrecondition, "function %s: start %s: %v", plan.name, plan.args[0], err)
 	}
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, addr: addr, exited: make(chan struct{})}
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, addr: addr, exited: make(chan struct{}), logged: make(chan struct{}), started: time.Now()}
+	go func() {
+		logCopy(logf, pr)
+		close(p.logged)
+	}()
 	go func() {
 		awaitExit(p.pid)
 		signalGroup(p.pid, syscall.SIGKILL) // children the leader left behind
@@ -89,6 +106,7 @@ func (r *Runtime) launch(ctx context.Context, plan launchPlan) (*process, error)
 	}()
 	if err := r.awaitReady(ctx, p); err != nil {
 		p.stop(0)
+		p.awaitLogged()
 		return nil, fmt.Errorf("%w%s", err, lastOutput(plan.logPath))
 	}
 	return p, nil
@@ -183,6 +201,7 @@ func lastOutput(p string) string {
 	}
 	last := ""
 	for _, l := range strings.Split(string(b), "\n") {
+		_, l = parseLogLine(l)
 		l = strings.TrimSpace(l)
 		switch {
 		case strings.HasPrefix(l, logHeader):
@@ -225,6 +244,11 @@ type replica struct {
 	mu      sync.Mutex
 	proc    *process      // the ready process, nil while (re)starting
 	readyCh chan struct{} // closed when proc becomes non-nil
+	// What FunctionStatus reports: the last failed start or crash, how
+	// many crashes, when the current (or last) process started.
+	lastErr   string
+	restarts  int
+	startedAt time.Time
 }
 
 // newReplica starts supervising. first is an already ready process (from a
@@ -278,6 +302,7 @@ func (rp *replica) run(p *process) {
 				if rp.ctx.Err() != nil {
 					return
 				}
+				rp.noteFailure(err.Error(), false)
 				log.Warn("localfaas: function did not start", "err", err, "retry_in", backoff)
 				if !wait() {
 					return
@@ -297,6 +322,8 @@ func (rp *replica) run(p *process) {
 			if time.Since(started) > rp.r.opts.MaxRestartBackoff {
 				backoff = rp.r.opts.RestartBackoff // it ran fine for a while
 			}
+			p.awaitLogged()
+			rp.noteFailure(fmt.Sprintf("function process exited: %s%s", exitText(p.waitErr), lastOutput(rp.plan.logPath)), true)
 			log.Warn("localfaas: function exited; restarting", "pid", p.pid, "err", exitText(p.waitErr), "restart_in", backoff)
 			p = nil
 			if !wait() {
@@ -311,11 +338,29 @@ func (rp *replica) setProc(p *process) {
 	defer rp.mu.Unlock()
 	if p != nil && rp.proc == nil {
 		rp.proc = p
+		rp.startedAt = p.started
 		close(rp.readyCh)
 	} else if p == nil && rp.proc != nil {
 		rp.proc = nil
 		rp.readyCh = make(chan struct{})
 	}
+}
+
+// noteFailure records a failed start or, when crashed, a crash.
+func (rp *replica) noteFailure(msg string, crashed bool) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	rp.lastErr = strings.Join(strings.Fields(msg), " ")
+	if crashed {
+		rp.restarts++
+	}
+}
+
+// health returns what noteFailure and setProc recorded.
+func (rp *replica) health() (lastErr string, restarts int, startedAt time.Time) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.lastErr, rp.restarts, rp.startedAt
 }
 
 // state returns the ready process (nil while starting) and a channel closed

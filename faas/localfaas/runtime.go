@@ -110,6 +110,9 @@ type entry struct {
 	digest   string // the image manifest the function runs
 	created  time.Time
 	rp       *replica // nil when replicas == 0
+	// lastErr is the failed wake (or the crash loop put to sleep) that
+	// FunctionStatus.LastError reports while replicas == 0; not persisted.
+	lastErr string
 
 	invocations atomic.Uint64
 }
@@ -401,7 +404,7 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		r.fns[fn.Name] = e
 	}
 	old = e.rp // nil at zero replicas, where rp is nil too
-	e.fn, e.digest, e.rp = fn, img.Digest, rp
+	e.fn, e.digest, e.rp, e.lastErr = fn, img.Digest, rp, ""
 	r.mu.Unlock()
 
 	err = r.save()
@@ -482,6 +485,10 @@ func (e *entry) status() preview.FunctionStatus {
 		if p, _ := e.rp.state(); p != nil {
 			st.AvailableReplicas = 1
 		}
+		st.LastError, st.Restarts, st.StartedAt = e.rp.health()
+		st.StartedAt = st.StartedAt.UTC()
+	} else {
+		st.LastError = e.lastErr
 	}
 	return st
 }
@@ -521,6 +528,12 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 		r.mu.Lock()
 		rp := e.rp
 		e.rp, e.replicas = nil, 0
+		if rp != nil {
+			// A crash loop put to sleep stays failed: a wake would crash.
+			if p, _ := rp.state(); p == nil {
+				e.lastErr, _, _ = rp.health()
+			}
+		}
 		r.mu.Unlock()
 		err := r.save()
 		if rp != nil {
@@ -540,7 +553,13 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 	}
 	p, err := r.launch(ctx, plan)
 	if err != nil {
-		return 0, fmt.Errorf("function %s: %w", name, err)
+		err = fmt.Errorf("function %s: %w", name, err)
+		if ctx.Err() == nil {
+			r.mu.Lock()
+			e.lastErr = strings.Join(strings.Fields(err.Error()), " ")
+			r.mu.Unlock()
+		}
+		return 0, err
 	}
 	rp := r.newReplica(name, plan, nil, p)
 	r.mu.Lock()
@@ -549,7 +568,7 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 		rp.stop()
 		return 0, errClosed
 	}
-	e.rp, e.replicas = rp, 1
+	e.rp, e.replicas, e.lastErr = rp, 1, ""
 	r.mu.Unlock()
 	return 1, r.save()
 }

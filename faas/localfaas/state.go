@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -68,46 +68,9 @@ func (r *Runtime) save() error {
 	if gen <= r.savedGen {
 		return nil
 	}
-	if err := writeFileAtomic(r.statePath, b); err != nil {
+	if err := atomicfile.Write(r.statePath, b, &atomicfile.Options{SyncDir: true}); err != nil {
 		return preview.WithCode(preview.Internal, fmt.Errorf("localfaas: saving state: %w", err))
 	}
 	r.savedGen = gen
-	return nil
-}
-
-// writeFileAtomic replaces p with data so that readers (and a crash) see
-// the old or the new content, never a mix.
-func writeFileAtomic(p string, data []byte) error {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
 }

@@ -387,13 +387,20 @@ func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
 			fn.Annotations = a
 		}
 	}
-	return preview.FunctionStatus{
+	out := preview.FunctionStatus{
 		Function:          fn,
 		Replicas:          replicaCount(st.Replicas),
 		AvailableReplicas: replicaCount(st.AvailableReplicas),
 		InvocationCount:   st.InvocationCount,
 		CreatedAt:         st.CreatedAt,
 	}
+	if fn.Annotations != nil {
+		health(&out, fn.Annotations)
+		if len(fn.Annotations) == 0 {
+			out.Annotations = nil
+		}
+	}
+	return out
 }
 
 // HTTPError is an unexpected answer of the gateway. It is wrapped in a

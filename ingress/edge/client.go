@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/internal/basicauth"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -23,7 +24,7 @@ import (
 const Scheme = "edge"
 
 // AdminUser is the basic-auth user of the admin API.
-const AdminUser = "admin"
+const AdminUser = basicauth.User
 
 func init() {
 	preview.Routers.Register(Scheme, openClient)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -298,25 +299,9 @@ func writeState(p string, routes []preview.Route) error {
 	return writeAtomic(p, append(b, '\n'))
 }
 
-// writeAtomic writes b to p through a synced temporary file in the same
-// directory and a rename, so a crash leaves the old or the new file.
+// writeAtomic replaces p with b (see package atomicfile).
 func writeAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fileErr(err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(p, b, nil); err != nil {
 		return fileErr(err)
 	}
 	return nil

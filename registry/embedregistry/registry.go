@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 )
 
 // DefaultMaxManifestSize is the largest manifest accepted when
@@ -310,31 +312,11 @@ func writeError(w http.ResponseWriter, e *regError) {
 	w.Write(b)
 }
 
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, so readers see the old or the new content, never a part.
+// writeFileAtomic replaces path with data (see package atomicfile),
+// creating its directory; the temporary file lives in the registry's tmp
+// directory.
 func (r *Registry) writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Join(r.dir, "tmp"), "w-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && !r.noSync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(path), 0o755)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.Write(path, data, &atomicfile.Options{TempDir: filepath.Join(r.dir, "tmp"), Perm: 0o644, MkdirAll: true, NoSync: r.noSync})
 }
 
 func clearDir(dir string) {

@@ -2,7 +2,8 @@
 // $HOST:$PORT that answers every request with its environment, working
 // directory, PID, user and groups and the request's path and query as
 // JSON. GET /crash makes it exit; GET /read?path=P answers P's content, or
-// 403 with the error.
+// 403 with the error; GET /print?line=A&line=B&stderr=C prints A and B on
+// stdout and C on stderr.
 //
 // ECHOFN_MODE selects other behaviours:
 //   - exit: print a line and exit 1 at once;
@@ -59,6 +60,14 @@ func main() {
 		go cmd.Wait()
 	}
 	http.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
+	http.HandleFunc("/print", func(w http.ResponseWriter, r *http.Request) {
+		for _, l := range r.URL.Query()["line"] {
+			fmt.Println(l)
+		}
+		if e := r.URL.Query().Get("stderr"); e != "" {
+			fmt.Fprintln(os.Stderr, e)
+		}
+	})
 	http.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(r.URL.Query().Get("path"))
 		if err != nil {
