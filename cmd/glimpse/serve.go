@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 func newServe(g *globalFlags) *cobra.Command {
 	var listen string
 	opts := &localstack.Options{}
+	gh := &githubFlags{}
 	c := &cobra.Command{
 		Use:   "serve [--listen 127.0.0.1:8080]",
 		Short: "Run the local stack: OCI registry, function runtime, OpenFaaS gateway API and edge",
@@ -38,7 +40,10 @@ func newServe(g *globalFlags) *cobra.Command {
 			if l.ReadHeaderTimeout < 0 || l.IdleTimeout < 0 || l.BodyReadTimeout < 0 {
 				return preview.Errorf(preview.InvalidArgument, "--read-header-timeout, --idle-timeout and --body-read-timeout must not be negative")
 			}
-			return runServe(cmd.Context(), home, listen, opts)
+			if gh.repo != "" && strings.Count(gh.repo, "/") != 1 {
+				return preview.Errorf(preview.InvalidArgument, "--github-repo %q: want owner/name", gh.repo)
+			}
+			return runServe(cmd.Context(), home, listen, opts, gh)
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
@@ -51,10 +56,11 @@ func newServe(g *globalFlags) *cobra.Command {
 	c.Flags().DurationVar(&opts.Limits.BodyReadTimeout, "body-read-timeout", 0, "answer 408 when a request body stops arriving for this long (per read, not per body; default 1m)")
 	c.Flags().Int64Var(&opts.Limits.MaxFunctionBodyBytes, "max-body-bytes", 0, "largest request body sent to a function, through a preview host or /function/; -1: no limit (default 104857600, 100 MiB)")
 	c.Flags().IntVar(&opts.Limits.MaxConns, "max-conns", 0, "most client connections open at once; more wait in the listen backlog; -1: no cap (default 4096)")
+	gh.register(c.Flags())
 	return c
 }
 
-func runServe(ctx context.Context, home, listen string, opts *localstack.Options) error {
+func runServe(ctx context.Context, home, listen string, opts *localstack.Options, gh *githubFlags) error {
 	if info, err := findServe(ctx, home); err == nil {
 		return preview.Errorf(preview.FailedPrecondition, "a local stack already runs for GLIMPSE_HOME=%s at %s (pid %d)", home, info.Addr, info.PID)
 	}
@@ -84,6 +90,13 @@ func runServe(ctx context.Context, home, listen string, opts *localstack.Options
 		return err
 	}
 	defer os.Remove(filepath.Join(home, serveFile))
+	if gh != nil && gh.repo != "" {
+		stop, err := gh.start(ctx, home, srv, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	_, port, _ := net.SplitHostPort(addr)
 	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home)
 

@@ -10,6 +10,8 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	_ "github.com/glimpse-dev/glimpse/cdn/fsassets"
 	_ "github.com/glimpse-dev/glimpse/cdn/s3assets"
+	_ "github.com/glimpse-dev/glimpse/dns/cloudflaredns"
+	_ "github.com/glimpse-dev/glimpse/dns/rfc2136dns"
 	_ "github.com/glimpse-dev/glimpse/faas/openfaas"
 	_ "github.com/glimpse-dev/glimpse/ingress/edge"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"

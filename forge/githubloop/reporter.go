@@ -1,0 +1,310 @@
+package githubloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v89/github"
+)
+
+// CommentMarker is the hidden line that marks the one preview comment of a
+// PR; the comment is found by it and edited in place.
+const CommentMarker = "<!-- glimpse:preview -->"
+
+// Environment variables of the GitHub API client.
+const (
+	EnvToken  = "GLIMPSE_GITHUB_TOKEN"
+	EnvAPIURL = "GLIMPSE_GITHUB_API_URL"
+)
+
+// GitHubReporter reports to GitHub's REST API through go-github: one
+// comment per PR (found by CommentMarker among the PR's comments, paging
+// through them by their Link headers, and edited in place afterwards) and
+// one Deployment per built commit in the environment "preview/pr-<N>"
+// (transient, so GitHub shows it as a preview), with statuses in_progress,
+// success (environment_url), failure (the failing step) and inactive.
+// Rate limits are honoured: a call answered with GitHub's primary rate
+// limit (403/429, X-RateLimit-Remaining: 0) waits for X-RateLimit-Reset,
+// a secondary one for Retry-After (default 1m), then retries, up to three
+// times and at most MaxWait per wait.
+// It is safe for concurrent use.
+type GitHubReporter struct {
+	Client      *github.Client
+	Owner, Repo string
+
+	// MaxWait caps one wait for a rate limit to reset; default 1m. A
+	// longer wait fails the call instead.
+	MaxWait time.Duration
+
+	mu       sync.Mutex
+	comments map[int]int64 // PR -> comment ID
+	deploys  map[int]int64 // PR -> newest deployment ID
+}
+
+// NewGitHubReporter returns a reporter for repo ("owner/name") with token;
+// apiURL "" is api.github.com (else GitHub Enterprise's or a test's base
+// URL).
+func NewGitHubReporter(repo, token, apiURL string) (*GitHubReporter, error) {
+	owner, name, ok := strings.Cut(repo, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("github repository %q: want owner/name", repo)
+	}
+	opts := []github.ClientOptionsFunc{}
+	if token != "" {
+		opts = append(opts, github.WithAuthToken(token))
+	}
+	if apiURL != "" {
+		u := strings.TrimSuffix(apiURL, "/") + "/"
+		opts = append(opts, github.WithURLs(&u, &u))
+	}
+	c, err := github.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &GitHubReporter{Client: c, Owner: owner, Repo: name}, nil
+}
+
+func envName(pr int) string { return fmt.Sprintf("preview/pr-%d", pr) }
+
+// Report updates the PR's deployment (a new one for in_progress, skipped
+// reports make none) and then its comment. Both are attempted; the
+// errors are joined.
+func (g *GitHubReporter) Report(ctx context.Context, r Report) error {
+	var errs []error
+	if r.State != StateSkipped {
+		errs = append(errs, g.deployment(ctx, r))
+	}
+	if !r.Superseded {
+		errs = append(errs, g.comment(ctx, r.PR, CommentBody(r)))
+	}
+	return errors.Join(errs...)
+}
+
+func (g *GitHubReporter) deployment(ctx context.Context, r Report) error {
+	g.mu.Lock()
+	id, ok := g.deploys[r.PR]
+	g.mu.Unlock()
+	if r.State == StateInProgress || (!ok && r.State != StateInactive) {
+		if r.Commit == "" {
+			return nil
+		}
+		d, _, err := call(ctx, g, func() (*github.Deployment, *github.Response, error) {
+			return g.Client.Repositories.CreateDeployment(ctx, g.Owner, g.Repo, github.DeploymentRequest{
+				Ref: r.Commit, Environment: github.Ptr(envName(r.PR)), AutoMerge: github.Ptr(false),
+				RequiredContexts: []string{}, TransientEnvironment: github.Ptr(true),
+				Description: github.Ptr("glimpse preview"),
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("creating the deployment: %w", err)
+		}
+		id = d.GetID()
+		g.mu.Lock()
+		if g.deploys == nil {
+			g.deploys = map[int]int64{}
+		}
+		g.deploys[r.PR] = id
+		g.mu.Unlock()
+	}
+	st := github.DeploymentStatusRequest{State: string(r.State), Environment: github.Ptr(envName(r.PR))}
+	if r.Message != "" {
+		st.Description = github.Ptr(truncate(r.Message, 140)) // GitHub's limit
+	}
+	if r.URL != "" {
+		st.EnvironmentURL = github.Ptr(r.URL)
+	}
+	ids := []int64{id}
+	if r.State == StateInactive && !r.Superseded {
+		// The preview is gone: every deployment of the PR's environment
+		// goes inactive (also after a restart, when id is not known).
+		ds, _, err := call(ctx, g, func() ([]*github.Deployment, *github.Response, error) {
+			return g.Client.Repositories.ListDeployments(ctx, g.Owner, g.Repo, &github.DeploymentsListOptions{
+				Environment: envName(r.PR), ListOptions: github.ListOptions{PerPage: 100}})
+		})
+		if err != nil {
+			return fmt.Errorf("listing deployments: %w", err)
+		}
+		ids = ids[:0]
+		for _, d := range ds {
+			ids = append(ids, d.GetID())
+		}
+	}
+	var errs []error
+	for _, id := range ids {
+		if id == 0 {
+			continue
+		}
+		if _, _, err := call(ctx, g, func() (*github.DeploymentStatus, *github.Response, error) {
+			return g.Client.Repositories.CreateDeploymentStatus(ctx, g.Owner, g.Repo, id, st)
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("deployment status %s: %w", r.State, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// comment edits the PR's preview comment to body, or creates it.
+func (g *GitHubReporter) comment(ctx context.Context, pr int, body string) error {
+	g.mu.Lock()
+	id := g.comments[pr]
+	g.mu.Unlock()
+	if id == 0 {
+		var err error
+		if id, err = g.findComment(ctx, pr); err != nil {
+			return err
+		}
+	}
+	if id != 0 {
+		_, resp, err := call(ctx, g, func() (*github.IssueComment, *github.Response, error) {
+			return g.Client.Issues.EditComment(ctx, g.Owner, g.Repo, id, &github.IssueComment{Body: github.Ptr(body)})
+		})
+		if err == nil {
+			g.remember(pr, id)
+			return nil
+		}
+		if resp == nil || resp.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("editing the preview comment: %w", err)
+		}
+		// Deleted by someone: make a new one.
+	}
+	c, _, err := call(ctx, g, func() (*github.IssueComment, *github.Response, error) {
+		return g.Client.Issues.CreateComment(ctx, g.Owner, g.Repo, pr, &github.IssueComment{Body: github.Ptr(body)})
+	})
+	if err != nil {
+		return fmt.Errorf("creating the preview comment: %w", err)
+	}
+	g.remember(pr, c.GetID())
+	return nil
+}
+
+func (g *GitHubReporter) remember(pr int, id int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.comments == nil {
+		g.comments = map[int]int64{}
+	}
+	g.comments[pr] = id
+}
+
+func (g *GitHubReporter) findComment(ctx context.Context, pr int) (int64, error) {
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		cs, resp, err := call(ctx, g, func() ([]*github.IssueComment, *github.Response, error) {
+			return g.Client.Issues.ListComments(ctx, g.Owner, g.Repo, pr, opts)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("listing comments: %w", err)
+		}
+		for _, c := range cs {
+			if strings.Contains(c.GetBody(), CommentMarker) {
+				return c.GetID(), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return 0, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// OpenPulls lists the open pull requests, every page.
+func (g *GitHubReporter) OpenPulls(ctx context.Context) ([]PullRequest, error) {
+	var out []PullRequest
+	opts := &github.PullRequestListOptions{State: "open", ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		ps, resp, err := call(ctx, g, func() ([]*github.PullRequest, *github.Response, error) {
+			return g.Client.PullRequests.List(ctx, g.Owner, g.Repo, opts)
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			pr := PullRequest{Number: p.GetNumber(), Draft: p.GetDraft(), HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(),
+				HeadRepo: p.GetHead().GetRepo().GetFullName(), BaseRepo: p.GetBase().GetRepo().GetFullName(), CloneURL: p.GetBase().GetRepo().GetCloneURL()}
+			for _, l := range p.Labels {
+				pr.Labels = append(pr.Labels, l.GetName())
+			}
+			out = append(out, pr)
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// CommentBody renders the preview comment for r, CommentMarker first.
+func CommentBody(r Report) string {
+	var b strings.Builder
+	b.WriteString(CommentMarker + "\n")
+	b.WriteString("**Glimpse preview**\n\n")
+	short := r.Commit
+	if len(short) > 7 {
+		short = short[:7]
+	}
+	switch r.State {
+	case StateInProgress:
+		fmt.Fprintf(&b, "Building commit `%s`…\n", short)
+	case StateSuccess:
+		fmt.Fprintf(&b, "Ready: %s\n\nCommit: `%s`\n", r.URL, short)
+	case StateFailure:
+		if short != "" {
+			fmt.Fprintf(&b, "Failed at commit `%s`:\n\n", short)
+		} else {
+			b.WriteString("Failed:\n\n")
+		}
+		fmt.Fprintf(&b, "```\n%s\n```\n", strings.ReplaceAll(truncate(r.Message, 2000), "```", "'''"))
+	case StateInactive:
+		fmt.Fprintf(&b, "No preview: %s\n", r.Message)
+	case StateSkipped:
+		fmt.Fprintf(&b, "Not built: %s\n", r.Message)
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// call runs f, waiting out GitHub's rate limits between attempts.
+func call[T any](ctx context.Context, g *GitHubReporter, f func() (T, *github.Response, error)) (T, *github.Response, error) {
+	limit := g.MaxWait
+	if limit <= 0 {
+		limit = time.Minute
+	}
+	for attempt := 0; ; attempt++ {
+		v, resp, err := f()
+		var wait time.Duration
+		var rle *github.RateLimitError
+		var arle *github.AbuseRateLimitError
+		switch {
+		case errors.As(err, &rle):
+			wait = time.Until(rle.Rate.Reset.Time) + time.Second // reset has second resolution
+		case errors.As(err, &arle):
+			wait = arle.GetRetryAfter()
+			if wait <= 0 {
+				wait = time.Minute
+			}
+		default:
+			return v, resp, err
+		}
+		if attempt == 3 || wait > limit {
+			return v, resp, err
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, resp, err
+		case <-t.C:
+		}
+	}
+}

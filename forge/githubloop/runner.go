@@ -1,0 +1,205 @@
+package githubloop
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// PipelineRunner is the Runner that checks a PR's head out and runs a
+// preview.Pipeline over it.
+//
+// Source: the git binary (git init; git fetch --depth 1 <clone URL>
+// <sha>; git checkout FETCH_HEAD) into Root/pr-<N>, one directory per PR
+// reused by its later pushes. The git binary rather than go-git: no new
+// dependency, and a shallow fetch of exactly one SHA (GitHub serves every
+// PR head, forks' included, from the base repository) is what git does
+// best; the checkout is plain files, what Pipeline.Up reads.
+type PipelineRunner struct {
+	// Root holds the per-PR checkouts (under the daemon's home).
+	Root string
+	// AppDir is the app's directory inside the repository; default ".".
+	AppDir string
+	// Open opens the pipeline for an app's glimpse.yaml providers.
+	Open func(ctx context.Context, p config.Providers) (*preview.Pipeline, error)
+	// Token, when set, authenticates git fetches over https (a GitHub
+	// token), passed in git's environment, never on its command line.
+	Token string
+	// Git is the git binary; default "git".
+	Git string
+}
+
+func (r *PipelineRunner) dir(pr int) string {
+	return filepath.Join(r.Root, "pr-"+strconv.Itoa(pr))
+}
+
+func (r *PipelineRunner) appDir(pr int) string {
+	return filepath.Join(r.dir(pr), filepath.FromSlash(cmpOr(r.AppDir, ".")))
+}
+
+// Up checks job.PR.HeadSHA out and runs Pipeline.Up with the job's
+// generation.
+func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.Event)) (preview.Preview, error) {
+	if err := r.checkout(ctx, job.PR.Number, job.PR.CloneURL, job.PR.HeadSHA); err != nil {
+		onEvent(preview.Event{Step: "checkout", State: preview.EventFailed, Message: err.Error()})
+		return preview.Preview{}, err
+	}
+	if job.PR.Fork() {
+		// Marked inside .git, which checkouts and git clean leave alone.
+		if err := os.WriteFile(r.untrusted(job.PR.Number), nil, 0o600); err != nil {
+			return preview.Preview{}, err
+		}
+	}
+	dir := r.appDir(job.PR.Number)
+	file, err := r.load(job.PR.Number)
+	if err != nil {
+		onEvent(preview.Event{Step: "config", State: preview.EventFailed, Message: err.Error()})
+		return preview.Preview{}, err
+	}
+	pl, err := r.Open(ctx, file.Providers)
+	if err != nil {
+		return preview.Preview{}, err
+	}
+	pl.OnEvent = onEvent
+	return pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: job.PR.Number, Commit: job.PR.HeadSHA, Generation: job.Generation})
+}
+
+// Down takes the PR's preview down, using the app and providers of its
+// last checkout, then removes the checkout. Without a checkout nothing was
+// built here, and Down succeeds.
+func (r *PipelineRunner) Down(ctx context.Context, pr int) error {
+	if _, err := os.Stat(r.dir(pr)); os.IsNotExist(err) {
+		return nil
+	}
+	file, err := r.load(pr)
+	if err == nil {
+		pl, err := r.Open(ctx, file.Providers)
+		if err != nil {
+			return err
+		}
+		if err := pl.Down(ctx, file.App, pr); err != nil {
+			return err
+		}
+	}
+	// A checkout without a glimpse.yaml built nothing.
+	return os.RemoveAll(r.dir(pr))
+}
+
+// Known lists the PRs with a checkout and the commit their preview serves
+// (from the pipeline's labelled resources; "" when none is served).
+func (r *PipelineRunner) Known(ctx context.Context) (map[int]string, error) {
+	out := map[int]string{}
+	ents, err := os.ReadDir(r.Root)
+	if os.IsNotExist(err) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "pr-"))
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "pr-") || err != nil || n <= 0 {
+			continue
+		}
+		out[n] = ""
+		file, err := r.load(n)
+		if err != nil {
+			continue
+		}
+		pl, err := r.Open(ctx, file.Providers)
+		if err != nil {
+			return nil, err
+		}
+		pvs, err := pl.List(ctx, file.App)
+		if err != nil {
+			return nil, err
+		}
+		for _, pv := range pvs {
+			if pv.PR == n && pv.Status != preview.StatusPartial {
+				out[n] = pv.Commit
+			}
+		}
+	}
+	return out, nil
+}
+
+func (r *PipelineRunner) untrusted(pr int) string {
+	return filepath.Join(r.dir(pr), ".git", "glimpse-fork")
+}
+
+// load reads the checkout's glimpse.yaml. The providers of a fork's
+// glimpse.yaml are ignored (the daemon's defaults are used): a fork must
+// not point the daemon's credentials (GLIMPSE_PASSWORD, the AWS chain) at
+// servers of its choosing.
+func (r *PipelineRunner) load(pr int) (*config.File, error) {
+	file, err := config.Load(r.appDir(pr))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(r.untrusted(pr)); err == nil {
+		file.Providers = config.Providers{}
+	}
+	return file, nil
+}
+
+// checkout makes r.dir(pr) hold exactly commit sha of url.
+func (r *PipelineRunner) checkout(ctx context.Context, pr int, url, sha string) error {
+	if !validSHA(sha) {
+		return preview.Errorf(preview.InvalidArgument, "head SHA %q is not a commit SHA", sha)
+	}
+	if url == "" || strings.HasPrefix(url, "-") {
+		return preview.Errorf(preview.InvalidArgument, "pull request #%d has no clone URL (got %q)", pr, url)
+	}
+	dir := r.dir(pr)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"init", "--quiet"},
+		{"fetch", "--quiet", "--depth", "1", "--no-tags", url, sha},
+		{"checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"},
+		{"clean", "--quiet", "-ffdx"},
+	}
+	for _, args := range steps {
+		if err := r.git(ctx, dir, url, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *PipelineRunner) git(ctx context.Context, dir, url string, args ...string) error {
+	cmd := exec.CommandContext(ctx, cmpOr(r.Git, "git"), append([]string{"-C", dir}, args...)...)
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	if r.Token != "" && strings.HasPrefix(url, "https://") {
+		auth := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + r.Token))
+		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
+			"GIT_CONFIG_VALUE_0=Authorization: Basic "+auth)
+	}
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return preview.Errorf(preview.Unavailable, "git %s: %v: %s", args[0], err, oneLine(stderr.String()))
+	}
+	return nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+package githubloop
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// A fork's glimpse.yaml may not choose the providers (and so where the
+// daemon's credentials go); a same-repository PR's may.
+func TestForkProvidersIgnored(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git binary")
+	}
+	t.Parallel()
+	remote := &gitRepo{t: t, dir: t.TempDir()}
+	remote.run("init", "--quiet", "-b", "main")
+	head := remote.commit(map[string]string{
+		"glimpse.yaml":      "app: hello\nassets: {dir: public}\nproviders: {router: 'edge://attacker.example:80'}\n",
+		"public/index.html": "hi",
+	})
+	var opened []config.Providers
+	stop := errors.New("stop here")
+	r := &PipelineRunner{Root: t.TempDir(), Open: func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
+		opened = append(opened, p)
+		return nil, stop
+	}}
+	pr := PullRequest{Number: 1, HeadSHA: head, HeadRepo: "mallory/app", BaseRepo: "acme/app", CloneURL: "file://" + filepath.ToSlash(remote.dir)}
+	if _, err := r.Up(t.Context(), Job{Kind: JobUp, PR: pr, Generation: 1}, func(preview.Event) {}); !errors.Is(err, stop) {
+		t.Fatalf("fork up: %v", err)
+	}
+	if err := r.Down(t.Context(), 1); !errors.Is(err, stop) {
+		t.Fatalf("fork down: %v", err)
+	}
+	pr.Number, pr.HeadRepo = 2, "acme/app"
+	r.Up(t.Context(), Job{Kind: JobUp, PR: pr, Generation: 2}, func(preview.Event) {})
+	if len(opened) != 3 || opened[0].Router != "" || opened[1].Router != "" || opened[2].Router != "edge://attacker.example:80" {
+		t.Errorf("opened providers %+v", opened)
+	}
+	// A SHA that is not one never reaches git.
+	if _, err := r.Up(t.Context(), Job{PR: PullRequest{Number: 3, HeadSHA: "--upload-pack=x", CloneURL: "file:///x"}}, func(preview.Event) {}); preview.CodeOf(err) != preview.InvalidArgument {
+		t.Errorf("bad sha: %v", err)
+	}
+}
