@@ -84,6 +84,11 @@ func load(dir string, lookup func(string) (string, bool)) (*File, error) {
 		if f.Stack, f.StackFunction, err = applyStack(dir, f.App, f.Function, lookup); err != nil {
 			return nil, err
 		}
+		if f.StackFunction != nil {
+			if f.Providers.Builder, err = f.StackFunction.BuilderURL(f.Providers.Builder); err != nil {
+				return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", f.Function.Stack, err)
+			}
+		}
 	}
 	f.Spec.Defaults()
 	if err := f.Spec.Validate(dir); err != nil {

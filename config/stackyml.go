@@ -400,3 +400,51 @@ func overlay(base, over map[string]string) map[string]string {
 	maps.Copy(out, over)
 	return out
 }
+
+// goTemplates are the stack-file langs the ko:// builder builds by
+// generating a main around the handler package (package kobuild's
+// templates).
+var goTemplates = []string{"golang-middleware", "golang-http"}
+
+// BuilderURL returns the builder URL that builds the function's lang,
+// given the builder URL glimpse.yaml configures (empty: the default
+// ko://):
+//   - no lang: configured, unchanged;
+//   - golang-middleware, golang-http: a ko:// builder (configured or the
+//     default) with template=<lang>; another configured scheme is kept;
+//   - dockerfile: docker:// (the handler directory is the Docker context
+//     and holds the Dockerfile) unless a builder is configured; a
+//     configured ko:// is refused;
+//   - any other lang is an InvalidArgument error of one line naming what
+//     Glimpse builds.
+func (f *StackFunction) BuilderURL(configured string) (string, error) {
+	switch {
+	case f.Lang == "":
+		return configured, nil
+	case slices.Contains(goTemplates, f.Lang):
+		u := configured
+		if u == "" {
+			u = "ko://"
+		}
+		p, err := url.Parse(u)
+		if err != nil || p.Scheme != "ko" {
+			return configured, nil
+		}
+		q := p.Query()
+		if t := q.Get("template"); t != "" && t != f.Lang {
+			return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s.lang is %s but providers.builder %s says template=%s", f.Name, f.Lang, configured, t)
+		}
+		q.Set("template", f.Lang)
+		// Not p.String(): it writes "ko:?..." for an empty host.
+		return p.Scheme + "://" + p.Host + p.Path + "?" + q.Encode(), nil
+	case f.Lang == "dockerfile":
+		if configured == "" {
+			return "docker://", nil
+		}
+		if p, err := url.Parse(configured); err == nil && p.Scheme == "ko" {
+			return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s.lang is dockerfile, which the docker:// builder builds, but providers.builder is %s", f.Name, configured)
+		}
+		return configured, nil
+	}
+	return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s: lang: %s is not a template Glimpse can build; it builds golang-middleware, golang-http (with the templates-sdk replace), dockerfile (docker builder); run faas-cli template pull and faas-cli build --shrinkwrap, then use the Dockerfile it writes with lang: dockerfile", f.Name, f.Lang)
+}

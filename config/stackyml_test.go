@@ -249,3 +249,50 @@ func TestLoadWithStackErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestStackLangBuilder(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ lang, configured, want string }{
+		{"", "", ""},
+		{"", "docker://", "docker://"},
+		{"golang-middleware", "", "ko://?template=golang-middleware"},
+		{"golang-http", "ko://?platform=linux/arm64", "ko://?platform=linux%2Farm64&template=golang-http"},
+		{"golang-middleware", "docker://", "docker://"},
+		{"dockerfile", "", "docker://"},
+		{"dockerfile", "docker://?network=none", "docker://?network=none"},
+	} {
+		f := &StackFunction{Name: "fn", Lang: c.lang}
+		if got, err := f.BuilderURL(c.configured); err != nil || got != c.want {
+			t.Errorf("lang %q builder %q: %q, %v; want %q", c.lang, c.configured, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ lang, configured, want string }{
+		{"python3", "", "lang: python3 is not a template Glimpse can build; it builds golang-middleware, golang-http (with the templates-sdk replace), dockerfile (docker builder); run faas-cli template pull"},
+		{"dockerfile", "ko://", "lang is dockerfile, which the docker:// builder builds, but providers.builder is ko://"},
+		{"golang-http", "ko://?template=golang-middleware", "says template=golang-middleware"},
+	} {
+		f := &StackFunction{Name: "fn", Lang: c.lang}
+		_, err := f.BuilderURL(c.configured)
+		if preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("lang %q builder %q: %v; want one line containing %q", c.lang, c.configured, err, c.want)
+		}
+	}
+	// Through Load: the stack's lang picks the builder, and an unknown
+	// lang fails there, before any build or push.
+	dir := t.TempDir()
+	write(t, dir, "glimpse.yaml", "app: hello\nfunction: {stack: stack.yml}\n")
+	write(t, dir, "hello/handler.go", "package function")
+	write(t, dir, "stack.yml", "provider: {name: openfaas}\nfunctions: {hello: {lang: golang-middleware, handler: ./hello}}\n")
+	if f, err := load(dir, lookupFrom(nil)); err != nil || f.Providers.Builder != "ko://?template=golang-middleware" {
+		t.Fatalf("golang-middleware: %+v, %v", f, err)
+	}
+	write(t, dir, "stack.yml", "provider: {name: openfaas}\nfunctions: {hello: {lang: Dockerfile, handler: ./hello}}\n")
+	if f, err := load(dir, lookupFrom(nil)); err != nil || f.Providers.Builder != "docker://" || f.Function.Source != "hello" {
+		t.Fatalf("dockerfile: %+v, %v", f, err)
+	}
+	write(t, dir, "stack.yml", "provider: {name: openfaas}\nfunctions: {hello: {lang: python3, handler: ./hello}}\n")
+	_, err := load(dir, lookupFrom(nil))
+	if preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), "stack.yml: stack file: functions.hello: lang: python3 is not a template Glimpse can build") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("python3: %v", err)
+	}
+}

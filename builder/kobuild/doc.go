@@ -13,7 +13,17 @@
 // embed its roots (import golang.org/x/crypto/x509roots/fallback) and one
 // that needs zones should import time/tzdata.
 //
-// URL: ko://[?platform=linux/arm64][&insecure=true]. Registry credentials
+// A source directory that is not a main package but an OpenFaaS Go
+// template handler (package function with golang-middleware's
+// Handle(http.ResponseWriter, *http.Request), or golang-http's
+// Handle(handler.Request) (handler.Response, error)) is built with a
+// generated main (see templates.go: $PORT, /_/health, timeouts, SIGTERM),
+// placed beside it through go build -overlay so that it builds in the
+// handler's own module; nothing is written to the source tree. The
+// template is detected from Handle, or named with template= (package
+// config sets it from stack.yml's lang).
+//
+// URL: ko://[?platform=linux/arm64][&insecure=true][&template=golang-middleware]. Registry credentials
 // come from GLIMPSE_REGISTRY_USERNAME/GLIMPSE_REGISTRY_PASSWORD or the Docker
 // configuration, as in package ociregistry.
 package kobuild

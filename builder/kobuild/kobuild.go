@@ -25,16 +25,17 @@ func init() {
 	preview.Builders.Register("ko", open)
 }
 
-// open is the opener of ko://[?platform=linux/arm64][&insecure=true].
+// open is the opener of
+// ko://[?platform=linux/arm64][&insecure=true][&template=golang-middleware].
 func open(_ context.Context, u *url.URL, o *preview.OpenOptions) (preview.Builder, error) {
-	q, err := preview.QueryParams(u, "platform", "insecure")
+	q, err := preview.QueryParams(u, "platform", "insecure", "template")
 	if err != nil {
 		return nil, err
 	}
 	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
-		return nil, preview.Errorf(preview.InvalidArgument, "ko:// takes no host or path, only query parameters platform and insecure")
+		return nil, preview.Errorf(preview.InvalidArgument, "ko:// takes no host or path, only query parameters platform, insecure and template")
 	}
-	opts := &Options{Platform: q.Get("platform"), Getenv: o.Env}
+	opts := &Options{Platform: q.Get("platform"), Template: q.Get("template"), Getenv: o.Env}
 	if v := q.Get("insecure"); v != "" {
 		if opts.Insecure, err = strconv.ParseBool(v); err != nil {
 			return nil, preview.Errorf(preview.InvalidArgument, "insecure=%q: want true or false", v)
@@ -49,6 +50,11 @@ type Options struct {
 	Platform string
 	// Go is the go command; empty means "go" from PATH.
 	Go string
+	// Template is the OpenFaaS template (stack.yml lang) the source is
+	// written for: TemplateGolangMiddleware or TemplateGolangHTTP. Empty
+	// means a main package, or else the template whose Handle the package
+	// declares.
+	Template string
 	// Insecure uses plain HTTP for every registry (loopback ones always).
 	Insecure bool
 	// Getenv reads registry credentials (ociregistry.EnvUsername and
@@ -69,6 +75,7 @@ type Builder struct {
 	goarch   string
 	goarm    string
 	gobin    string
+	template string
 	insecure bool
 	kc       authn.Keychain
 	images   *ociregistry.Images // reuse by source hash and push, shared with dockerbuild
@@ -86,11 +93,17 @@ func New(opts *Options) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch opts.Template {
+	case "", TemplateGolangMiddleware, TemplateGolangHTTP:
+	default:
+		return nil, preview.Errorf(preview.InvalidArgument, "template=%q: ko:// builds the templates %s", opts.Template, strings.Join(Templates, ", "))
+	}
 	b := &Builder{
 		platform: plat.OS + "/" + plat.Architecture,
 		goos:     plat.OS,
 		goarch:   plat.Architecture,
 		gobin:    opts.Go,
+		template: opts.Template,
 		insecure: opts.Insecure,
 		kc:       opts.Keychain,
 	}
@@ -152,11 +165,22 @@ func binaryName(dir string) string {
 // SourceHash returns the source hash of the Go main package in dir as Build
 // computes it (32 hex digits), without building or contacting a registry.
 func (b *Builder) SourceHash(ctx context.Context, dir string) (string, error) {
+	h, _, err := b.hashAndPlan(ctx, dir)
+	return h, err
+}
+
+// hashAndPlan decides how to build dir (see planFor) and hashes it.
+func (b *Builder) hashAndPlan(ctx context.Context, dir string) (string, *plan, error) {
 	env, err := b.goEnv(ctx, dir)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return sourceHash(dir, env, b.settings(dir))
+	p, err := b.planFor(dir, env)
+	if err != nil {
+		return "", nil, err
+	}
+	h, err := sourceHash(dir, env, append(b.settings(dir), p.settings()...))
+	return h, p, err
 }
 
 func (b *Builder) settings(dir string) []string {
@@ -222,7 +246,7 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	if fi, err := os.Stat(req.SourceDir); err != nil || !fi.IsDir() {
 		return preview.BuildResult{}, preview.Errorf(preview.InvalidArgument, "function source %s is not a directory", req.SourceDir)
 	}
-	hash, err := b.SourceHash(ctx, req.SourceDir)
+	hash, pl, err := b.hashAndPlan(ctx, req.SourceDir)
 	if err != nil {
 		return preview.BuildResult{}, err
 	}
@@ -237,9 +261,17 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, binaryName(req.SourceDir))
-	progress(fmt.Sprintf("building %s for %s (source %s)", req.SourceDir, b.platform, hash[:16]))
+	what := req.SourceDir
+	var overlay string
+	if pl.template != "" {
+		what += " (lang: " + pl.template + ", with a generated main)"
+		if overlay, err = pl.writeOverlay(tmp); err != nil {
+			return preview.BuildResult{}, err
+		}
+	}
+	progress(fmt.Sprintf("building %s for %s (source %s)", what, b.platform, hash[:16]))
 	start := time.Now()
-	if err := b.compile(ctx, req.SourceDir, bin, progress); err != nil {
+	if err := b.compile(ctx, req.SourceDir, pl.pkgDir, overlay, bin, progress); err != nil {
 		return preview.BuildResult{}, err
 	}
 	labels := map[string]string{}
@@ -259,10 +291,17 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	return b.images.Publish(ctx, req, hash, img)
 }
 
-// compile runs go build, reporting its output through progress.
-func (b *Builder) compile(ctx context.Context, dir, out string, progress func(string)) error {
+// compile runs go build in dir for the package in pkgDir (dir itself, or
+// the generated main's directory in overlay), reporting its output through
+// progress.
+func (b *Builder) compile(ctx context.Context, dir, pkgDir, overlay, out string, progress func(string)) error {
 	args := append([]string{"build", "-o", out}, buildFlags...)
-	cmd := exec.CommandContext(ctx, b.gobin, append(args, ".")...)
+	target := "."
+	if overlay != "" {
+		args = append(args, "-overlay", overlay)
+		target = "./" + filepath.Base(pkgDir)
+	}
+	cmd := exec.CommandContext(ctx, b.gobin, append(args, target)...)
 	cmd.Dir = dir
 	cmd.Env = b.buildEnv()
 	cmd.WaitDelay = 5 * time.Second

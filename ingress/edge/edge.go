@@ -34,6 +34,15 @@ type Options struct {
 	// Assets serves the static files of routes with an AssetPrefix; nil
 	// means static requests answer 404.
 	Assets preview.AssetStore
+	// AssetCacheBytes bounds the memory that keeps blobs of an Assets
+	// store without local files (anything but cdn/fsassets, which is
+	// served from its files with sendfile): blobs are cached by digest,
+	// least recently used evicted first. 0 means
+	// DefaultAssetCacheBytes; negative turns the cache off. Blobs larger
+	// than AssetCacheMaxBlob (0: DefaultAssetCacheMaxBlob) are streamed
+	// from the store on every request and never cached.
+	AssetCacheBytes   int64
+	AssetCacheMaxBlob int64
 	// Upstreams resolves function names; nil means function requests
 	// answer 502.
 	Upstreams Upstreams
@@ -121,6 +130,7 @@ type Edge struct {
 	act     activityTable
 	metrics *metrics
 	store   RouteStore
+	blobs   *blobCache // nil: serve blobs straight from the store (see static.go)
 }
 
 var _ preview.Router = (*Edge)(nil)
@@ -160,6 +170,7 @@ func New(opts Options) (*Edge, error) {
 	opts.Limits = opts.Limits.withDefaults()
 	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
 	e.tr = newTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
+	e.blobs = newBlobCache(opts.Assets, opts.AssetCacheBytes, opts.AssetCacheMaxBlob)
 	store := opts.Routes
 	if store == nil && opts.StateFile != "" {
 		js, err := OpenJournalStore(opts.StateFile)

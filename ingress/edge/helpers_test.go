@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glimpse-dev/glimpse/cdn/fsassets"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -42,7 +41,7 @@ func digestOf(c string) string {
 
 func etagOf(c string) string { return `"` + strings.TrimPrefix(digestOf(c), "sha256:") + `"` }
 
-func publish(tb testing.TB, st *fsassets.Store, prefix string, files map[string]string) {
+func publish(tb testing.TB, st preview.AssetStore, prefix string, files map[string]string) {
 	tb.Helper()
 	m := preview.Manifest{Files: map[string]preview.AssetFile{}}
 	for p, c := range files {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -47,6 +48,24 @@ type asset struct {
 	cacheControl  []string
 	contentLength []string
 	etagValue     string
+
+	// br and gz are the precompressed variants of the file, when the
+	// manifest has <path>.br or <path>.gz: the variant's blob, with this
+	// file's Content-Type and Cache-Control. encoding is set on variants
+	// ("br", "gzip").
+	br, gz   *asset
+	encoding []string
+}
+
+// variant returns a copy of v (the asset of <path>.br or .gz) that serves
+// as a's encoded representation.
+func (a *asset) variant(v *asset, encoding string) *asset {
+	c := *v
+	c.contentType = a.contentType
+	c.cacheControl = a.cacheControl
+	c.encoding = []string{encoding}
+	c.br, c.gz = nil, nil
+	return &c
 }
 
 func newAssetSet(m preview.Manifest) *assetSet {
@@ -67,9 +86,19 @@ func newAssetSet(m preview.Manifest) *assetSet {
 			etagValue:     etag,
 		}
 		s.files[p] = a
+	}
+	for p, a := range s.files {
+		if v := s.files[p+".br"]; v != nil {
+			a.br = a.variant(v, "br")
+		}
+		if v := s.files[p+".gz"]; v != nil {
+			a.gz = a.variant(v, "gzip")
+		}
+	}
+	for p := range m.Files {
 		if dir, ok := strings.CutSuffix(p, "/index.html"); ok {
 			if _, exists := m.Files[dir+"/"]; !exists {
-				s.files[dir+"/"] = a
+				s.files[dir+"/"] = s.files[p]
 			}
 		}
 	}
@@ -167,8 +196,9 @@ func (e *Edge) manifestFor(ctx context.Context, rt *route) *assetSet {
 }
 
 var (
-	hdrAllowGetHead = []string{"GET, HEAD"}
-	hdrAcceptRanges = []string{"bytes"}
+	hdrAllowGetHead       = []string{"GET, HEAD"}
+	hdrAcceptRanges       = []string{"bytes"}
+	hdrVaryAcceptEncoding = []string{"Accept-Encoding"}
 )
 
 func (e *Edge) serveStatic(w http.ResponseWriter, r *http.Request, rt *route) {
@@ -247,12 +277,20 @@ func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route, set *
 	textError(w, http.StatusNotFound, "404 not found\n")
 }
 
-// serveAsset answers with one file. A matching If-None-Match is answered
-// 304 from memory, without touching the blob. Requests with Range or other
-// preconditions go through http.ServeContent; plain ones are copied with
-// sendfile where the store hands out files.
+// serveAsset answers with one file, or its precompressed variant when the
+// manifest has one the client accepts. A matching If-None-Match is
+// answered 304 from memory, without touching the blob. Requests with Range
+// or other preconditions go through http.ServeContent; plain ones are
+// copied with sendfile where the store hands out files. Stores without
+// local files are served through the blob cache (serveCached).
 func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *asset, status int) {
 	h := w.Header()
+	if a.br != nil || a.gz != nil {
+		h["Vary"] = hdrVaryAcceptEncoding
+		if v := a.pickVariant(r.Header["Accept-Encoding"]); v != nil {
+			a = v
+		}
+	}
 	h["Etag"] = a.etag
 	h["Cache-Control"] = a.cacheControl
 	if status == http.StatusOK {
@@ -263,19 +301,16 @@ func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *
 	}
 	h["Content-Type"] = a.contentType
 	h["X-Content-Type-Options"] = hdrNosniff
+	if a.encoding != nil {
+		h["Content-Encoding"] = a.encoding
+	}
+	if e.blobs != nil {
+		e.serveCached(w, r, rt, a, status)
+		return
+	}
 	rc, err := e.opts.Assets.Open(e.ctxOf(w, r), a.digest)
 	if err != nil {
-		delete(h, "Etag")
-		delete(h, "Cache-Control")
-		if preview.IsNotFound(err) {
-			// The manifest changed under us (a newer publish removed the
-			// blob); read it again next time.
-			rt.assets.Store(nil)
-			textError(w, http.StatusNotFound, "404 not found\n")
-			return
-		}
-		e.log.Warn("edge: opening asset", "digest", a.digest, "err", err)
-		textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+		e.blobError(w, rt, a, err)
 		return
 	}
 	defer rc.Close()
@@ -293,6 +328,145 @@ func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *
 		return
 	}
 	copyBlob(w, rc)
+}
+
+// blobError answers a request whose blob could not be read.
+func (e *Edge) blobError(w http.ResponseWriter, rt *route, a *asset, err error) {
+	h := w.Header()
+	delete(h, "Etag")
+	delete(h, "Cache-Control")
+	delete(h, "Content-Encoding")
+	delete(h, "Vary")
+	if preview.IsNotFound(err) {
+		// The manifest changed under us (a newer publish removed the
+		// blob); read it again next time.
+		rt.assets.Store(nil)
+		textError(w, http.StatusNotFound, "404 not found\n")
+		return
+	}
+	e.log.Warn("edge: opening asset", "digest", a.digest, "err", err)
+	textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+}
+
+// serveCached serves a blob of a store without local files. A blob of at
+// most the cache's per-blob cap is read whole (verified against its
+// digest) into the blob cache and served from memory, Range requests
+// included. A larger blob is streamed from the store on every request and
+// not verified: a plain GET copies it; a request with a single Range reads
+// through the bytes before the range (a seekable reader seeks instead),
+// and a request with several ranges gets the whole blob (200), as RFC 9110
+// allows.
+func (e *Edge) serveCached(w http.ResponseWriter, r *http.Request, rt *route, a *asset, status int) {
+	h := w.Header()
+	ctx := e.ctxOf(w, r)
+	if e.blobs.cacheable(a.size) {
+		data, err := e.blobs.get(ctx, a.digest, a.size, func(ctx context.Context) (io.ReadCloser, error) {
+			return e.opts.Assets.Open(ctx, a.digest)
+		})
+		if err != nil {
+			e.blobError(w, rt, a, err)
+			return
+		}
+		if status == http.StatusOK && needsServeContent(r) {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+			return
+		}
+		h["Accept-Ranges"] = hdrAcceptRanges
+		h["Content-Length"] = a.contentLength
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			w.Write(data)
+		}
+		return
+	}
+	rc, err := e.opts.Assets.Open(ctx, a.digest)
+	if err != nil {
+		e.blobError(w, rt, a, err)
+		return
+	}
+	defer rc.Close()
+	if status == http.StatusOK && needsServeContent(r) {
+		rs, ok := rc.(io.ReadSeeker)
+		if !ok {
+			rs = &forwardSeeker{r: rc, size: a.size}
+			if rg := r.Header["Range"]; len(rg) > 1 || (len(rg) == 1 && strings.Contains(rg[0], ",")) {
+				r2 := *r
+				r2.Header = r.Header.Clone()
+				delete(r2.Header, "Range")
+				r = &r2
+			}
+		}
+		http.ServeContent(w, r, "", time.Time{}, rs)
+		return
+	}
+	h["Accept-Ranges"] = hdrAcceptRanges
+	h["Content-Length"] = a.contentLength
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	copyBlob(w, rc)
+}
+
+// pickVariant returns the precompressed variant of a that the
+// Accept-Encoding values accept with the highest q (brotli on a tie), or
+// nil for the file itself.
+func (a *asset) pickVariant(accept []string) *asset {
+	if len(accept) == 0 {
+		return nil
+	}
+	var qbr, qgz float64
+	if a.br != nil {
+		qbr = acceptQ(accept, "br")
+	}
+	if a.gz != nil {
+		qgz = acceptQ(accept, "gzip")
+	}
+	switch {
+	case qbr > 0 && qbr >= qgz:
+		return a.br
+	case qgz > 0:
+		return a.gz
+	}
+	return nil
+}
+
+// acceptQ returns the q value that Accept-Encoding values give coding
+// (RFC 9110 12.5.3): its own entry's, else that of "*", else 0. "x-gzip"
+// counts as gzip.
+func acceptQ(values []string, coding string) float64 {
+	star := -1.0
+	for _, v := range values {
+		for v != "" {
+			var item string
+			item, v, _ = strings.Cut(v, ",")
+			name, params, _ := strings.Cut(item, ";")
+			name = strings.TrimSpace(name)
+			q := 1.0
+			for params != "" {
+				var p string
+				p, params, _ = strings.Cut(params, ";")
+				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && (k == "q" || k == "Q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+					if err != nil || f < 0 || f > 1 {
+						f = 0
+					}
+					q = f
+				}
+			}
+			switch {
+			case strings.EqualFold(name, coding) || (coding == "gzip" && strings.EqualFold(name, "x-gzip")):
+				return q
+			case name == "*":
+				star = q
+			}
+		}
+	}
+	if star > 0 {
+		return star
+	}
+	return 0
 }
 
 // copyBlob copies a blob to the client. net/http's response is an

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glimpse-dev/glimpse/cdn/fsassets"
 	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
 
 var site = map[string]string{
@@ -26,12 +27,20 @@ var site = map[string]string{
 }
 
 // staticEdge returns an Edge serving site at pr-1.hello.localhost, behind a
-// real HTTP server, and the store.
-func staticEdge(t *testing.T, opts Options) (*Edge, *httptest.Server, *fsassets.Store) {
+// real HTTP server, and the store: an fsassets store (served from its
+// files), or under storesAndModes' "mem" an in-memory store (served
+// through the blob cache).
+func staticEdge(t *testing.T, opts Options) (*Edge, *httptest.Server, preview.AssetStore) {
 	t.Helper()
-	st, err := fsassets.New(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
+	var st preview.AssetStore
+	if memMode(t) {
+		st = previewtest.NewMemAssets()
+	} else {
+		fs, err := fsassets.New(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = fs
 	}
 	publish(t, st, "hello/pr-1", site)
 	opts.Assets = st
@@ -48,6 +57,21 @@ func staticEdge(t *testing.T, opts Options) (*Edge, *httptest.Server, *fsassets.
 	t.Cleanup(srv.Close)
 	return e, srv, st
 }
+
+// storesAndModes runs test over an fsassets store (subtest "fs") and an
+// in-memory store (subtest "mem", served through the blob cache), each in
+// both connection modes.
+func storesAndModes(t *testing.T, test func(t *testing.T)) {
+	for _, s := range []string{"fs", "mem"} {
+		t.Run(s, func(t *testing.T) {
+			t.Parallel()
+			bothModes(t, test)
+		})
+	}
+}
+
+// memMode reports whether the running test is storesAndModes' "mem".
+func memMode(t *testing.T) bool { return strings.Contains(t.Name(), "/mem/") }
 
 func get(t *testing.T, srv *httptest.Server, method, host, path string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
@@ -74,7 +98,7 @@ func get(t *testing.T, srv *httptest.Server, method, host, path string, hdr map[
 
 func TestStaticFiles(t *testing.T) {
 	t.Parallel()
-	bothModes(t, testStaticFiles)
+	storesAndModes(t, testStaticFiles)
 }
 
 func testStaticFiles(t *testing.T) {
@@ -116,7 +140,7 @@ func testStaticFiles(t *testing.T) {
 
 func TestStaticConditionalHeadRange(t *testing.T) {
 	t.Parallel()
-	bothModes(t, testStaticConditionalHeadRange)
+	storesAndModes(t, testStaticConditionalHeadRange)
 }
 
 func testStaticConditionalHeadRange(t *testing.T) {
@@ -166,7 +190,7 @@ func testStaticConditionalHeadRange(t *testing.T) {
 
 func TestStaticMissingRedirectMethods(t *testing.T) {
 	t.Parallel()
-	bothModes(t, testStaticMissingRedirectMethods)
+	storesAndModes(t, testStaticMissingRedirectMethods)
 }
 
 func testStaticMissingRedirectMethods(t *testing.T) {
@@ -203,7 +227,7 @@ func testStaticMissingRedirectMethods(t *testing.T) {
 
 func TestSPAFallback(t *testing.T) {
 	t.Parallel()
-	bothModes(t, testSPAFallback)
+	storesAndModes(t, testSPAFallback)
 }
 
 func testSPAFallback(t *testing.T) {
@@ -220,7 +244,7 @@ func testSPAFallback(t *testing.T) {
 
 func TestManifestCacheInvalidation(t *testing.T) {
 	t.Parallel()
-	bothModes(t, testManifestCacheInvalidation)
+	storesAndModes(t, testManifestCacheInvalidation)
 }
 
 func testManifestCacheInvalidation(t *testing.T) {
