@@ -27,6 +27,10 @@ type fnActivity struct {
 
 	mu     sync.Mutex
 	waking *wakeCall
+	// wakeFailed is true while the last wake of the function failed (not
+	// timed out): the function does not start, so the edge stops
+	// promising a wake until one succeeds.
+	wakeFailed atomic.Bool
 }
 
 // wakeCall is one scale-up shared by every request that finds the

@@ -65,6 +65,10 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		addr, err = e.endpoint(ctx, a)
 	}
 	if err != nil {
+		if errors.Is(err, errStartFailed) {
+			textError(w, http.StatusBadGateway, "502 the function of this preview failed to start (glimpse status and glimpse logs show why)\n")
+			return
+		}
 		switch preview.CodeOf(err) {
 		case preview.DeadlineExceeded:
 			textError(w, http.StatusGatewayTimeout, "504 the function of this preview did not wake up in time\n")

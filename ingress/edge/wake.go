@@ -39,6 +39,10 @@ func (e *Edge) wakeTimeout() time.Duration {
 // errWakeTimeout marks a wake that did not finish within WakeTimeout.
 var errWakeTimeout = errors.New("wake timed out")
 
+// errStartFailed marks a wake whose scale-up failed: the function does
+// not start (it crashes, or never listens).
+var errStartFailed = errors.New("the function failed to start")
+
 // endpoint resolves the function's address, waking it when it is asleep:
 // the first request starts one scale-up (however many requests wait) and
 // every waiting request resumes when it is done.
@@ -58,6 +62,9 @@ func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
 	defer cancel()
 	if code == preview.FailedPrecondition {
 		if err := e.wake(wctx, a); err != nil {
+			if a.wakeFailed.Load() {
+				return "", fmt.Errorf("%w: %w", errStartFailed, err)
+			}
 			return "", e.wakeErr(wctx, err)
 		}
 		if addr, err = e.opts.Upstreams.Endpoint(a.name); err == nil {
@@ -94,8 +101,10 @@ func (e *Edge) wake(ctx context.Context, a *fnActivity) error {
 			start := time.Now()
 			sctx, cancel := context.WithTimeout(context.Background(), e.wakeTimeout())
 			_, w.err = e.opts.Waker.Scale(sctx, a.name, 1)
+			failed := w.err != nil && sctx.Err() == nil
 			cancel()
 			e.metrics.wake(time.Since(start), w.err)
+			a.wakeFailed.Store(failed)
 			if w.err != nil {
 				e.log.Warn("edge: waking function failed", "function", a.name, "err", w.err)
 			} else {
@@ -131,7 +140,10 @@ func (e *Edge) wantsWaitingPage(r *http.Request) bool {
 }
 
 // serveWaitingPage starts the wake in the background and answers 503 with
-// a page that reloads itself every second.
+// a page that reloads itself every second; when the last wake failed (the
+// function does not start) it answers 502 with a page that says so and
+// does not reload, while the background wake tries again (a new deploy
+// may have fixed it).
 func (e *Edge) serveWaitingPage(w http.ResponseWriter, a *fnActivity) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), e.wakeTimeout())
@@ -139,6 +151,15 @@ func (e *Edge) serveWaitingPage(w http.ResponseWriter, a *fnActivity) {
 		e.wake(ctx, a)
 	}()
 	h := w.Header()
+	if a.wakeFailed.Load() {
+		h["Content-Type"] = []string{"text/html; charset=utf-8"}
+		h["Cache-Control"] = hdrNoStore
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, `<!doctype html><html><head><meta charset="utf-8"><title>This preview failed to start</title></head>`+
+			`<body style="font-family:system-ui,sans-serif;margin:3rem"><h1>This preview's function failed to start</h1><p>Its last start crashed or never listened. `+
+			`<code>glimpse status</code> and <code>glimpse logs</code> show why; the next deploy starts it again.</p></body></html>`)
+		return
+	}
 	h["Content-Type"] = []string{"text/html; charset=utf-8"}
 	h["Cache-Control"] = hdrNoStore
 	h["Retry-After"] = hdrRetryAfter
