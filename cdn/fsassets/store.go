@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 	"github.com/glimpse-dev/glimpse/preview"
@@ -411,14 +412,41 @@ type CollectStats struct {
 // read, Collect removes nothing and returns the error. Repeating it is
 // harmless.
 func (s *Store) Collect(ctx context.Context) (CollectStats, error) {
-	st, err := s.d.collect(ctx)
+	st, err := s.d.collect(ctx, 0, false)
 	if err != nil && ctx.Err() == nil {
 		err = prefixed(err)
 	}
 	return st, err
 }
 
-func (d *driver) collect(ctx context.Context) (CollectStats, error) {
+// CollectBlobs is Collect with a grace period and a dry run
+// (preview.BlobCollector): under the directory's exclusive lock, which
+// waits for every Publish in progress and blocks new ones, it removes the
+// blobs no manifest references whose file is at least opts.OlderThan old
+// (0 means preview.DefaultBlobGrace), and the leftover temporary files.
+// With opts.DryRun it only counts them.
+func (s *Store) CollectBlobs(ctx context.Context, opts preview.BlobCollectOptions) (preview.BlobCollectStats, error) {
+	return s.b.CollectBlobs(ctx, opts)
+}
+
+var _ preview.AssetBlobCollector = (*driver)(nil)
+
+// CollectBlobs implements preview.AssetBlobCollector with collect.
+func (d *driver) CollectBlobs(ctx context.Context, opts preview.BlobCollectOptions) (preview.BlobCollectStats, error) {
+	var st preview.BlobCollectStats
+	cs, err := d.collectStats(ctx, opts.OlderThan, opts.DryRun, &st)
+	st.Deleted, st.DeletedBytes, st.Temp = cs.Blobs, cs.Bytes, cs.Temp
+	return st, err
+}
+
+func (d *driver) collect(ctx context.Context, grace time.Duration, dryRun bool) (CollectStats, error) {
+	return d.collectStats(ctx, grace, dryRun, &preview.BlobCollectStats{})
+}
+
+// collectStats removes (with dryRun, counts) the unreferenced blobs at
+// least grace old and the temporary files, filling the counts of all
+// blobs, referenced ones and young ones into bs.
+func (d *driver) collectStats(ctx context.Context, grace time.Duration, dryRun bool, bs *preview.BlobCollectStats) (CollectStats, error) {
 	var st CollectStats
 	if err := ctx.Err(); err != nil {
 		return st, err
@@ -432,6 +460,10 @@ func (d *driver) collect(ctx context.Context) (CollectStats, error) {
 	// so under the exclusive lock all of them are leftovers.
 	if ents, err := os.ReadDir(d.tmp); err == nil {
 		for _, e := range ents {
+			if dryRun {
+				st.Temp++
+				continue
+			}
 			if os.RemoveAll(filepath.Join(d.tmp, e.Name())) == nil {
 				st.Temp++
 			}
@@ -445,6 +477,7 @@ func (d *driver) collect(ctx context.Context) (CollectStats, error) {
 	}, true); err != nil {
 		return st, err
 	}
+	now := time.Now()
 	err = filepath.WalkDir(d.blobs, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -452,10 +485,26 @@ func (d *driver) collect(ctx context.Context) (CollectStats, error) {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		if de.IsDir() || referenced[de.Name()] {
+		if de.IsDir() {
+			return nil
+		}
+		bs.Blobs++
+		if referenced[de.Name()] {
+			bs.Referenced++
 			return nil
 		}
 		info, ierr := de.Info()
+		if grace > 0 && (ierr != nil || now.Sub(info.ModTime()) < grace) {
+			bs.Young++
+			return nil
+		}
+		if dryRun {
+			st.Blobs++
+			if ierr == nil {
+				st.Bytes += info.Size()
+			}
+			return nil
+		}
 		if err := os.Remove(p); err == nil {
 			st.Blobs++
 			if ierr == nil {
