@@ -584,19 +584,19 @@ func remoteIP(addr string) string {
 }
 
 // headerHasToken reports whether a comma-separated header lists token,
-// ignoring case, without allocating.
+// ignoring ASCII case, without allocating for a lower-case token.
 func headerHasToken(values []string, token string) bool {
+	// hasToken compares ASCII-only (never "cloſe" for "close"), as
+	// net/http does; it wants the token in lower case.
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; 'A' <= c && c <= 'Z' {
+			token = strings.ToLower(token)
+			break
+		}
+	}
 	for _, v := range values {
-		for v != "" {
-			var t string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				t, v = v[:i], v[i+1:]
-			} else {
-				t, v = v, ""
-			}
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+		if hasToken(v, token) {
+			return true
 		}
 	}
 	return false
