@@ -94,6 +94,13 @@ func load(dir string, lookup func(string) (string, bool)) (*File, error) {
 	if err := f.Spec.Validate(dir); err != nil {
 		return nil, err
 	}
+	if o := f.Providers.Owner; o != "" {
+		// The owner goes into every resource's labels (a Kubernetes
+		// label value later): a DNS label fits every target.
+		if err := preview.ValidateDNSLabel(o); err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "%s: providers.owner %q: %v", p, o, err)
+		}
+	}
 	return f, nil
 }
 

@@ -114,3 +114,13 @@ func TestFunctionLabelsFromStackAndSpec(t *testing.T) {
 		t.Fatalf("a glimpse.dev/ label in glimpse.yaml: err = %v, want reserved", err)
 	}
 }
+
+func TestOwnerMustBeALabel(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "public"), 0o755)
+	os.WriteFile(filepath.Join(dir, "glimpse.yaml"), []byte("app: a\nassets: {dir: public}\nproviders: {owner: \"Team Web!\"}\n"), 0o644)
+	_, err := Load(dir)
+	if err == nil || preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), "providers.owner") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Load with a bad owner = %v; want a one-line InvalidArgument naming providers.owner", err)
+	}
+}
