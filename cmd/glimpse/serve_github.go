@@ -21,6 +21,7 @@ import (
 type githubFlags struct {
 	repo   string
 	appDir string
+	app    string
 	policy githubloop.Policy
 	settle time.Duration
 }
@@ -29,6 +30,7 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "github-repo", "", "build previews of this repository's pull requests (owner/name) from GitHub webhooks at "+githubloop.WebhookPath+";\n"+
 		"needs "+githubloop.EnvWebhookSecret+" (or _FILE); "+githubloop.EnvToken+" for the PR comment, deployments and restarts")
 	fs.StringVar(&f.appDir, "github-app-dir", ".", "the app's directory (with glimpse.yaml) inside the repository")
+	fs.StringVar(&f.app, "github-app", "", "the app's name: a pull request whose glimpse.yaml names another app is refused (recommended; without it a PR can rename its app)")
 	fs.BoolVar(&f.policy.AllowForks, "github-allow-forks", false, "build pull requests from forks too (their code runs with this daemon's credentials in reach)")
 	fs.StringVar(&f.policy.Label, "github-label", "preview", "the label that opts a pull request in, with --github-require-label")
 	fs.BoolVar(&f.policy.RequireLabel, "github-require-label", false, "build only pull requests that carry --github-label")
@@ -52,7 +54,7 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 	root := filepath.Join(home, "github", owner, name)
 	token := os.Getenv(githubloop.EnvToken)
 	q := &githubloop.Queue{
-		Runner: &githubloop.PipelineRunner{Root: root, AppDir: f.appDir, Token: token,
+		Runner: &githubloop.PipelineRunner{Root: root, AppDir: f.appDir, App: f.app, Token: token,
 			Open: func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
 				return openPipeline(ctx, home, p)
 			}},

@@ -29,6 +29,10 @@ type PipelineRunner struct {
 	Root string
 	// AppDir is the app's directory inside the repository; default ".".
 	AppDir string
+	// App, when set, pins the app: a PR whose glimpse.yaml names another
+	// app is refused, so a pull request cannot take over another app's
+	// previews (pr-N of that app) by renaming its own.
+	App string
 	// Open opens the pipeline for an app's glimpse.yaml providers.
 	Open func(ctx context.Context, p config.Providers) (*preview.Pipeline, error)
 	// Token, when set, authenticates git fetches over https (a GitHub
@@ -144,6 +148,9 @@ func (r *PipelineRunner) load(pr int) (*config.File, error) {
 	file, err := config.Load(r.appDir(pr))
 	if err != nil {
 		return nil, err
+	}
+	if r.App != "" && file.App != r.App {
+		return nil, preview.Errorf(preview.PermissionDenied, "glimpse.yaml of pull request #%d names app %q; this daemon builds app %q (--github-app)", pr, file.App, r.App)
 	}
 	if _, err := os.Stat(r.untrusted(pr)); err == nil {
 		file.Providers = config.Providers{}

@@ -47,3 +47,28 @@ func TestForkProvidersIgnored(t *testing.T) {
 		t.Errorf("bad sha: %v", err)
 	}
 }
+
+// With App set, a pull request cannot rename its app to take over another
+// app's previews: it is refused before any provider is opened.
+func TestAppPinned(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git binary")
+	}
+	t.Parallel()
+	remote := &gitRepo{t: t, dir: t.TempDir()}
+	remote.run("init", "--quiet", "-b", "main")
+	head := remote.commit(map[string]string{
+		"glimpse.yaml":      "app: billing\nassets: {dir: public}\n",
+		"public/index.html": "hi",
+	})
+	opened := 0
+	r := &PipelineRunner{Root: t.TempDir(), App: "hello", Open: func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
+		opened++
+		return nil, errors.New("opened")
+	}}
+	pr := PullRequest{Number: 4, HeadSHA: head, HeadRepo: "acme/app", BaseRepo: "acme/app", CloneURL: "file://" + filepath.ToSlash(remote.dir)}
+	_, err := r.Up(t.Context(), Job{Kind: JobUp, PR: pr, Generation: 1}, func(preview.Event) {})
+	if preview.CodeOf(err) != preview.PermissionDenied || opened != 0 {
+		t.Fatalf("up of a PR naming another app: %v (opened %d); want PermissionDenied before opening providers", err, opened)
+	}
+}
