@@ -252,7 +252,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("comment after restart %q", b)
 	}
 
-	// closed: function, route and manifest gone, deployment inactive.
+	// closed: function, route, manifest and image tags gone, deployment
+	// inactive.
 	send("closed", bad)
 	settle()
 	if c, pvs := served(); c != "" {
@@ -266,6 +267,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(runner.Root, "pr-42")); !os.IsNotExist(err) {
 		t.Errorf("checkout left: %v", err)
+	}
+	if tags, _ := reg.Tags(ctx, "hello"); len(tags) != 0 {
+		t.Errorf("image tags left after close: %v", tags)
 	}
 	want := "[[in_progress success inactive] [in_progress success inactive] [in_progress failure inactive] [in_progress success inactive]]"
 	if got := fmt.Sprint(gh.statesOf()); got != want {

@@ -78,7 +78,8 @@ func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.E
 }
 
 // Down takes the PR's preview down, using the app and providers of its
-// last checkout, then removes the checkout. Without a checkout nothing was
+// last checkout, collects the image tags no live preview uses (Pipeline.GC
+// for the app), then removes the checkout. Without a checkout nothing was
 // built here, and Down succeeds.
 func (r *PipelineRunner) Down(ctx context.Context, pr int) error {
 	if _, err := os.Stat(r.dir(pr)); os.IsNotExist(err) {
@@ -92,6 +93,14 @@ func (r *PipelineRunner) Down(ctx context.Context, pr int) error {
 		}
 		if err := pl.Down(ctx, file.App, pr); err != nil {
 			return err
+		}
+		// The image tags only this PR's preview used go too (GC keeps
+		// every tag a live preview runs, and a registry that refuses
+		// deletes is reported, not failed).
+		if pl.Registry != nil && pl.Runtime != nil && pl.Router != nil {
+			if _, err := pl.GC(ctx, preview.GCOptions{Apps: []string{file.App}}); err != nil {
+				return err
+			}
 		}
 	}
 	// A checkout without a glimpse.yaml built nothing.
