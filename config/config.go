@@ -49,6 +49,9 @@ type Providers struct {
 	Assets   string `yaml:"assets,omitempty"`
 	Router   string `yaml:"router,omitempty"`
 	DNS      string `yaml:"dns,omitempty"`
+	// CDN is purged of a preview's host after each deploy
+	// ("cloudflare://ZONE"); empty means no CDN.
+	CDN string `yaml:"cdn,omitempty"`
 	// Domain is the base domain of preview hosts; default "localhost".
 	Domain string `yaml:"domain,omitempty"`
 	// Owner scopes ownership labels; default preview.DefaultOwner.

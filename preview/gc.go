@@ -83,6 +83,10 @@ type GCReport struct {
 	// Warnings say what GC could not look at (a registry without a
 	// catalog, say) without failing.
 	Warnings []string `json:"warnings,omitempty"`
+	// Blobs is what asset blob collection did, when the caller ran it
+	// (glimpse gc does when the asset store is a BlobCollector); Pipeline.GC
+	// leaves it nil.
+	Blobs *BlobCollectStats `json:"blobs,omitempty"`
 }
 
 // Count returns how many tags got action a.

@@ -100,6 +100,10 @@ type Pipeline struct {
 	Assets   AssetStore
 	Router   Router
 	DNS      DNS
+	// CDN, when set, is purged of the preview's host after every Up that
+	// changed what the preview serves (step "purge", after the route
+	// switch; see Up).
+	CDN CDNPurger
 
 	// Owner is written into every resource's ownership labels and scopes
 	// Down and List; default DefaultOwner.

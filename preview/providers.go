@@ -157,4 +157,6 @@ var (
 	AssetStores  = NewMux[AssetStore]("assets")
 	Routers      = NewMux[Router]("router")
 	DNSProviders = NewMux[DNS]("dns")
+	// CDNs open CDNPurgers (Pipeline.CDN), "cloudflare://ZONE".
+	CDNs = NewMux[CDNPurger]("cdn")
 )

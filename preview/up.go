@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,10 +26,17 @@ const maxClaimAttempts = 16
 //     replaces a newer generation), then the DNS record;
 //  4. switch the route to the new function and assets, compare-and-swap
 //     on the claim, so it fails when anybody claimed since;
-//  5. check the function is still the one deployed (re-apply if an older
+//  5. purge the CDN (Pipeline.CDN, when set) of the preview's host, when
+//     this Up changed what it serves;
+//  6. check the function is still the one deployed (re-apply if an older
 //     Up overwrote it in between, while the route is still this Up's);
-//  6. clean up: manifests the route no longer serves and functions the
+//  7. clean up: manifests the route no longer serves and functions the
 //     spec dropped, older than the route's claimed generation.
+//
+// A failed purge leaves the preview live and switched: Up still cleans up
+// and then returns the Preview together with the purge error (step
+// "purge"), so callers must not take a non-nil error to mean nothing is
+// served.
 //
 // Up is idempotent: with nothing changed it builds nothing, uploads nothing
 // and redeploys nothing, and says so in its events. If a step fails, Up
@@ -171,6 +179,15 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	}); err != nil {
 		return Preview{}, u.abandon(ctx, err)
 	}
+	// The preview is live from here on. A failed purge does not undo
+	// that: Up goes on (verify, cleanup) and returns the live preview
+	// together with the purge error, so the caller can report it. An Up
+	// that changes nothing skips the purge, so repeating the same Up does
+	// not retry a failed purge: the next change (or a purge by hand) does.
+	var purgeErr error
+	if p.CDN != nil {
+		purgeErr = p.step(StepPurge, func() (string, bool, error) { return u.purge(ctx, pl.Host) })
+	}
 	if spec.Function != nil {
 		replicas, err := u.verify(ctx, pl.function(spec.Function, spec.Idle, u.built))
 		if err != nil {
@@ -183,6 +200,9 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	}
 	if err := p.step(StepClean, func() (string, bool, error) { return u.cleanup(ctx) }); err != nil {
 		return Preview{}, err
+	}
+	if purgeErr != nil {
+		return pv, purgeErr
 	}
 	return pv, nil
 }
@@ -239,6 +259,8 @@ type upRun struct {
 	// this Up wrote it (false when it reuses the served one).
 	prefix    string
 	published bool
+	// paths are the manifest paths the route serves, sorted.
+	paths []string
 	// applied is true once this Up's function was written to the runtime.
 	applied bool
 }
@@ -251,6 +273,10 @@ func (u *upRun) publish(ctx context.Context, adir string) (string, bool, error) 
 	if err != nil {
 		return "", false, err
 	}
+	for path := range m.Files {
+		u.paths = append(u.paths, path)
+	}
+	sort.Strings(u.paths)
 	if served := u.claim.AssetPrefix; served != "" && !u.claim.Deleted {
 		if cur, err := p.Assets.Manifest(ctx, served); err == nil && cur.Equal(m) {
 			u.prefix = served

@@ -62,7 +62,14 @@
 // Delete removes the manifest only; blobs stay until a collection removes
 // those no manifest references (a separate step, because a concurrent
 // publish may have found a blob present and be about to reference it, and
-// S3 has no lock to exclude it).
+// S3 has no lock to exclude it). Store.CollectBlobs is that collection
+// (glimpse gc runs it): it lists the blob prefix (ListObjectsV2, 1,000 a
+// page, LastModified as each blob's age), reads every manifest, and deletes
+// with DeleteObjects, 1,000 keys a request, the blobs no manifest names
+// that are older than the grace period, which protects the blobs a
+// publish in flight uploaded before writing its manifest (see
+// preview.AssetBucket.CollectBlobs for the window the grace period does
+// not close).
 //
 // # layout=paths
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,8 @@ type gcFlags struct {
 	dir    string
 	dryRun bool
 	output string
+	// blobGrace is the grace period of asset blob collection.
+	blobGrace time.Duration
 }
 
 func newGC(g *globalFlags) *cobra.Command {
@@ -31,7 +34,11 @@ func newGC(g *globalFlags) *cobra.Command {
 			"kept tag has. A tag whose image a function runs is never deleted. Apps examined: those\n" +
 			"with a preview, those named with --app (or by --dir's glimpse.yaml), and every app the\n" +
 			"registry lists when it has a catalog. A registry that refuses deletes is reported,\n" +
-			"not an error. With --dir, providers come from DIR/glimpse.yaml; otherwise the local stack.",
+			"not an error. With --dir, providers come from DIR/glimpse.yaml; otherwise the local stack.\n\n" +
+			"When the asset store can collect (fs://, s3://), gc also deletes the asset blobs that no\n" +
+			"manifest references and that are older than --blob-grace: a publish uploads its blobs\n" +
+			"before it writes the manifest naming them, so the grace period must exceed the longest\n" +
+			"publish. A blob a manifest references is never deleted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			home, err := g.homeDir()
@@ -45,6 +52,7 @@ func newGC(g *globalFlags) *cobra.Command {
 	c.Flags().StringVar(&f.dir, "dir", "", "read providers (and an app) from DIR/glimpse.yaml")
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing")
 	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json or table (default table)")
+	c.Flags().DurationVar(&f.blobGrace, "blob-grace", preview.DefaultBlobGrace, "keep unreferenced asset blobs younger than this")
 	return c
 }
 
@@ -74,6 +82,8 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 		return err
 	}
 	rep, gcErr := pl.GC(ctx, preview.GCOptions{Apps: apps, DryRun: f.dryRun})
+	blobs, blobErr := collectAssetBlobs(ctx, pl.Assets, f)
+	rep.Blobs = blobs
 	for _, w := range rep.Warnings {
 		fmt.Fprintln(stderr, "warning: "+oneLine(w))
 	}
@@ -105,10 +115,47 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 		}
 		fmt.Fprintln(stderr)
 	}
-	if gcErr != nil {
-		return errors.New("gc incomplete (run it again to retry): " + gcErr.Error())
+	if blobs != nil {
+		fmt.Fprintln(stderr, blobSummary(*blobs, f.blobGrace))
+	}
+	if err := errors.Join(gcErr, blobErr); err != nil {
+		return errors.New("gc incomplete (run it again to retry): " + oneLine(err.Error()))
 	}
 	return nil
+}
+
+// collectAssetBlobs runs the asset store's blob collection when it has
+// one (preview.BlobCollector); nil stats and no error when it has not.
+func collectAssetBlobs(ctx context.Context, store preview.AssetStore, f *gcFlags) (*preview.BlobCollectStats, error) {
+	c, ok := store.(preview.BlobCollector)
+	if !ok {
+		return nil, nil
+	}
+	grace := f.blobGrace
+	if grace == 0 {
+		grace = preview.DefaultBlobGrace
+	}
+	st, err := c.CollectBlobs(ctx, preview.BlobCollectOptions{OlderThan: grace, DryRun: f.dryRun})
+	if preview.CodeOf(err) == preview.Unimplemented {
+		return nil, nil
+	}
+	if err != nil {
+		return &st, fmt.Errorf("asset blobs: %w", err)
+	}
+	return &st, nil
+}
+
+// blobSummary is the one-line report of an asset blob collection.
+func blobSummary(st preview.BlobCollectStats, grace time.Duration) string {
+	if grace == 0 {
+		grace = preview.DefaultBlobGrace
+	}
+	verb := "deleted"
+	if st.DryRun {
+		verb = "would delete"
+	}
+	return fmt.Sprintf("gc: assets: %d blob(s), %s %d unreferenced (%d bytes), kept %d referenced and %d younger than %s",
+		st.Blobs, verb, st.Deleted, st.DeletedBytes, st.Referenced, st.Young, grace)
 }
 
 func shortDigest(d string) string {

@@ -8,6 +8,7 @@ import (
 	// Providers register their URL schemes.
 	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild"
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
+	_ "github.com/glimpse-dev/glimpse/cdn/cloudflarecdn"
 	_ "github.com/glimpse-dev/glimpse/cdn/fsassets"
 	_ "github.com/glimpse-dev/glimpse/cdn/s3assets"
 	_ "github.com/glimpse-dev/glimpse/dns/cloudflaredns"
@@ -72,6 +73,11 @@ func openPipeline(ctx context.Context, home string, p config.Providers) (*previe
 	}
 	if p.DNS != "" {
 		if pl.DNS, err = preview.DNSProviders.Open(ctx, p.DNS, opts); err != nil {
+			return nil, err
+		}
+	}
+	if p.CDN != "" {
+		if pl.CDN, err = preview.CDNs.Open(ctx, p.CDN, opts); err != nil {
 			return nil, err
 		}
 	}

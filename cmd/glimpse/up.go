@@ -134,6 +134,11 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	start := time.Now()
 	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit, Generation: gen, Force: f.force})
 	if err != nil {
+		if pv.URL != "" {
+			// The preview is live (the CDN purge after the route switch
+			// failed): say where, and still fail.
+			fmt.Fprintf(stderr, "live at %s, but: %v\n", pv.URL, oneLine(err.Error()))
+		}
 		return err
 	}
 	fmt.Fprintf(stderr, "ready in %s\n", time.Since(start).Round(time.Millisecond))
