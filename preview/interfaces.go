@@ -240,7 +240,8 @@ type Router interface {
 	Routes(ctx context.Context, selector Labels) ([]Route, error)
 	// DeleteRoute removes the stored route for host, a tombstone included,
 	// unconditionally; a missing route is success. The Pipeline never
-	// deletes a route (Down leaves a tombstone); gc uses it for tombstones.
+	// deletes a route: Down leaves a tombstone, which nothing collects
+	// yet (it is small, labelled, and serves 404).
 	DeleteRoute(ctx context.Context, host string) error
 }
 

@@ -3,10 +3,14 @@
 // paths are reverse-proxied (HTTP/1.1 with a keep-alive connection pool,
 // streaming, trailers, WebSocket upgrades) to the function's upstream
 // address; everything else is served from the preview's content-addressed
-// asset manifest with ETags, conditional and range requests. Edge
-// implements preview.Router in-process and persists its routes to a state
-// file; AdminHandler exposes the same operations over HTTP, and the "edge"
-// URL scheme (edge://host:port) opens a preview.Router client of that API.
+// asset manifest (from any preview.AssetStore: sendfile for the file
+// store, a digest-keyed memory cache for the others) with ETags,
+// conditional and range requests. Edge implements preview.Router
+// in-process, with compare-and-swap versions and tombstones that answer
+// 404, and persists its routes through a RouteStore (JournalStore: a
+// snapshot plus one journal line per change); AdminHandler exposes the
+// same operations over HTTP, and the "edge" URL scheme (edge://host:port)
+// opens a preview.Router client of that API.
 //
 // Request bodies stream to functions, never buffered whole, while the
 // function's answer is read, so a function may answer before it has read
