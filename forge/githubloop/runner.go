@@ -51,7 +51,7 @@ func (r *PipelineRunner) appDir(pr int) string {
 }
 
 // Up checks job.PR.HeadSHA out and runs Pipeline.Up with the job's
-// generation.
+// generation, forced past whatever a manual up stored (see below).
 func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.Event)) (preview.Preview, error) {
 	if err := r.checkout(ctx, job.PR.Number, job.PR.CloneURL, job.PR.HeadSHA); err != nil {
 		onEvent(preview.Event{Step: "checkout", State: preview.EventFailed, Message: err.Error()})
@@ -74,7 +74,11 @@ func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.E
 		return preview.Preview{}, err
 	}
 	pl.OnEvent = onEvent
-	return pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: job.PR.Number, Commit: job.PR.HeadSHA, Generation: job.Generation})
+	// Force: the job is the newest delivery for its PR (the queue runs
+	// one job per PR at a time, the newest), so it must also win over a
+	// generation a manual `glimpse up --generation` or `--force` put on
+	// the route since: it claims max(job.Generation, stored+1).
+	return pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: job.PR.Number, Commit: job.PR.HeadSHA, Generation: job.Generation, Force: true})
 }
 
 // Down takes the PR's preview down, using the app and providers of its

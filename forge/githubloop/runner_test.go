@@ -3,12 +3,14 @@ package githubloop
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
 
 // A fork's glimpse.yaml may not choose the providers (and so where the
@@ -70,5 +72,39 @@ func TestAppPinned(t *testing.T) {
 	_, err := r.Up(t.Context(), Job{Kind: JobUp, PR: pr, Generation: 1}, func(preview.Event) {})
 	if preview.CodeOf(err) != preview.PermissionDenied || opened != 0 {
 		t.Fatalf("up of a PR naming another app: %v (opened %d); want PermissionDenied before opening providers", err, opened)
+	}
+}
+
+// A manual `glimpse up --generation 100` on a daemon-managed PR does not
+// lock the daemon out: its next job (generation 3 from its counter) still
+// deploys, past the stored generation.
+func TestJobWinsOverManualGeneration(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git binary")
+	}
+	t.Parallel()
+	remote := &gitRepo{t: t, dir: t.TempDir()}
+	remote.run("init", "--quiet", "-b", "main")
+	head := remote.commit(map[string]string{"glimpse.yaml": "app: hello\nassets: {dir: public}\n", "public/index.html": "from the PR"})
+	router, assets := previewtest.NewMemRouter(), previewtest.NewMemAssets()
+	open := func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
+		return &preview.Pipeline{Runtime: previewtest.NewMemRuntime(), Assets: assets, Router: router, BaseDomain: "localhost"}, nil
+	}
+	manual := t.TempDir()
+	os.MkdirAll(filepath.Join(manual, "public"), 0o755)
+	os.WriteFile(filepath.Join(manual, "public", "index.html"), []byte("by hand"), 0o644)
+	pl, _ := open(t.Context(), config.Providers{})
+	spec := preview.Spec{App: "hello", Assets: &preview.AssetsSpec{Dir: "public"}}
+	if _, err := pl.Up(t.Context(), preview.UpRequest{Dir: manual, Spec: spec, PR: 9, Commit: "aaaaaaa", Generation: 100}); err != nil {
+		t.Fatal(err)
+	}
+	r := &PipelineRunner{Root: t.TempDir(), Open: open}
+	pr := PullRequest{Number: 9, HeadSHA: head, HeadRepo: "acme/app", BaseRepo: "acme/app", CloneURL: "file://" + filepath.ToSlash(remote.dir)}
+	if _, err := r.Up(t.Context(), Job{Kind: JobUp, PR: pr, Generation: 3}, func(preview.Event) {}); err != nil {
+		t.Fatalf("daemon job after a manual up of generation 100: %v", err)
+	}
+	rt, err := router.Route(t.Context(), preview.Host("hello", 9, "localhost"))
+	if err != nil || rt.Served <= 100 || rt.Labels[preview.LabelCommit] != head {
+		t.Fatalf("route after the job = %+v, %v; want the PR head served past generation 100", rt, err)
 	}
 }
