@@ -134,3 +134,33 @@ func BenchmarkControllerCycle10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(rt.lists)/float64(b.N), "lists/cycle")
 }
+
+// BenchmarkWakeTemplateWrapper compares the first request after sleep of
+// an OpenFaaS golang-middleware function (Glimpse's generated main around
+// Handle) with examples/hello's plain main on the same stack, alternating
+// the two in every iteration, and reports both p50s and the wrapper's
+// added p50 in ms.
+func BenchmarkWakeTemplateWrapper(b *testing.B) {
+	st, srv := deployApps(b, []string{"../examples/hello", "testdata/mwapp"}, 1)
+	client := srv.Client()
+	ctx := context.Background()
+	cold := map[string][]time.Duration{}
+	for b.Loop() {
+		for _, app := range []string{"hello", "mw"} {
+			fn, host := app+"-pr-1", "pr-1."+app+".localhost"
+			postGraphQL(b, client, srv, host)
+			slept, err := st.Edge.Sleep(ctx, fn, time.Now(), func(ctx context.Context) error {
+				_, err := st.Runtime.Scale(ctx, fn, 0)
+				return err
+			})
+			if err != nil || !slept {
+				b.Fatalf("Sleep(%s) = %v, %v", fn, slept, err)
+			}
+			cold[app] = append(cold[app], postGraphQL(b, client, srv, host))
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	b.ReportMetric(ms(percentile(cold["hello"], .5)), "main-p50-ms")
+	b.ReportMetric(ms(percentile(cold["mw"], .5)), "wrapper-p50-ms")
+	b.ReportMetric(ms(percentile(cold["mw"], .5)-percentile(cold["hello"], .5)), "added-p50-ms")
+}

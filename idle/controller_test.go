@@ -52,6 +52,13 @@ func deployed(t *testing.T, prs ...int) *localstack.Stack {
 // stack and its server.
 func deployApp(t testing.TB, src string, prs ...int) (*localstack.Stack, *httptest.Server) {
 	t.Helper()
+	return deployApps(t, []string{src}, prs...)
+}
+
+// deployApps deploys every app of srcs, for each of prs, on one local
+// stack.
+func deployApps(t testing.TB, srcs []string, prs ...int) (*localstack.Stack, *httptest.Server) {
+	t.Helper()
 	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -69,15 +76,17 @@ func deployApp(t testing.TB, src string, prs ...int) (*localstack.Stack, *httpte
 		t.Fatal(err)
 	}
 	pl := &preview.Pipeline{Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge, BaseDomain: "localhost"}
-	dir := testapp.Copy(t, src)
-	f, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Idle.After = "2s"
-	for _, pr := range prs {
-		if _, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: f.Spec, PR: pr, Commit: "abc1234"}); err != nil {
+	for _, src := range srcs {
+		dir := testapp.Copy(t, src)
+		f, err := config.Load(dir)
+		if err != nil {
 			t.Fatal(err)
+		}
+		f.Idle.After = "2s"
+		for _, pr := range prs {
+			if _, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: f.Spec, PR: pr, Commit: "abc1234"}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return st, srv
