@@ -157,6 +157,12 @@ func BenchmarkStatic(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchStatic(b, st)
+}
+
+// benchStatic serves one small file of st through an edge (200) and
+// revalidates it (304), as sub-benchmarks.
+func benchStatic(b *testing.B, st preview.AssetStore) {
 	files := map[string]string{"/index.html": "<h1>hello</h1>", "/app.3f2a9c1b.js": "console.log(1)"}
 	publish(b, st, "hello/pr-1", files)
 	e, err := New(Options{Assets: st})

@@ -351,37 +351,5 @@ func TestAcceptQ(t *testing.T) {
 // BenchmarkStaticCached is BenchmarkStatic over an in-memory store: the
 // blob served from the blob cache (warm), and a revalidation (304).
 func BenchmarkStaticCached(b *testing.B) {
-	st := previewtest.NewMemAssets()
-	files := map[string]string{"/index.html": "<h1>hello</h1>", "/app.3f2a9c1b.js": "console.log(1)"}
-	publish(b, st, "hello/pr-1", files)
-	e, err := New(Options{Assets: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name   string
-		inm    bool
-		status int
-	}{{"200", false, 200}, {"304", true, 304}} {
-		b.Run(c.name, func(b *testing.B) {
-			req := httptest.NewRequest("GET", "http://pr-1.hello.localhost/", nil)
-			if c.inm {
-				req.Header.Set("If-None-Match", etagOf(files["/index.html"]))
-			}
-			w := &benchWriter{h: http.Header{}}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				w.reset()
-				e.ServeHTTP(w, req)
-				if w.status != c.status {
-					b.Fatalf("status %d", w.status)
-				}
-			}
-		})
-	}
+	benchStatic(b, previewtest.NewMemAssets())
 }
