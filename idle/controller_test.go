@@ -15,7 +15,7 @@ import (
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
 )
@@ -42,7 +42,7 @@ func (a *activity) set(err error, acts ...preview.Activity) {
 
 // deployed starts a local stack and deploys examples/hello for the given
 // PRs with idle.after 2s; it returns the stack.
-func deployed(t *testing.T, prs ...int) *localstack.Stack {
+func deployed(t *testing.T, prs ...int) *daemon.Stack {
 	st, _ := deployApp(t, "../examples/hello", prs...)
 	return st
 }
@@ -50,16 +50,16 @@ func deployed(t *testing.T, prs ...int) *localstack.Stack {
 // deployApp starts a local stack served on loopback, deploys a copy of
 // the app in src for the given PRs with idle.after 2s, and returns the
 // stack and its server.
-func deployApp(t testing.TB, src string, prs ...int) (*localstack.Stack, *httptest.Server) {
+func deployApp(t testing.TB, src string, prs ...int) (*daemon.Stack, *httptest.Server) {
 	t.Helper()
 	return deployApps(t, []string{src}, prs...)
 }
 
 // deployApps deploys every app of srcs, for each of prs, on one local
 // stack.
-func deployApps(t testing.TB, srcs []string, prs ...int) (*localstack.Stack, *httptest.Server) {
+func deployApps(t testing.TB, srcs []string, prs ...int) (*daemon.Stack, *httptest.Server) {
 	t.Helper()
-	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/glimpse-dev/glimpse/idle"
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 )
 
 const slowHost = "pr-1.slow.localhost"
@@ -35,7 +35,7 @@ func call(t testing.TB, srv *httptest.Server, path string) (int, string) {
 }
 
 // counter reads a counter of the stack's metrics (summing its series).
-func counter(t *testing.T, st *localstack.Stack, name string) float64 {
+func counter(t *testing.T, st *daemon.Stack, name string) float64 {
 	t.Helper()
 	mfs, err := st.Metrics.Gather()
 	if err != nil {
@@ -53,7 +53,7 @@ func counter(t *testing.T, st *localstack.Stack, name string) float64 {
 }
 
 // controllerAt returns the stack's controller with a clock the test moves.
-func controllerAt(st *localstack.Stack, clock *time.Time) *idle.Controller {
+func controllerAt(st *daemon.Stack, clock *time.Time) *idle.Controller {
 	c := *st.Idle
 	c.Now = func() time.Time { return *clock }
 	return &c
@@ -217,7 +217,7 @@ func TestRequestDuringScaleDownIsHeldAndServed(t *testing.T) {
 	}
 }
 
-func waitInFlight(t *testing.T, st *localstack.Stack, want int64) {
+func waitInFlight(t *testing.T, st *daemon.Stack, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

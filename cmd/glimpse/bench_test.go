@@ -13,7 +13,7 @@ import (
 
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -22,7 +22,7 @@ import (
 func inProcessStack(tb testing.TB) (*preview.Pipeline, string) {
 	tb.Helper()
 	home := tb.TempDir()
-	st, err := localstack.Open(home, &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := daemon.Open(home, &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 type stack struct {
 	bin, home, addr string
 	cmd             *exec.Cmd
+	// env is extra environment of the daemon, which commands get too.
+	env []string
 }
 
 func buildBinary(t *testing.T) string {
@@ -42,8 +44,15 @@ func startStack(t *testing.T, bin string) *stack {
 // an earlier (killed) daemon.
 func startStackIn(t *testing.T, bin, home string) *stack {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "GLIMPSE_HOME="+home)
+	return startStackWith(t, bin, home, nil)
+}
+
+// startStackWith starts `glimpse serve` on home with extra environment
+// (KEY=VALUE) and arguments.
+func startStackWith(t *testing.T, bin, home string, env []string, args ...string) *stack {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "GLIMPSE_HOME="+home), env...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +61,7 @@ func startStackIn(t *testing.T, bin, home string) *stack {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{bin: bin, home: home, cmd: cmd}
+	s := &stack{bin: bin, home: home, cmd: cmd, env: env}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -105,7 +114,7 @@ func (s *stack) run(t *testing.T, args ...string) (string, string) {
 
 func (s *stack) try(args ...string) (string, string, error) {
 	cmd := exec.Command(s.bin, args...)
-	cmd.Env = append(os.Environ(), "GLIMPSE_HOME="+s.home)
+	cmd.Env = append(append(os.Environ(), "GLIMPSE_HOME="+s.home), s.env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/ociregistry"
 )
@@ -25,6 +25,12 @@ const serveFile = "serve.json"
 type serveInfo struct {
 	Addr string `json:"addr"`
 	PID  int    `json:"pid"`
+	// Runtime and Assets are the provider URLs the daemon was configured
+	// with; empty for its embedded parts. Commands default to them.
+	Runtime string `json:"runtime,omitempty"`
+	Assets  string `json:"assets,omitempty"`
+	// NoRegistry is set when the daemon serves no registry.
+	NoRegistry bool `json:"noRegistry,omitempty"`
 }
 
 func (g *globalFlags) homeDir() (string, error) {
@@ -93,8 +99,10 @@ func findServe(ctx context.Context, home string) (serveInfo, error) {
 // EnvPassword, which the builders and the registry client send with every
 // push and delete) whatever the environment says, as the stack's registry
 // takes no other credentials. Registry credentials are not supplied for
-// another registry: they would go to it.
-func localEnv(home string, localRegistry bool) (func(string) string, error) {
+// another registry: they would go to it. Nor are the gateway's when
+// localGateway is false (the daemon forwards to a gateway of its own
+// configuration, which has other credentials).
+func localEnv(home string, localRegistry, localGateway bool) (func(string) string, error) {
 	pw, err := localfaas.LoadOrCreatePassword(home)
 	if err != nil {
 		return nil, err
@@ -104,7 +112,7 @@ func localEnv(home string, localRegistry bool) (func(string) string, error) {
 		if localRegistry {
 			switch k {
 			case ociregistry.EnvUsername:
-				return localstack.User
+				return daemon.User
 			case ociregistry.EnvPassword:
 				return pw
 			}
@@ -113,10 +121,18 @@ func localEnv(home string, localRegistry bool) (func(string) string, error) {
 			return v
 		}
 		switch k {
-		case "OPENFAAS_USERNAME", "GLIMPSE_USERNAME":
-			return localstack.User
-		case "OPENFAAS_PASSWORD", "GLIMPSE_PASSWORD":
+		case "GLIMPSE_USERNAME":
+			return daemon.User
+		case "GLIMPSE_PASSWORD":
 			return pw
+		}
+		if localGateway {
+			switch k {
+			case "OPENFAAS_USERNAME":
+				return daemon.User
+			case "OPENFAAS_PASSWORD":
+				return pw
+			}
 		}
 		return ""
 	}, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -12,81 +13,84 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/ingress/edge"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
 func newServe(g *globalFlags) *cobra.Command {
-	var listen string
-	opts := &localstack.Options{}
+	var configFile string
+	flags := &serveFlags{}
 	gh := &githubFlags{}
 	c := &cobra.Command{
-		Use:   "serve [--listen 127.0.0.1:8080]",
-		Short: "Run the local stack: OCI registry, function runtime, OpenFaaS gateway API and edge",
-		Long: "serve runs the embedded local stack on one address: preview hosts such as\n" +
-			"http://pr-42.hello.localhost:8080/ go to the edge; plain localhost serves the OCI\n" +
-			"registry (/v2/), the OpenFaaS gateway API (/system/, /function/; user admin, password\n" +
-			"in $GLIMPSE_HOME/gateway-password) and /healthz. State lives in GLIMPSE_HOME.",
+		Use:   "serve [--config serve.yaml] [--listen 127.0.0.1:8080]",
+		Short: "Run the daemon: edge, idle controller and route API, over the embedded stack or production providers",
+		Long: "serve runs the daemon on one address: preview hosts such as\n" +
+			"http://pr-42.hello.localhost:8080/ go to the edge; plain localhost serves the route API\n" +
+			"(/glimpse/v1/), /healthz and /metrics and, on the embedded stack, the OCI registry (/v2/)\n" +
+			"and the OpenFaaS gateway API (/system/, /function/; user admin, password in\n" +
+			"$GLIMPSE_HOME/gateway-password). State lives in GLIMPSE_HOME.\n\n" +
+			"With no configuration every provider is embedded. A serve config file (--config, or\n" +
+			"GLIMPSE_SERVE_CONFIG) names production providers instead, such as runtime:\n" +
+			"openfaas://gateway:8080 and assets: s3://bucket?...; each of its keys also has an\n" +
+			"environment variable (GLIMPSE_SERVE_<FLAG>) and a flag, flags winning over the\n" +
+			"environment over the file. docs/glimpse-serve-yaml.md lists the keys.\n\n" +
+			"Stop it with Ctrl-C or a SIGTERM to its own process (a kill of `go run`'s PID leaves\n" +
+			"the server running: build the binary, or kill the child).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			home, err := g.homeDir()
 			if err != nil {
 				return err
 			}
-			if opts.IdleAfter < 0 || opts.WakeTimeout < 0 || opts.MaxAwake < 0 {
-				return preview.Errorf(preview.InvalidArgument, "--idle-after, --wake-timeout and --max-awake must not be negative")
-			}
-			l := &opts.Limits
-			if l.ReadHeaderTimeout < 0 || l.IdleTimeout < 0 || l.BodyReadTimeout < 0 {
-				return preview.Errorf(preview.InvalidArgument, "--read-header-timeout, --idle-timeout and --body-read-timeout must not be negative")
+			cfg, err := flags.resolve(configFile, os.Getenv)
+			if err != nil {
+				return err
 			}
 			if gh.repo != "" && strings.Count(gh.repo, "/") != 1 {
 				return preview.Errorf(preview.InvalidArgument, "--github-repo %q: want owner/name", gh.repo)
 			}
-			return runServe(cmd.Context(), home, listen, opts, gh)
+			return runServe(cmd.Context(), home, cfg, gh)
 		},
 	}
-	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
-	c.Flags().DurationVar(&opts.IdleAfter, "idle-after", 0, "scale a preview to zero after this long without requests, unless its glimpse.yaml sets idle.after (default 15m)")
-	c.Flags().IntVar(&opts.MaxAwake, "max-awake", 0, "at most this many previews awake at once; the least recently used sleep first (0: no cap)")
-	c.Flags().DurationVar(&opts.WakeTimeout, "wake-timeout", 0, "how long a request waits for a sleeping preview to wake before a 504 (default 1m)")
-	c.Flags().BoolVar(&opts.WaitingPage, "waiting-page", false, "show browsers a self-reloading page while a preview wakes instead of holding the request")
-	c.Flags().DurationVar(&opts.Limits.ReadHeaderTimeout, "read-header-timeout", 0, "close a connection whose request header takes longer than this to arrive (default 10s)")
-	c.Flags().DurationVar(&opts.Limits.IdleTimeout, "idle-timeout", 0, "close a keep-alive connection idle this long between requests (default 2m)")
-	c.Flags().DurationVar(&opts.Limits.BodyReadTimeout, "body-read-timeout", 0, "answer 408 when a request body stops arriving for this long (per read, not per body; default 1m)")
-	c.Flags().Int64Var(&opts.Limits.MaxFunctionBodyBytes, "max-body-bytes", 0, "largest request body sent to a function, through a preview host or /function/; -1: no limit (default 104857600, 100 MiB)")
-	c.Flags().IntVar(&opts.Limits.MaxConns, "max-conns", 0, "most client connections open at once; more wait in the listen backlog; -1: no cap (default 4096)")
+	c.Flags().StringVar(&configFile, "config", "", "serve config file (YAML; default $GLIMPSE_SERVE_CONFIG; keys in docs/glimpse-serve-yaml.md)")
+	flags.register(c.Flags())
 	gh.register(c.Flags())
 	return c
 }
 
-func runServe(ctx context.Context, home, listen string, opts *localstack.Options, gh *githubFlags) error {
+func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlags) error {
 	if info, err := findServe(ctx, home); err == nil {
-		return preview.Errorf(preview.FailedPrecondition, "a local stack already runs for GLIMPSE_HOME=%s at %s (pid %d)", home, info.Addr, info.PID)
+		return preview.Errorf(preview.FailedPrecondition, "a daemon already runs for GLIMPSE_HOME=%s at %s (pid %d)", home, info.Addr, info.PID)
 	}
+	listen := cfg.Listen
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return preview.Errorf(preview.InvalidArgument, "--listen %q: want HOST:PORT such as 127.0.0.1:8080", listen)
+		return preview.Errorf(preview.InvalidArgument, "listen %q: want HOST:PORT such as 127.0.0.1:8080", listen)
 	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts, err := daemonOptions(ctx, home, cfg)
+	if err != nil {
+		return err
+	}
+	opts.Logger = log
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return preview.Errorf(preview.Unavailable, "--listen %s: %v", listen, err)
 	}
 	defer ln.Close()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	opts.Logger = log
-	st, err := localstack.Open(home, opts)
+	st, err := daemon.Open(home, opts)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	st.AddAPIHost(host)
 
-	srv := st.Server() // header, idle and body limits (see localstack.Limits)
+	srv := st.Server() // header, idle and body limits (see daemon.Limits)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	addr := ln.Addr().String()
-	if err := writeServeInfo(home, serveInfo{Addr: addr, PID: os.Getpid()}); err != nil {
+	if err := writeServeInfo(home, serveInfo{Addr: addr, PID: os.Getpid(), Runtime: cfg.Runtime, Assets: cfg.Assets, NoRegistry: cfg.Registry == "none"}); err != nil {
 		return err
 	}
 	defer os.Remove(filepath.Join(home, serveFile))
@@ -98,7 +102,8 @@ func runServe(ctx context.Context, home, listen string, opts *localstack.Options
 		defer stop()
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home)
+	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home,
+		"runtime", orEmbedded(cfg.Runtime), "assets", orEmbedded(cfg.Assets))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(st.Listener(ln)) }()
@@ -117,4 +122,46 @@ func runServe(ctx context.Context, home, listen string, opts *localstack.Options
 		return err
 	}
 	return nil
+}
+
+// daemonOptions opens the providers cfg names and returns the daemon's
+// options; keys left unset keep the embedded parts and defaults.
+func daemonOptions(ctx context.Context, home string, cfg config.Serve) (*daemon.Options, error) {
+	opts := &daemon.Options{
+		IdleAfter: cfg.IdleAfter, MaxAwake: cfg.MaxAwake, WakeTimeout: cfg.WakeTimeout, WaitingPage: cfg.WaitingPage,
+		Limits: daemon.Limits{
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout, BodyReadTimeout: cfg.BodyReadTimeout,
+			MaxFunctionBodyBytes: cfg.MaxBodyBytes, MaxConns: cfg.MaxConns,
+		},
+	}
+	popts := &preview.OpenOptions{Home: home, Getenv: os.Getenv}
+	var err error
+	if cfg.Runtime != "" {
+		if opts.Providers.Runtime, err = preview.Runtimes.Open(ctx, cfg.Runtime, popts); err != nil {
+			return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("runtime: %w", err))
+		}
+	}
+	if cfg.Assets != "" {
+		if opts.Providers.Assets, err = preview.AssetStores.Open(ctx, cfg.Assets, popts); err != nil {
+			return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("assets: %w", err))
+		}
+	}
+	if cfg.Routes != "" {
+		path, err := filepath.Abs(cfg.Routes)
+		if err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "routes: %v", err)
+		}
+		if opts.Providers.Routes, err = edge.OpenJournalStore(path); err != nil {
+			return nil, fmt.Errorf("routes: %w", err)
+		}
+	}
+	opts.Providers.NoRegistry = cfg.Registry == "none"
+	return opts, nil
+}
+
+func orEmbedded(url string) string {
+	if url == "" {
+		return "embedded"
+	}
+	return url
 }

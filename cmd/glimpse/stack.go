@@ -22,7 +22,9 @@ import (
 )
 
 // openPipeline opens the providers of p. Empty provider URLs default to the
-// local stack started by `glimpse serve`, which must then be running.
+// daemon started by `glimpse serve`, which must then be running: its
+// registry, its edge's route API, and the runtime and asset store it was
+// configured with (its embedded ones when none).
 func openPipeline(ctx context.Context, home string, p config.Providers) (*preview.Pipeline, error) {
 	needLocal := p.Registry == "" || p.Runtime == "" || p.Router == "" || p.Assets == ""
 	localRegistry := p.Registry == ""
@@ -33,7 +35,12 @@ func openPipeline(ctx context.Context, home string, p config.Providers) (*previe
 		if err != nil {
 			return nil, err
 		}
-		getenv, err := localEnv(home, localRegistry)
+		if localRegistry && info.NoRegistry {
+			return nil, preview.Errorf(preview.FailedPrecondition, "the daemon at %s serves no registry (registry: none): set providers.registry in glimpse.yaml", info.Addr)
+		}
+		def(&p.Runtime, info.Runtime)
+		def(&p.Assets, info.Assets)
+		getenv, err := localEnv(home, localRegistry, info.Runtime == "")
 		if err != nil {
 			return nil, err
 		}

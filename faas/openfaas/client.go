@@ -94,6 +94,8 @@ type Client struct {
 	// zeroRefused is set once the gateway kept replicas when asked for
 	// zero, and cleared when a scale to zero sticks.
 	zeroRefused atomic.Bool
+	// asleep is what Endpoint answers from (see invoke.go).
+	asleep asleepSet
 }
 
 var _ preview.FunctionRuntime = (*Client)(nil)
@@ -321,7 +323,11 @@ func (c *Client) get(ctx context.Context, name string) (types.FunctionStatus, er
 	err := c.do(ctx, http.MethodGet, "/system/function/"+name, c.query(), nil, &st)
 	if preview.IsNotFound(err) {
 		// faas-netes and faasd answer 404 with an empty body.
+		c.asleep.forget(name)
 		return st, preview.WithCode(preview.NotFound, fmt.Errorf("function %s not found: %w", name, err))
+	}
+	if err == nil {
+		c.asleep.note(name, st.Replicas)
 	}
 	return st, err
 }
@@ -337,6 +343,7 @@ func (c *Client) List(ctx context.Context, selector preview.Labels) ([]preview.F
 	}
 	out := []preview.FunctionStatus{}
 	for _, st := range all {
+		c.asleep.note(st.Name, st.Replicas)
 		fs := fromStatus(st)
 		if fs.Labels.Matches(selector) {
 			out = append(out, fs)
@@ -353,6 +360,7 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 		return ctx.Err() // no such function can exist
 	}
 	req := types.DeleteFunctionRequest{FunctionName: name, Namespace: c.namespace}
+	defer c.asleep.forget(name)
 	return preview.IgnoreNotFound(c.do(ctx, http.MethodDelete, "/system/functions", c.query(), req, nil))
 }
 

@@ -18,15 +18,15 @@ import (
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
-// Upstreams resolves a function name to the address the edge proxies to.
-// faas/localfaas's *Runtime satisfies it.
-type Upstreams interface {
-	// Endpoint returns "host:port" of a running replica of the named
-	// function. Errors: NotFound when no such function is deployed
-	// (the edge answers 502), FailedPrecondition when it is scaled to zero
-	// and Unavailable when it is starting (the edge answers 503).
-	Endpoint(name string) (addr string, err error)
-}
+// Upstreams resolves a function name to where the edge proxies its
+// requests: preview.InvokeEndpointer, which faas/localfaas's *Runtime and
+// faas/openfaas's *Client satisfy. An endpoint with a path prefix
+// ("gateway:8080/function/NAME") has the prefix put before each request's
+// path. The edge answers 502 for NotFound and 503 for Unavailable, and
+// wakes the function (Options.Waker) on FailedPrecondition; when Upstreams
+// is also a preview.EndpointWaiter the edge waits on it for a starting
+// function.
+type Upstreams = preview.InvokeEndpointer
 
 // Options configure an Edge. Only the fields a deployment uses need to be
 // set; the zero value of every tuning field means the documented default.

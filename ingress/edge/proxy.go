@@ -85,6 +85,12 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		}
 		return
 	}
+	addr, prefix := preview.SplitEndpoint(addr)
+	if prefix != "" {
+		// A gateway's /function/NAME: every request line below (the
+		// exchange, its retries, an upgrade) reads RequestURI.
+		r.RequestURI = prefix + requestURI(r)
+	}
 	busy := e.upstreamInFlight(addr)
 	busy.Add(1)
 	defer busy.Add(-1)
@@ -491,13 +497,9 @@ func (e *Edge) writeRequest(bw *bufio.Writer, r *http.Request, noBody, upgrade b
 // the edge. upgrade keeps Connection/Upgrade. Without a body the head is
 // flushed; with one the body follows in the buffer.
 func (e *Edge) writeHead(bw *bufio.Writer, r *http.Request, noBody, upgrade bool) error {
-	uri := r.RequestURI
-	if uri == "" || (uri[0] != '/' && uri != "*") {
-		uri = r.URL.RequestURI() // absolute-form request line
-	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(uri)
+	bw.WriteString(requestURI(r))
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
@@ -569,6 +571,16 @@ func skipRequestHeader(k string, trustForwarded bool) bool {
 		return !trustForwarded
 	}
 	return false
+}
+
+// requestURI is the origin-form request target of r: its RequestURI, or
+// built from r.URL for an absolute-form request line.
+func requestURI(r *http.Request) string {
+	uri := r.RequestURI
+	if uri == "" || (uri[0] != '/' && uri != "*") {
+		uri = r.URL.RequestURI()
+	}
+	return uri
 }
 
 // remoteIP returns the address of "ip:port" or "[ipv6]:port" without

@@ -18,12 +18,6 @@ type Waker interface {
 	Scale(ctx context.Context, name string, replicas int) (int, error)
 }
 
-// endpointWaiter is the optional ability of Upstreams to wait, event
-// driven, for a starting replica (faas/localfaas has it).
-type endpointWaiter interface {
-	WaitEndpoint(ctx context.Context, name string) (string, error)
-}
-
 // DefaultWakeTimeout bounds how long a request waits for its function to
 // wake before the edge answers 504.
 const DefaultWakeTimeout = 60 * time.Second
@@ -71,7 +65,7 @@ func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
 			return addr, nil
 		}
 	}
-	if w, ok := e.opts.Upstreams.(endpointWaiter); ok {
+	if w, ok := e.opts.Upstreams.(preview.EndpointWaiter); ok {
 		addr, err = w.WaitEndpoint(wctx, a.name)
 		if err != nil {
 			return "", e.wakeErr(wctx, err)

@@ -1,4 +1,4 @@
-package localstack_test
+package daemon_test
 
 import (
 	"crypto/sha256"

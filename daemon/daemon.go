@@ -1,9 +1,19 @@
-// Package localstack composes Glimpse's embedded providers into the local
-// stack that `glimpse serve` runs: one http.Handler that sends preview hosts
-// to the edge and plain localhost to the daemon API (the OCI registry under
-// /v2/, the OpenFaaS gateway API under /system/ and /function/, the edge's
-// route API under /glimpse/v1/, and /healthz).
-package localstack
+// Package daemon composes the parts `glimpse serve` runs over the provider
+// interfaces of package preview, whatever providers fill them: the edge
+// (routing, static files from the asset store, forwarding to functions,
+// activity counting, wake from zero), the idle controller, the route API
+// (/glimpse/v1/), /healthz and /metrics, behind one http.Handler that sends
+// preview hosts to the edge and the daemon's own hosts (plain localhost,
+// and those added with AddAPIHost) to the API.
+//
+// With no providers given, Open fills every part from the embedded stack
+// under the daemon's home: the OCI registry (embedregistry, served under
+// /v2/), the function runtime (localfaas, whose OpenFaaS gateway API is
+// served under /system/ and /function/), the asset store (fsassets) and the
+// route store (edge.JournalStore). In production the runtime is an OpenFaaS
+// gateway (faas/openfaas) or a cluster, the assets an S3 bucket: see
+// Providers.
+package daemon
 
 import (
 	"context"
@@ -31,14 +41,20 @@ import (
 // User is the basic-auth user of the daemon API.
 const User = basicauth.User
 
-// Stack is the local stack: every embedded provider behind one handler.
-// Its fields are the providers, for callers (tests, custom tools) that
-// compose a Pipeline in-process.
+// Stack is a running daemon: its parts behind one handler. Its fields are
+// the providers, for callers (tests, custom tools) that compose a Pipeline
+// in-process.
 type Stack struct {
+	// Registry is the embedded OCI registry; nil when
+	// Providers.NoRegistry.
 	Registry *embedregistry.Registry
-	Runtime  *localfaas.Runtime
-	Assets   *fsassets.Store
-	Edge     *edge.Edge
+	// Runtime runs the functions: Providers.Runtime, or Local.
+	Runtime preview.FunctionRuntime
+	// Local is the embedded runtime; nil when Providers.Runtime is set.
+	Local *localfaas.Runtime
+	// Assets is Providers.Assets, or the embedded file store.
+	Assets preview.AssetStore
+	Edge   *edge.Edge
 	// Password is the daemon API password ($GLIMPSE_HOME/gateway-password).
 	Password string
 	// Idle is the idle controller; RunIdle runs it.
@@ -51,8 +67,32 @@ type Stack struct {
 	limits   Limits
 }
 
-// Options configure the local stack; the zero value is the default.
+// Providers are the parts a daemon composes. A nil field is filled from
+// the embedded stack under the daemon's home.
+type Providers struct {
+	// Runtime runs the preview functions. It must also be a
+	// preview.InvokeEndpointer, so that the edge can forward to functions
+	// it did not start (faas/openfaas's Client is: the gateway's
+	// /function/NAME). Nil means the embedded localfaas runtime, whose
+	// OpenFaaS gateway API the daemon then serves under /system/ and
+	// /function/; with another runtime those paths are not served.
+	Runtime preview.FunctionRuntime
+	// Assets is where the edge reads static files. Nil means an
+	// fsassets store in home/assets.
+	Assets preview.AssetStore
+	// Routes is the edge's route store. Nil means an edge.JournalStore at
+	// home/routes.json (a snapshot plus a journal: one change, one line).
+	Routes edge.RouteStore
+	// NoRegistry leaves out the embedded OCI registry (/v2/), for a
+	// daemon whose builds push to another registry.
+	NoRegistry bool
+}
+
+// Options configure the daemon; the zero value is the embedded stack with
+// default settings.
 type Options struct {
+	// Providers replace the embedded parts; see Providers.
+	Providers Providers
 	// Logger receives the providers' logs; nil means slog.Default().
 	Logger *slog.Logger
 	// IdleAfter is the idle duration of previews whose glimpse.yaml does
@@ -71,16 +111,28 @@ type Options struct {
 	Limits Limits
 }
 
-// Open starts the local stack's providers with state under home: the
-// registry in home/registry, functions in home/functions, assets in
-// home/assets, routes in home/routes.json.snap and .log (see edge.JournalStore). Functions that were running when
-// a previous stack stopped are started again. Close stops them. The idle
-// controller runs only when RunIdle is called.
+// Open starts the daemon's parts with state under home. Embedded parts
+// keep their state there: the registry in home/registry, functions in
+// home/functions, assets in home/assets, routes in home/routes.json.snap
+// and .log (see edge.JournalStore); functions of the embedded runtime that
+// were running when a previous daemon stopped are started again. Close
+// stops what Open started (it does not close given providers other than
+// the route store, which the edge closes). The idle controller runs only
+// when RunIdle is called. A Providers.Runtime that cannot give invoke
+// endpoints is InvalidArgument.
 func Open(home string, opts *Options) (*Stack, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
 	log := opts.Logger
+	prov := opts.Providers
+	var upstreams preview.InvokeEndpointer
+	if prov.Runtime != nil {
+		var ok bool
+		if upstreams, ok = prov.Runtime.(preview.InvokeEndpointer); !ok {
+			return nil, preview.Errorf(preview.InvalidArgument, "the daemon's runtime cannot say where its functions answer requests, so the edge cannot forward to them (the runtime has no invoke endpoint)")
+		}
+	}
 	password, err := localfaas.LoadOrCreatePassword(home)
 	if err != nil {
 		return nil, err
@@ -89,24 +141,34 @@ func Open(home string, opts *Options) (*Stack, error) {
 		limits:   opts.Limits.withDefaults(),
 		Password: strings.TrimSpace(password),
 		apiHosts: map[string]bool{"localhost": true, "127.0.0.1": true, "[::1]": true, "::1": true, "": true},
+		Runtime:  prov.Runtime,
+		Assets:   prov.Assets,
 	}
-	if s.Registry, err = embedregistry.New(filepath.Join(home, "registry"), nil); err != nil {
-		return nil, fmt.Errorf("embedded registry: %w", err)
+	if !prov.NoRegistry {
+		if s.Registry, err = embedregistry.New(filepath.Join(home, "registry"), nil); err != nil {
+			return nil, fmt.Errorf("embedded registry: %w", err)
+		}
 	}
-	// The runtime drains a replaced process until the edge has no request
-	// in flight to it (the edge is created below, before any Apply).
-	busy := func(addr string) bool { return s.Edge != nil && s.Edge.UpstreamBusy(addr) }
-	if s.Runtime, err = localfaas.New(home, &localfaas.Options{Logger: log, Busy: busy}); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("local runtime: %w", err)
+	if s.Runtime == nil {
+		// The runtime drains a replaced process until the edge has no
+		// request in flight to it (the edge is created below, before
+		// any Apply).
+		busy := func(addr string) bool { return s.Edge != nil && s.Edge.UpstreamBusy(addr) }
+		if s.Local, err = localfaas.New(home, &localfaas.Options{Logger: log, Busy: busy}); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("local runtime: %w", err)
+		}
+		s.Runtime, upstreams = s.Local, s.Local
 	}
-	if s.Assets, err = fsassets.New(filepath.Join(home, "assets"), nil); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("asset store: %w", err)
+	if s.Assets == nil {
+		if s.Assets, err = fsassets.New(filepath.Join(home, "assets"), nil); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("asset store: %w", err)
+		}
 	}
 	s.Metrics = prometheus.NewRegistry()
 	s.Edge, err = edge.New(edge.Options{
-		Assets: s.Assets, Upstreams: s.Runtime, StateFile: filepath.Join(home, "routes.json"), Logger: log,
+		Assets: s.Assets, Upstreams: upstreams, Routes: prov.Routes, StateFile: filepath.Join(home, "routes.json"), Logger: log,
 		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,
 		IdleTimeout: s.limits.IdleTimeout, Limits: s.limits.edgeLimits(),
 		// A client that reuses one connection for a preview host and then
@@ -119,10 +181,14 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/v2/", loopbackWrites(s.Password, s.Registry.Handler()))
-	gw := s.Runtime.GatewayHandler(s.Password)
-	mux.Handle("/system/", gw)
-	mux.Handle("/function/", gw)
+	if s.Registry != nil {
+		mux.Handle("/v2/", loopbackWrites(s.Password, s.Registry.Handler()))
+	}
+	if s.Local != nil {
+		gw := s.Local.GatewayHandler(s.Password)
+		mux.Handle("/system/", gw)
+		mux.Handle("/function/", gw)
+	}
 	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, s.Edge.AdminHandler()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	s.Idle = &idle.Controller{
@@ -157,8 +223,9 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Edge.ServeHTTP(w, r)
 }
 
-// Close closes the edge's taken-over client connections, stops every
-// function process and releases the registry. Call it after the HTTP
+// Close closes the edge's taken-over client connections (and its route
+// store), stops every process of the embedded runtime and releases the
+// embedded registry. Call it after the HTTP
 // server's Shutdown (which does not wait for taken-over connections). It
 // is safe to call on a partly opened stack.
 func (s *Stack) Close() error {
@@ -166,8 +233,8 @@ func (s *Stack) Close() error {
 	if s.Edge != nil {
 		errs = append(errs, s.Edge.Close())
 	}
-	if s.Runtime != nil {
-		errs = append(errs, s.Runtime.Close())
+	if s.Local != nil {
+		errs = append(errs, s.Local.Close())
 	}
 	if s.Registry != nil {
 		errs = append(errs, s.Registry.Close())

@@ -1,4 +1,4 @@
-package localstack_test
+package daemon_test
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 )
 
 // Limits on the daemon's listener, as glimpse serve runs it (Stack.Server
@@ -20,9 +20,9 @@ import (
 
 // serveStack opens a stack with limits and serves it as glimpse serve
 // does; it returns the address to dial.
-func serveStack(t *testing.T, limits localstack.Limits) string {
+func serveStack(t *testing.T, limits daemon.Limits) string {
 	t.Helper()
-	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.DiscardHandler), Limits: limits})
+	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.DiscardHandler), Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ const healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 // a request are all closed after IdleTimeout.
 func TestDaemonClosesIdleConnections(t *testing.T) {
 	t.Parallel()
-	addr := serveStack(t, localstack.Limits{IdleTimeout: 50 * time.Millisecond})
+	addr := serveStack(t, daemon.Limits{IdleTimeout: 50 * time.Millisecond})
 	conns := make([]*conn, 64)
 	for i := range conns {
 		conns[i] = dial(t, addr)
@@ -107,7 +107,7 @@ func TestDaemonClosesIdleConnections(t *testing.T) {
 // idle timeout.
 func TestDaemonSlowloris(t *testing.T) {
 	t.Parallel()
-	addr := serveStack(t, localstack.Limits{IdleTimeout: time.Hour, ReadHeaderTimeout: 100 * time.Millisecond})
+	addr := serveStack(t, daemon.Limits{IdleTimeout: time.Hour, ReadHeaderTimeout: 100 * time.Millisecond})
 	c := dial(t, addr)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -139,7 +139,7 @@ func TestDaemonSlowloris(t *testing.T) {
 // to discard the rest.
 func TestDaemonStalledBody(t *testing.T) {
 	t.Parallel()
-	addr := serveStack(t, localstack.Limits{IdleTimeout: time.Hour, BodyReadTimeout: 100 * time.Millisecond})
+	addr := serveStack(t, daemon.Limits{IdleTimeout: time.Hour, BodyReadTimeout: 100 * time.Millisecond})
 	for _, path := range []string{"/healthz", "/function/nope"} {
 		c := dial(t, addr)
 		c.send("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nabc")
@@ -157,7 +157,7 @@ func TestDaemonStalledBody(t *testing.T) {
 // one line.
 func TestDaemonHeaderAndBodyCaps(t *testing.T) {
 	t.Parallel()
-	addr := serveStack(t, localstack.Limits{MaxHeaderBytes: 4096, MaxFunctionBodyBytes: 1000})
+	addr := serveStack(t, daemon.Limits{MaxHeaderBytes: 4096, MaxFunctionBodyBytes: 1000})
 	c := dial(t, addr)
 	c.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + strings.Repeat("x", 16<<10) + "\r\n\r\n")
 	if resp, body := c.answer(); resp.StatusCode != 431 || strings.Count(body, "\n") > 1 {
@@ -174,7 +174,7 @@ func TestDaemonHeaderAndBodyCaps(t *testing.T) {
 // served until one of them closes.
 func TestDaemonMaxConns(t *testing.T) {
 	t.Parallel()
-	addr := serveStack(t, localstack.Limits{MaxConns: 2, IdleTimeout: time.Hour})
+	addr := serveStack(t, daemon.Limits{MaxConns: 2, IdleTimeout: time.Hour})
 	a, b := dial(t, addr), dial(t, addr)
 	for _, c := range []*conn{a, b} {
 		c.send(healthz)

@@ -1,4 +1,4 @@
-package localstack_test
+package daemon_test
 
 import (
 	"context"
@@ -17,16 +17,16 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
 )
 
 // newPipeline starts a local stack and composes a Pipeline of its
 // in-process providers plus the ko builder pushing to its registry.
-func newPipeline(t *testing.T) (*preview.Pipeline, *localstack.Stack, *httptest.Server) {
+func newPipeline(t *testing.T) (*preview.Pipeline, *daemon.Stack, *httptest.Server) {
 	t.Helper()
-	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestUpdateDrainsRequestsInFlight(t *testing.T) {
 // registry writes from other machines are refused even with them. Reads of
 // the registry and health checks stay open.
 func TestDaemonAPIDemandsCredentials(t *testing.T) {
-	st, err := localstack.Open(t.TempDir(), &localstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestDaemonAPIDemandsCredentials(t *testing.T) {
 		case "good":
 			req.SetBasicAuth(st.ClientEnv("GLIMPSE_REGISTRY_USERNAME"), st.ClientEnv("GLIMPSE_REGISTRY_PASSWORD"))
 		case "bad":
-			req.SetBasicAuth(localstack.User, "not-the-password")
+			req.SetBasicAuth(daemon.User, "not-the-password")
 		}
 		rec := httptest.NewRecorder()
 		st.ServeHTTP(rec, req)

@@ -1,4 +1,4 @@
-package localstack_test
+package daemon_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-dev/glimpse/localstack"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -75,13 +75,13 @@ func BenchmarkDaemonMemoryPerSleepingPreview(b *testing.B) {
 		home := b.TempDir()
 		writeSleepingPreviews(b, home, n)
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		empty, err := localstack.Open(b.TempDir(), &localstack.Options{Logger: log})
+		empty, err := daemon.Open(b.TempDir(), &daemon.Options{Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}
 		before := heap()
 		b.StartTimer()
-		st, err := localstack.Open(home, &localstack.Options{Logger: log})
+		st, err := daemon.Open(home, &daemon.Options{Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}
