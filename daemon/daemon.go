@@ -33,6 +33,7 @@ import (
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
+	"github.com/glimpse-dev/glimpse/ingress/routeapi"
 	"github.com/glimpse-dev/glimpse/internal/basicauth"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/embedregistry"
@@ -189,7 +190,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		mux.Handle("/system/", gw)
 		mux.Handle("/function/", gw)
 	}
-	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, s.Edge.AdminHandler()))
+	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, routeapi.Handler(s.Edge)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	s.Idle = &idle.Controller{
 		Runtime: s.Runtime, Activity: s.Edge, Gate: s.Edge,

@@ -13,9 +13,9 @@ import (
 
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
-	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
 )

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/idle"
 )
 
 const slowHost = "pr-1.slow.localhost"

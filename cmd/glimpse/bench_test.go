@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/glimpse-dev/glimpse/config"
-	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 

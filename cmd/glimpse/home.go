@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glimpse-dev/glimpse/faas/localfaas"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/faas/localfaas"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/registry/ociregistry"
 )

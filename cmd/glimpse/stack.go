@@ -14,7 +14,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/dns/cloudflaredns"
 	_ "github.com/glimpse-dev/glimpse/dns/rfc2136dns"
 	_ "github.com/glimpse-dev/glimpse/faas/openfaas"
-	_ "github.com/glimpse-dev/glimpse/ingress/edge"
+	_ "github.com/glimpse-dev/glimpse/ingress/routeapi"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
 
 	"github.com/glimpse-dev/glimpse/config"

@@ -8,9 +8,9 @@
 // conditional and range requests. Edge implements preview.Router
 // in-process, with compare-and-swap versions and tombstones that answer
 // 404, and persists its routes through a RouteStore (JournalStore: a
-// snapshot plus one journal line per change); AdminHandler exposes the
-// same operations over HTTP, and the "edge" URL scheme (edge://host:port)
-// opens a preview.Router client of that API.
+// snapshot plus one journal line per change); package ingress/routeapi
+// serves the same operations over HTTP, and its "edge" URL scheme
+// (edge://host:port) opens a preview.Router client of that API.
 //
 // Request bodies stream to functions, never buffered whole, while the
 // function's answer is read, so a function may answer before it has read

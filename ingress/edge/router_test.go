@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glimpse-dev/glimpse/ingress/routeapi"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
@@ -36,10 +37,10 @@ const testPassword = "s3cret"
 // adminServer serves e's admin API behind basic auth, as the daemon does.
 func adminServer(t *testing.T, e *Edge) *httptest.Server {
 	t.Helper()
-	api := e.AdminHandler()
+	api := routeapi.Handler(e)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
-		if !ok || u != AdminUser || subtle.ConstantTimeCompare([]byte(p), []byte(testPassword)) != 1 {
+		if !ok || u != routeapi.AdminUser || subtle.ConstantTimeCompare([]byte(p), []byte(testPassword)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="glimpse"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -110,11 +111,11 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Fatalf("edge after SetRoute via client: %d %q", resp.StatusCode, body)
 	}
 
-	got, err := client.(*Client).Route(ctx, "pr-9.hello.localhost")
+	got, err := client.Route(ctx, "pr-9.hello.localhost")
 	if err != nil || got.Host != "pr-9.hello.localhost" || got.Labels["a"] != "b" {
 		t.Fatalf("Route = %+v, %v", got, err)
 	}
-	if _, err := client.(*Client).Route(ctx, "nope.localhost"); !preview.IsNotFound(err) {
+	if _, err := client.Route(ctx, "nope.localhost"); !preview.IsNotFound(err) {
 		t.Fatalf("Route of a missing host: %v, want NotFound", err)
 	}
 	list, err := client.Routes(ctx, preview.Labels{"a": "b"})
@@ -152,34 +153,11 @@ func TestClientEndToEnd(t *testing.T) {
 		{"POST", "/glimpse/v1/routes/a.localhost", "", 405},
 	} {
 		req, _ := http.NewRequest(c.method, admin.URL+c.path, bytes.NewReader([]byte(c.body)))
-		req.SetBasicAuth(AdminUser, testPassword)
+		req.SetBasicAuth(routeapi.AdminUser, testPassword)
 		resp, body := do(t, req)
 		if resp.StatusCode != c.status {
 			t.Errorf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, resp.StatusCode, body, c.status)
 		}
-	}
-}
-
-func TestClientURL(t *testing.T) {
-	t.Parallel()
-	home := t.TempDir()
-	os.WriteFile(filepath.Join(home, "gateway-password"), []byte("from-file\n"), 0o600)
-	r, err := preview.Routers.Open(context.Background(), "edge://127.0.0.1:1?tls=true", &preview.OpenOptions{Home: home, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := r.(*Client)
-	if c.base != "https://127.0.0.1:1" || c.password != "from-file" {
-		t.Fatalf("client base %q password %q", c.base, c.password)
-	}
-	for _, bad := range []string{"edge://", "edge://h:1?x=1", "edge://h:1?tls=maybe", "edge://u:p@h:1", "edge://h:1/path"} {
-		if _, err := preview.Routers.Open(context.Background(), bad, nil); preview.CodeOf(err) != preview.InvalidArgument {
-			t.Errorf("%s: %v, want InvalidArgument", bad, err)
-		}
-	}
-	// Nothing listens on port 1.
-	if err := preview.PutRoute(context.Background(), r, preview.Route{Host: "a.localhost"}); preview.CodeOf(err) != preview.Unavailable {
-		t.Errorf("unreachable server: %v, want Unavailable", err)
 	}
 }
 
@@ -316,26 +294,5 @@ func TestJournalStore(t *testing.T) {
 	os.WriteFile(path+".log", []byte("{not json}\n"), 0o600)
 	if _, err := OpenJournalStore(path); preview.CodeOf(err) != preview.FailedPrecondition || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("corrupt journal: %v, want FailedPrecondition", err)
-	}
-}
-
-func TestSelectorRoundTrip(t *testing.T) {
-	t.Parallel()
-	sel := preview.Labels{"glimpse.dev/app": "hello", "glimpse.dev/pr": "42"}
-	got, err := ParseSelector(FormatSelector(sel))
-	if err != nil || len(got) != 2 || got["glimpse.dev/app"] != "hello" || got["glimpse.dev/pr"] != "42" {
-		t.Fatalf("round trip = %v, %v", got, err)
-	}
-	if got, err := ParseSelector(""); err != nil || len(got) != 0 {
-		t.Fatalf("empty selector = %v, %v", got, err)
-	}
-}
-
-func TestStatusCodeMapping(t *testing.T) {
-	t.Parallel()
-	for c := preview.NotFound; c <= preview.Aborted; c++ {
-		if got, ok := preview.ParseCode(c.String()); !ok || got != c {
-			t.Errorf("preview.ParseCode(%q) = %v", c.String(), got)
-		}
 	}
 }

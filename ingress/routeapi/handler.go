@@ -1,4 +1,11 @@
-package edge
+// Package routeapi serves a preview.Router over HTTP and is the client of
+// that API: the daemon's route API under /glimpse/v1/ (Handler, over its
+// edge), and the edge:// provider URL that `glimpse up` and CI jobs open
+// (Client), which is a preview.Router and a preview.ActivityReporter.
+// The wire format is JSON preview.Route values; errors carry preview's
+// code names, so a client's errors have the server's codes (Aborted for a
+// lost compare-and-swap, NotFound, InvalidArgument...).
+package routeapi
 
 import (
 	"encoding/json"
@@ -11,7 +18,7 @@ import (
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
-// The admin API, served by AdminHandler under AdminPath:
+// The route API, served by Handler under AdminPath:
 //
 //	GET    /glimpse/v1/routes[?selector=k=v,k2=v2]  -> 200 {"routes": [Route...]}
 //	GET    /glimpse/v1/routes/{host}                -> 200 Route | 404
@@ -45,11 +52,13 @@ type ActivityList struct {
 // maxRouteBody bounds a PUT body.
 const maxRouteBody = 1 << 20
 
-// AdminHandler returns the HTTP handler of the admin API (see AdminPath).
-// It does no authentication: the daemon wraps it (basic auth user admin).
-// The handler is safe for concurrent use and mutations are idempotent, as
-// for the Router methods it calls.
-func (e *Edge) AdminHandler() http.Handler {
+// Handler returns the HTTP handler of the route API (see AdminPath) over
+// e; ActivityPath is served when e is also a preview.ActivityReporter
+// (the edge is), else it answers 404. It does no authentication: the
+// daemon wraps it (basic auth user admin). The handler is as safe for
+// concurrent use, and its mutations as idempotent, as the Router methods
+// it calls.
+func Handler(e preview.Router) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminPath, func(w http.ResponseWriter, r *http.Request) {
 		sel, err := ParseSelector(r.URL.Query().Get("selector"))
@@ -65,7 +74,12 @@ func (e *Edge) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, RouteList{Routes: routes})
 	})
 	mux.HandleFunc("GET "+ActivityPath, func(w http.ResponseWriter, r *http.Request) {
-		acts, err := e.Activity(r.Context())
+		ar, ok := e.(preview.ActivityReporter)
+		if !ok {
+			writeError(w, preview.Errorf(preview.NotFound, "this route API reports no activity"))
+			return
+		}
+		acts, err := ar.Activity(r.Context())
 		if err != nil {
 			writeError(w, err)
 			return

@@ -1,4 +1,4 @@
-package edge
+package routeapi
 
 import (
 	"bytes"
@@ -60,8 +60,8 @@ func openClient(ctx context.Context, u *url.URL, o *preview.OpenOptions) (previe
 	return NewClient(scheme+"://"+u.Host, pw, nil), nil
 }
 
-// Client is a preview.Router that drives an Edge through its admin API
-// (AdminHandler). It is safe for concurrent use. Its errors carry the code
+// Client is a preview.Router that drives a Router (the daemon's edge)
+// through its route API (Handler). It is safe for concurrent use. Its errors carry the code
 // the server reported, or one derived from the HTTP status; a server that
 // cannot be reached is Unavailable.
 type Client struct {
@@ -124,7 +124,7 @@ func (c *Client) Routes(ctx context.Context, selector preview.Labels) ([]preview
 	return list.Routes, nil
 }
 
-// Activity returns the edge's per-function activity (see Edge.Activity);
+// Activity returns the server's per-function activity (the edge's);
 // the client thus satisfies preview.ActivityReporter.
 func (c *Client) Activity(ctx context.Context) ([]preview.Activity, error) {
 	var list ActivityList
