@@ -41,6 +41,9 @@ func newGC(g *globalFlags) *cobra.Command {
 			"publish. A blob a manifest references is never deleted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.blobGrace <= 0 {
+				return preview.Errorf(preview.InvalidArgument, "--blob-grace must be positive, got %s: a publish running now uploads its blobs before the manifest that names them, and a grace of zero would delete them", f.blobGrace)
+			}
 			home, err := g.homeDir()
 			if err != nil {
 				return err
