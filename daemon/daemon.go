@@ -2,7 +2,8 @@
 // interfaces of package preview, whatever providers fill them: the edge
 // (routing, static files from the asset store, forwarding to functions,
 // activity counting, wake from zero), the idle controller, the route API
-// (/glimpse/v1/), /healthz and /metrics, behind one http.Handler that sends
+// (/glimpse/v1/), /healthz, /metrics and the dashboard of previews at /
+// (package daemon/dashboard), behind one http.Handler that sends
 // preview hosts to the edge and the daemon's own hosts (plain localhost,
 // and those added with AddAPIHost) to the API.
 //
@@ -30,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/glimpse-dev/glimpse/cdn/fsassets"
+	"github.com/glimpse-dev/glimpse/daemon/dashboard"
 	"github.com/glimpse-dev/glimpse/faas/localfaas"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
@@ -192,6 +194,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, routeapi.Handler(s.Edge)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
+	mux.Handle("/", BasicAuth(s.Password, dashboard.New(s.dashboardSource())))
 	s.Idle = &idle.Controller{
 		Runtime: s.Runtime, Activity: s.Edge, Gate: s.Edge,
 		Policy:       idle.Policy{After: opts.IdleAfter, MaxAwake: opts.MaxAwake},
@@ -200,6 +203,28 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	s.api = limitAPI(mux, s.limits)
 	return s, nil
+}
+
+// dashboardSource is what the dashboard at / shows: the previews of the
+// default owner over the daemon's runtime and edge, with wake (a scale to
+// one) and sleep (a scale to zero through the edge's gate, which gives up
+// when a request arrives meanwhile).
+func (s *Stack) dashboardSource() dashboard.Source {
+	pl := &preview.Pipeline{Runtime: s.Runtime, Router: s.Edge}
+	return dashboard.Source{
+		List: func(ctx context.Context) ([]preview.Preview, error) { return pl.List(ctx, "") },
+		Wake: func(ctx context.Context, fn string) error {
+			_, err := s.Runtime.Scale(ctx, fn, 1)
+			return err
+		},
+		Sleep: func(ctx context.Context, fn string) error {
+			_, err := s.Edge.Sleep(ctx, fn, time.Now(), func(ctx context.Context) error {
+				_, err := s.Runtime.Scale(ctx, fn, 0)
+				return err
+			})
+			return err
+		},
+	}
 }
 
 // RunIdle runs the idle controller until ctx ends. Functions whose

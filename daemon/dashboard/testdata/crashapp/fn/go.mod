@@ -1,0 +1,3 @@
+module example.com/crashapp
+
+go 1.26
