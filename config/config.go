@@ -34,9 +34,10 @@ type File struct {
 	// Load read it; nil without one.
 	Stack *Stack `yaml:"-"`
 	// StackFunction is the function of Stack the app deploys. Load has
-	// merged its handler and environment into Function; its labels,
-	// annotations, secrets and limits are here for callers (the core
-	// Function has no place for them yet).
+	// merged its handler, environment, labels and annotations into
+	// Function and chosen the builder from its lang (a template lang
+	// selects docker:// with the template); the settings Glimpse cannot
+	// apply (secrets, limits, ...) are listed by StackFunction.Warnings.
 	StackFunction *StackFunction `yaml:"-"`
 }
 

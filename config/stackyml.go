@@ -27,8 +27,10 @@ type Stack struct {
 	Provider StackProvider `yaml:"provider"`
 	// Functions are the stack's functions by name.
 	Functions map[string]*StackFunction `yaml:"functions"`
-	// Configuration holds build settings (templates, copy) that Glimpse
-	// does not use.
+	// Configuration holds build settings: copy paths (relative to the
+	// stack file's directory) join a docker:// build's context, as for
+	// faas-cli build; templates (where faas-cli template pull fetches
+	// from) are not used.
 	Configuration struct {
 		Templates []struct {
 			Name   string `yaml:"name"`
@@ -83,7 +85,9 @@ type StackFunction struct {
 	// Constraints are placement constraints.
 	Constraints []string `yaml:"constraints,omitempty"`
 	// BuildArgs, BuildOptions, BuildSecrets, Platforms and SkipBuild are
-	// faas-cli build settings.
+	// faas-cli build settings; a docker:// build applies BuildArgs and
+	// BuildOptions (see BuilderURL), Warnings lists the others. ParseStack
+	// refuses a build_args value that is a list or a map.
 	BuildArgs    map[string]string `yaml:"build_args,omitempty"`
 	BuildOptions []string          `yaml:"build_options,omitempty"`
 	BuildSecrets map[string]string `yaml:"build_secrets,omitempty"`
@@ -93,6 +97,13 @@ type StackFunction struct {
 	ReadOnlyRootFilesystem bool `yaml:"readonly_root_filesystem,omitempty"`
 	// Namespace is the function's namespace.
 	Namespace string `yaml:"namespace,omitempty"`
+
+	// dir is the stack file's directory (absolute, symbolic links
+	// resolved), set when glimpse.yaml loads the stack: faas-cli's working
+	// directory, holding template/ and the copy paths.
+	dir string
+	// copy is the stack's configuration.copy.
+	copy []string
 }
 
 // ParseStack parses stack file content. Like faas-cli (whose --envsubst
@@ -100,14 +111,17 @@ type StackFunction struct {
 // with lookup (nil: os.LookupEnv): $VAR, ${VAR}, ${VAR:-default} (unset or
 // empty), ${VAR=default} (unset), ${VAR:=default}; $$ is a literal $; an
 // unset variable is empty. It checks that provider.name is "openfaas", the
-// version is "1.0" if set, and that there are functions. Errors are one
-// line.
+// version is "1.0" if set, that there are functions and that build_args
+// values are not lists or maps. Errors are one line.
 func ParseStack(b []byte, lookup func(string) (string, bool)) (*Stack, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
 	expanded, err := expandEnv(string(b), lookup)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBuildArgs([]byte(expanded)); err != nil {
 		return nil, err
 	}
 	var s Stack
@@ -131,6 +145,7 @@ func ParseStack(b []byte, lookup func(string) (string, bool)) (*Stack, error) {
 			return nil, fmt.Errorf("functions.%s is empty", name)
 		}
 		f.Name = name
+		f.copy = s.Configuration.Copy
 		if strings.EqualFold(f.Lang, "Dockerfile") {
 			f.Lang = "dockerfile"
 		}
@@ -260,6 +275,7 @@ func applyStack(dir, app string, fs *preview.FunctionSpec, lookup func(string) (
 		return nil, nil, err
 	}
 	stackDir := filepath.Dir(p)
+	f.dir = stackDir
 	if fs.Source == "" && f.Handler != "" {
 		rel, err := filepath.Rel(root, filepath.Join(stackDir, f.Handler))
 		if err != nil {
@@ -413,10 +429,22 @@ var goTemplates = []string{"golang-middleware", "golang-http"}
 //   - golang-middleware, golang-http: a ko:// builder (configured or the
 //     default) with template=<lang>; another configured scheme is kept;
 //   - dockerfile: docker:// (the handler directory is the Docker context
-//     and holds the Dockerfile) unless a builder is configured; a
+//     and holds the Dockerfile) unless another builder is configured; a
 //     configured ko:// is refused;
+//   - any other lang with a template/<lang>/ directory next to the stack
+//     file (what faas-cli template pull leaves): docker:// with
+//     template=<lang> and project=<the stack file's directory>, which
+//     builds the template's Dockerfile around the handler as faas-cli
+//     build does; a configured ko:// is refused, another non-docker
+//     builder is kept;
 //   - any other lang is an InvalidArgument error of one line naming what
-//     Glimpse builds.
+//     Glimpse builds and how to get the other templates.
+//
+// For docker:// (dockerfile and templates) the function's build_args
+// become arg=NAME=value, its build_options option=NAME and the stack's
+// configuration.copy copy=PATH, added to the configured URL's query.
+// Settings a builder cannot apply are listed by Warnings. BuilderURL does
+// no I/O other than looking for template/<lang>/.
 func (f *StackFunction) BuilderURL(configured string) (string, error) {
 	switch {
 	case f.Lang == "":
@@ -438,13 +466,196 @@ func (f *StackFunction) BuilderURL(configured string) (string, error) {
 		// Not p.String(): it writes "ko:?..." for an empty host.
 		return p.Scheme + "://" + p.Host + p.Path + "?" + q.Encode(), nil
 	case f.Lang == "dockerfile":
-		if configured == "" {
-			return "docker://", nil
+		return f.dockerURL(configured, "", "dockerfile, which the docker:// builder builds")
+	}
+	if f.dir != "" && validTemplateName(f.Lang) {
+		if fi, err := os.Stat(filepath.Join(f.dir, "template", f.Lang)); err == nil && fi.IsDir() {
+			return f.dockerURL(configured, f.Lang, f.Lang+", a template the docker:// builder builds")
 		}
-		if p, err := url.Parse(configured); err == nil && p.Scheme == "ko" {
-			return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s.lang is dockerfile, which the docker:// builder builds, but providers.builder is %s", f.Name, configured)
-		}
+	}
+	have := ""
+	if names := f.templateDirs(); len(names) > 0 {
+		have = " or a template of template/ (" + strings.Join(names, ", ") + ")"
+	}
+	return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s: lang: %s is not a template Glimpse can build; it builds golang-middleware, golang-http (with the templates-sdk replace), dockerfile (docker builder)%s; run faas-cli template pull (or faas-cli template store pull %s) next to the stack file to get template/%s", f.Name, f.Lang, have, f.Lang, f.Lang)
+}
+
+// dockerURL returns the docker:// builder URL of a dockerfile or template
+// lang (see BuilderURL); what names the lang in the error for a ko://
+// builder.
+func (f *StackFunction) dockerURL(configured, template, what string) (string, error) {
+	u := configured
+	if u == "" {
+		u = "docker://"
+	}
+	p, err := url.Parse(u)
+	if err == nil && p.Scheme == "ko" {
+		return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s.lang is %s, but providers.builder is %s", f.Name, what, configured)
+	}
+	if err != nil || p.Scheme != "docker" {
 		return configured, nil
 	}
-	return "", preview.Errorf(preview.InvalidArgument, "stack file: functions.%s: lang: %s is not a template Glimpse can build; it builds golang-middleware, golang-http (with the templates-sdk replace), dockerfile (docker builder); run faas-cli template pull and faas-cli build --shrinkwrap, then use the Dockerfile it writes with lang: dockerfile", f.Name, f.Lang)
+	q := p.Query()
+	if template != "" {
+		q.Set("template", template)
+	}
+	for _, k := range slices.Sorted(maps.Keys(f.BuildArgs)) {
+		q.Add("arg", k+"="+f.BuildArgs[k])
+	}
+	if template != "" {
+		for _, o := range f.BuildOptions {
+			q.Add("option", o)
+		}
+	}
+	for _, c := range f.copy {
+		q.Add("copy", c)
+	}
+	if template != "" || len(f.copy) > 0 {
+		q.Set("project", f.dir)
+	}
+	if len(q) == 0 {
+		return u, nil
+	}
+	// Not p.String(): it writes "docker:?..." for an empty host.
+	return p.Scheme + "://" + p.Host + p.Path + "?" + q.Encode(), nil
+}
+
+// validTemplateName reports whether lang can name a directory of
+// template/.
+func validTemplateName(lang string) bool {
+	return lang != "." && lang != ".." && !strings.ContainsAny(lang, `/\`)
+}
+
+// templateDirs returns the template names under template/ next to the
+// stack file, sorted; none when there is no such directory.
+func (f *StackFunction) templateDirs() []string {
+	if f.dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Join(f.dir, "template"))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// Warnings returns one line for each setting of the function that Glimpse
+// reads but does not apply, given the builder URL that builds it (as
+// BuilderURL returned it), so that none is silently ignored. Applied, and
+// so not listed: environment, environment_file and fprocess (the
+// function's environment), labels and annotations (set on the deployed
+// function beside Glimpse's own), and with a docker:// builder build_args,
+// build_options (templates) and configuration.copy. Listed: secrets,
+// limits, requests, constraints, readonly_root_filesystem, build_secrets,
+// platforms, skip_build, and the build settings a ko:// (or other)
+// builder has no use for. It does no I/O.
+func (f *StackFunction) Warnings(builder string) []string {
+	var w []string
+	add := func(key, why string) {
+		w = append(w, fmt.Sprintf("stack file: functions.%s.%s is ignored: %s", f.Name, key, why))
+	}
+	if len(f.Secrets) > 0 {
+		add("secrets", "Glimpse has no secret store to mount "+strings.Join(f.Secrets, ", ")+" from; give previews their values through glimpse.yaml function.env")
+	}
+	if f.Limits != nil && (f.Limits.CPU != "" || f.Limits.Memory != "") {
+		add("limits", "Glimpse's runtimes set no CPU or memory limits on a preview")
+	}
+	if f.Requests != nil && (f.Requests.CPU != "" || f.Requests.Memory != "") {
+		add("requests", "Glimpse's runtimes reserve no CPU or memory for a preview")
+	}
+	if len(f.Constraints) > 0 {
+		add("constraints", "Glimpse does not choose the node a preview runs on")
+	}
+	if f.ReadOnlyRootFilesystem {
+		add("readonly_root_filesystem", "Glimpse's runtimes do not mount a preview's root filesystem read-only")
+	}
+	if len(f.BuildSecrets) > 0 {
+		add("build_secrets", "the builders Glimpse runs have no build secrets")
+	}
+	if f.Platforms != "" {
+		add("platforms", "set the platform on the builder URL instead (platform=linux/arm64)")
+	}
+	if f.SkipBuild {
+		add("skip_build", "Glimpse builds every preview from its source")
+	}
+	if builder == "" {
+		builder = "ko://" // the default builder
+	}
+	docker := strings.HasPrefix(builder, "docker:")
+	if !docker {
+		why := "the builder " + builder + " builds without a Dockerfile"
+		if len(f.BuildArgs) > 0 {
+			add("build_args", why)
+		}
+		if len(f.BuildOptions) > 0 {
+			add("build_options", why)
+		}
+		if len(f.copy) > 0 {
+			w = append(w, fmt.Sprintf("stack file: configuration.copy is ignored for functions.%s: %s", f.Name, why))
+		}
+	} else if len(f.BuildOptions) > 0 && f.Lang == "dockerfile" {
+		add("build_options", "lang: dockerfile has no template.yml to take them from")
+	}
+	return w
+}
+
+// checkBuildArgs checks, in the parsed stack file b, that every function's
+// build_args is a map of scalar values (faas-cli passes them as strings),
+// so that a list or map value is one line naming the key rather than a
+// decoding error.
+func checkBuildArgs(b []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+		return nil // Decode reports it
+	}
+	fns := mapValue(doc.Content[0], "functions")
+	if fns == nil || fns.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(fns.Content); i += 2 {
+		name, args := fns.Content[i].Value, mapValue(fns.Content[i+1], "build_args")
+		if args == nil || (args.Kind == yaml.ScalarNode && args.Tag == "!!null") {
+			continue
+		}
+		if args.Kind != yaml.MappingNode {
+			return fmt.Errorf("line %d: functions.%s.build_args must be a map of NAME: value", args.Line, name)
+		}
+		for j := 0; j+1 < len(args.Content); j += 2 {
+			if v := args.Content[j+1]; v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: functions.%s.build_args.%s must be a string, not a %s", v.Line, name, args.Content[j].Value, nodeKind(v))
+			}
+		}
+	}
+	return nil
+}
+
+// mapValue returns the value of key in the mapping n, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.MappingNode:
+		return "map"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "value"
 }

@@ -47,31 +47,15 @@ type buildContext struct {
 	dir               string
 	files             []contextFile // in walk order: a directory before its contents
 	dockerfileContent []byte
+	args              map[string]string // the build arguments
 }
 
 // readContext walks dir. dockerfile is the Dockerfile's slash path inside
 // the context.
 func readContext(dir, dockerfile string) (*buildContext, error) {
-	var patterns []string
-	if f, err := os.Open(filepath.Join(dir, ignoreFile)); err == nil {
-		patterns, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", filepath.Join(dir, ignoreFile), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", filepath.Join(dir, ignoreFile), err)
-	}
-	// The Dockerfile and .dockerignore are always sent, as the docker CLI
-	// sends them: an exception pattern reopens them (and their directory).
-	for _, keep := range []string{ignoreFile, dockerfile} {
-		if m, _ := patternmatcher.Matches(keep, patterns); m {
-			patterns = append(patterns, "!"+keep)
-		}
-	}
-	pm, err := patternmatcher.New(patterns)
+	pm, err := ignoreMatcher(filepath.Join(dir, ignoreFile), dockerfile)
 	if err != nil {
-		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", filepath.Join(dir, ignoreFile), err)
+		return nil, err
 	}
 	always := map[string]bool{dockerfile: true, ignoreFile: true}
 	bc := &buildContext{dir: dir}
@@ -87,7 +71,7 @@ func readContext(dir, dockerfile string) (*buildContext, error) {
 			return err
 		}
 		slash := filepath.ToSlash(rel)
-		if !always[slash] && len(patterns) > 0 {
+		if !always[slash] && pm != nil {
 			excluded, err := pm.MatchesOrParentMatches(rel)
 			if err != nil {
 				return preview.Errorf(preview.InvalidArgument, "%s: %v", ignoreFile, err)
@@ -99,21 +83,9 @@ func readContext(dir, dockerfile string) (*buildContext, error) {
 				return nil
 			}
 		}
-		fi, err := d.Info()
-		if err != nil {
+		f, ok, err := entry(p, slash, d)
+		if err != nil || !ok {
 			return err
-		}
-		f := contextFile{rel: slash, abs: p, mode: fi.Mode()}
-		switch {
-		case fi.Mode().IsRegular():
-			f.size = fi.Size()
-		case fi.IsDir():
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if f.link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		default:
-			return nil // sockets, pipes, devices: not part of a context
 		}
 		bc.files = append(bc.files, f)
 		return nil
@@ -126,6 +98,62 @@ func readContext(dir, dockerfile string) (*buildContext, error) {
 		return nil, preview.Errorf(preview.InvalidArgument, "reading build context %s: %v", dir, err)
 	}
 	return bc, nil
+}
+
+// ignoreMatcher reads the .dockerignore file at p and returns its
+// patterns, with exceptions added so that the Dockerfile and .dockerignore
+// are always sent, as the docker CLI sends them (the engine keeps them out
+// of COPY when they are excluded). It returns nil when p is "", does not
+// exist or has no patterns.
+func ignoreMatcher(p, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	if p == "" {
+		return nil, nil
+	}
+	var patterns []string
+	if f, err := os.Open(p); err == nil {
+		patterns, err = ignorefile.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, err)
+	}
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	for _, keep := range []string{ignoreFile, dockerfile} {
+		if m, _ := patternmatcher.Matches(keep, patterns); m {
+			patterns = append(patterns, "!"+keep)
+		}
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, err)
+	}
+	return pm, nil
+}
+
+// entry describes the file p, at slash path rel in the context; ok is
+// false for sockets, pipes and devices, which are not part of a context.
+func entry(p, rel string, d fs.DirEntry) (contextFile, bool, error) {
+	fi, err := d.Info()
+	if err != nil {
+		return contextFile{}, false, err
+	}
+	f := contextFile{rel: rel, abs: p, mode: fi.Mode()}
+	switch {
+	case fi.Mode().IsRegular():
+		f.size = fi.Size()
+	case fi.IsDir():
+	case fi.Mode()&fs.ModeSymlink != 0:
+		if f.link, err = os.Readlink(p); err != nil {
+			return contextFile{}, false, err
+		}
+	default:
+		return contextFile{}, false, nil
+	}
+	return f, true, nil
 }
 
 // mayReinclude reports whether an exception pattern ("!dir/keep") could
@@ -148,14 +176,18 @@ func mayReinclude(pm *patternmatcher.PatternMatcher, rel string) bool {
 	return false
 }
 
-// has reports whether the context holds a regular file at slash path rel.
-func (bc *buildContext) has(rel string) bool {
+// abs returns the path of the regular file at slash path rel in the
+// context, or "" when the context has none.
+func (bc *buildContext) abs(rel string) string {
 	for _, f := range bc.files {
 		if f.rel == rel {
-			return f.mode.IsRegular()
+			if f.mode.IsRegular() {
+				return f.abs
+			}
+			return ""
 		}
 	}
-	return false
+	return ""
 }
 
 // hash returns the source hash (32 hex digits): the hash version, the

@@ -37,4 +37,19 @@
 //	  &arg=VERSION=1.2&arg=TOKEN       build arguments; a bare NAME takes its value from the environment
 //	  &network=none                    network mode of RUN steps (default: the engine's)
 //	  &insecure=true                   plain HTTP to every registry (loopback ones always)
+//	  &template=python3                a faas-cli template: PROJECT/template/python3 (see below)
+//	  &project=/abs/dir                faas-cli's working directory: holds template/ and the copy paths
+//	  &copy=common&copy=lib/x          paths under project copied into the handler folder (stack.yml configuration.copy)
+//	  &option=dev                      a template.yml build_options entry: its packages go into ADDITIONAL_PACKAGE
+//
+// With template, the source directory is a faas-cli handler and the build
+// context is laid out as faas-cli build lays out build/<fn>/: the template
+// directory, the handler's entries (except build/ and template/) in the
+// template's handler_folder (default function/), the copy paths under it,
+// filtered by the assembled context's .dockerignore. template.yml is read
+// for handler_folder and build_options; language, fprocess and
+// welcome_message are accepted; mount_ssh: true (BuildKit only) and any
+// other key are one-line InvalidArgument errors from Build, before anything
+// is sent or pushed. Without template, copy adds its paths to the handler's
+// own context, as faas-cli does for lang: dockerfile.
 package dockerbuild

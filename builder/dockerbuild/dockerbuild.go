@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ func init() {
 
 // open is the opener of docker://; see the package documentation.
 func open(_ context.Context, u *url.URL, o *preview.OpenOptions) (preview.Builder, error) {
-	q, err := preview.QueryParams(u, "dockerfile", "target", "platform", "arg", "network", "insecure")
+	q, err := preview.QueryParams(u, "dockerfile", "target", "platform", "arg", "network", "insecure", "template", "project", "copy", "option")
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +67,11 @@ func open(_ context.Context, u *url.URL, o *preview.OpenOptions) (preview.Builde
 		Network:    q.Get("network"),
 		Getenv:     o.Env,
 		CertPath:   o.Env("DOCKER_CERT_PATH"),
+		Template:   q.Get("template"),
+		Project:    q.Get("project"),
+		Copy:       q["copy"],
+		// faas-cli's build_options.
+		BuildOptions: q["option"],
 	}
 	if v := q.Get("insecure"); v != "" {
 		if opts.Insecure, err = strconv.ParseBool(v); err != nil {
@@ -148,6 +154,25 @@ type Options struct {
 	Network string
 	// Insecure uses plain HTTP for every registry (loopback ones always).
 	Insecure bool
+	// Template is a faas-cli template (a stack.yml lang) in
+	// Project/template/<Template>/, what faas-cli template pull leaves:
+	// Build then builds, as faas-cli build does, the template directory
+	// with the source directory (the handler) copied into the template's
+	// handler_folder (default function/); see Builder.Build. Empty: the
+	// source directory is the build context.
+	Template string
+	// Project is the directory holding template/ and the Copy paths,
+	// faas-cli's working directory (the stack file's directory). Required
+	// with Template or Copy.
+	Project string
+	// Copy are paths relative to Project copied into the handler folder
+	// (the context root without Template), as stack.yml's
+	// configuration.copy; each must stay inside Project.
+	Copy []string
+	// BuildOptions name build_options of the template's template.yml; their
+	// packages go into the ADDITIONAL_PACKAGE build argument, as faas-cli
+	// puts them. Needs Template.
+	BuildOptions []string
 	// Getenv reads registry credentials (ociregistry.EnvUsername and
 	// EnvPassword); nil means os.Getenv.
 	Getenv func(string) string
@@ -173,6 +198,12 @@ type Builder struct {
 	buildArgs  map[string]string
 	images     *ociregistry.Images
 
+	// A faas-cli template build (see Options.Template).
+	template     string
+	project      string
+	copy         []string
+	buildOptions []string
+
 	platMu     sync.Mutex
 	enginePlat string
 }
@@ -194,6 +225,9 @@ func New(opts *Options) (*Builder, error) {
 	}
 	df, err := dockerfilePath(opts.Dockerfile)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkTemplateOptions(opts); err != nil {
 		return nil, err
 	}
 	if opts.Platform != "" {
@@ -220,6 +254,7 @@ func New(opts *Options) (*Builder, error) {
 	return &Builder{
 		cli: cli, host: host, dockerfile: df, target: opts.Target, platform: opts.Platform,
 		network: opts.Network, buildArgs: args, images: images,
+		template: opts.Template, project: opts.Project, copy: slices.Clone(opts.Copy), buildOptions: slices.Clone(opts.BuildOptions),
 	}, nil
 }
 
@@ -285,16 +320,20 @@ func (b *Builder) enginePlatform(ctx context.Context) (string, error) {
 	return b.enginePlat, nil
 }
 
-// settings are the build settings that enter the source hash.
-func (b *Builder) settings(platform string) []string {
+// settings are the build settings that enter the source hash; args are
+// the build arguments of this build.
+func (b *Builder) settings(platform string, args map[string]string) []string {
 	s := []string{"dockerfile=" + b.dockerfile, "target=" + b.target, "platform=" + platform, "network=" + b.network}
-	keys := make([]string, 0, len(b.buildArgs))
-	for k := range b.buildArgs {
+	if b.template != "" {
+		s = append(s, "template="+b.template)
+	}
+	keys := make([]string, 0, len(args))
+	for k := range args {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		s = append(s, "arg "+k+"="+b.buildArgs[k])
+		s = append(s, "arg "+k+"="+args[k])
 	}
 	return s
 }
@@ -311,14 +350,30 @@ func (b *Builder) prepare(ctx context.Context, dir string) (*buildContext, strin
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, "", "", preview.Errorf(preview.InvalidArgument, "build context %s is not a directory", dir)
 	}
-	bc, err := readContext(dir, b.dockerfile)
+	var bc *buildContext
+	var err error
+	if b.template == "" && len(b.copy) == 0 {
+		bc, err = readContext(dir, b.dockerfile)
+		if bc != nil {
+			bc.args = b.buildArgs
+		}
+	} else {
+		var args map[string]string
+		if bc, args, err = b.assemble(dir); bc != nil {
+			bc.args = args
+		}
+	}
 	if err != nil {
 		return nil, "", "", err
 	}
-	if !bc.has(b.dockerfile) {
+	df := bc.abs(b.dockerfile)
+	if df == "" {
+		if b.template != "" {
+			return nil, "", "", preview.Errorf(preview.InvalidArgument, "template %s has no %s (template/%s in %s)", b.template, b.dockerfile, b.template, b.project)
+		}
 		return nil, "", "", preview.Errorf(preview.InvalidArgument, "no %s in the build context %s", b.dockerfile, dir)
 	}
-	if bc.dockerfileContent, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(b.dockerfile))); err != nil {
+	if bc.dockerfileContent, err = os.ReadFile(df); err != nil {
 		return nil, "", "", preview.Errorf(preview.InvalidArgument, "reading %s: %v", b.dockerfile, err)
 	}
 	platform := b.platform
@@ -327,7 +382,7 @@ func (b *Builder) prepare(ctx context.Context, dir string) (*buildContext, strin
 			return nil, "", "", err
 		}
 	}
-	hash, err := bc.hash(b.settings(platform))
+	hash, err := bc.hash(b.settings(platform, bc.args))
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -336,6 +391,14 @@ func (b *Builder) prepare(ctx context.Context, dir string) (*buildContext, strin
 
 // Build builds req.SourceDir, a Docker build context, and pushes the image
 // as req.Repository:src-<hash16> and req.Repository:req.Tag.
+//
+// With a template (Options.Template), req.SourceDir is the faas-cli
+// handler and the context is the one the package documentation describes;
+// with copy paths and no template, the copy paths join req.SourceDir's
+// files. Either way the hash below covers the assembled context, and a
+// missing template, an unreadable or unsupported template.yml, an unknown
+// build option or a copy path outside the project is an InvalidArgument
+// error of one line, before the engine or the registry is contacted.
 //
 // The source hash covers the files the engine would see (every file of
 // the context that .dockerignore does not exclude, with the docker CLI's
@@ -418,7 +481,7 @@ func (b *Builder) build(ctx context.Context, bc *buildContext, tag string, progr
 	defer pr.Close()
 
 	args := map[string]*string{}
-	for k, v := range b.buildArgs {
+	for k, v := range bc.args {
 		args[k] = &v
 	}
 	opts := client.ImageBuildOptions{
@@ -491,6 +554,9 @@ func (b *Builder) build(ctx context.Context, bc *buildContext, tag string, progr
 				msg = m.ErrorDetail.Message
 			}
 			progress("error: " + msg)
+			if img := fromImage(step); img != "" {
+				msg = "the engine has no image " + img + " and could not pull it (pull or load it into the engine first, or build from scratch): " + msg
+			}
 			if step != "" {
 				return "", preview.Errorf(preview.InvalidArgument, "docker build %s: %s: %s", bc.dir, step, oneLine(msg))
 			}
@@ -677,6 +743,25 @@ func pullsBaseImage(dockerfile []byte) bool {
 		}
 	}
 	return false
+}
+
+// fromImage returns the image of a "Step N/M : FROM image [AS name]" log
+// line, or "" for another step or a FROM of scratch.
+func fromImage(step string) string {
+	_, ins, ok := strings.Cut(step, " : ")
+	f := strings.Fields(ins)
+	if !ok || len(f) < 2 || !strings.EqualFold(f[0], "FROM") {
+		return ""
+	}
+	for _, a := range f[1:] {
+		if !strings.HasPrefix(a, "--") {
+			if strings.EqualFold(a, "scratch") {
+				return ""
+			}
+			return a
+		}
+	}
+	return ""
 }
 
 // parsePlatform parses "os/arch[/variant]".

@@ -115,6 +115,11 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	if err != nil {
 		return err
 	}
+	if file.StackFunction != nil {
+		for _, w := range file.StackFunction.Warnings(file.Providers.Builder) {
+			fmt.Fprintln(stderr, "warning: "+w)
+		}
+	}
 	commit := f.commit
 	if commit == "" {
 		if commit, err = defaultCommit(dir, &file.Spec); err != nil {
