@@ -46,9 +46,10 @@ type Opener[T any] func(ctx context.Context, u *url.URL, o *OpenOptions) (T, err
 // register in init(); registering a scheme twice panics (a programming
 // error, found at start-up).
 type Mux[T any] struct {
-	kind    string
-	mu      sync.RWMutex
-	openers map[string]Opener[T]
+	kind     string
+	mu       sync.RWMutex
+	openers  map[string]Opener[T]
+	fallback Opener[T]
 }
 
 // NewMux returns an empty mux for providers of the named kind ("builder").
@@ -64,6 +65,17 @@ func (m *Mux[T]) Register(scheme string, fn Opener[T]) {
 		panic(fmt.Sprintf("preview: %s scheme %q registered twice", m.kind, scheme))
 	}
 	m.openers[scheme] = fn
+}
+
+// SetFallback makes Open hand a URL whose scheme nobody registered to fn
+// (cmd/glimpse sets package plugin's openers, which start the executable
+// glimpse-plugin-<scheme>). When fn answers NotFound (no such plugin),
+// Open reports the unknown scheme as it does without a fallback, with
+// fn's reason appended. Call it before any Open.
+func (m *Mux[T]) SetFallback(fn Opener[T]) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fallback = fn
 }
 
 // Schemes returns the registered schemes, sorted.
@@ -89,12 +101,23 @@ func (m *Mux[T]) Open(ctx context.Context, rawURL string, o *OpenOptions) (T, er
 	}
 	m.mu.RLock()
 	fn, ok := m.openers[u.Scheme]
+	fallback := m.fallback
 	m.mu.RUnlock()
-	if !ok {
-		return zero, Errorf(InvalidArgument, "%s %q: unknown scheme %q (known: %s)", m.kind, rawURL, u.Scheme, strings.Join(m.Schemes(), ", "))
-	}
 	if o == nil {
 		o = &OpenOptions{}
+	}
+	if !ok && fallback != nil {
+		p, err := fallback(ctx, u, o)
+		if err == nil {
+			return p, nil
+		}
+		if CodeOf(err) != NotFound {
+			return zero, WithCode(codeOr(err, Unavailable), fmt.Errorf("%s %s: %w", m.kind, Redact(u), err))
+		}
+		return zero, Errorf(InvalidArgument, "%s %q: unknown scheme %q (known: %s); %v", m.kind, rawURL, u.Scheme, strings.Join(m.Schemes(), ", "), err)
+	}
+	if !ok {
+		return zero, Errorf(InvalidArgument, "%s %q: unknown scheme %q (known: %s)", m.kind, rawURL, u.Scheme, strings.Join(m.Schemes(), ", "))
 	}
 	p, err := fn(ctx, u, o)
 	if err != nil {

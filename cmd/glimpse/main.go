@@ -21,12 +21,15 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/glimpse-dev/glimpse/plugin"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
+	plugin.Shutdown() // no plugin process outlives the command
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "glimpse: "+oneLine(err.Error()))
 		os.Exit(1)
@@ -56,6 +59,6 @@ func newRoot() *cobra.Command {
 	})
 	root.Version = versionString()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion(), newLogs(g), newStatus(g))
+	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion(), newLogs(g), newStatus(g), newInit(), newOpen(g), newPlugins(g))
 	return root
 }
