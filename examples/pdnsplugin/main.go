@@ -8,10 +8,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/glimpse-dev/glimpse/plugin"
+	"github.com/glimpse-dev/glimpse/preview"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.0.0".
@@ -20,7 +22,10 @@ var version = "dev"
 func main() {
 	u, err := plugin.ConfigURL()
 	if err == nil && u == nil {
-		err = fmt.Errorf("started without a URL: Glimpse starts this plugin for a pdns:// URL")
+		// Started to be described (`glimpse plugins`): say what it serves;
+		// every call says it needs a URL.
+		plugin.Serve(plugin.Providers{Name: "pdns", Version: version, DNS: unconfigured{}})
+		return
 	}
 	var d *PDNS
 	if err == nil {
@@ -32,4 +37,15 @@ func main() {
 		os.Exit(1)
 	}
 	plugin.Serve(plugin.Providers{Name: "pdns", Version: version, DNS: d})
+}
+
+// unconfigured is the DNS provider of a plugin started without a URL.
+type unconfigured struct{}
+
+var errNoURL = preview.Errorf(preview.FailedPrecondition, "pdns: started without a URL: Glimpse starts this plugin for a pdns:// URL")
+
+func (unconfigured) Ensure(context.Context, string, preview.Labels) error { return errNoURL }
+func (unconfigured) Remove(context.Context, string) error                 { return errNoURL }
+func (unconfigured) Hosts(context.Context, preview.Labels) ([]string, error) {
+	return nil, errNoURL
 }
