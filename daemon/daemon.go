@@ -62,7 +62,9 @@ type Stack struct {
 	Password string
 	// Idle is the idle controller; RunIdle runs it.
 	Idle *idle.Controller
-	// Metrics holds the stack's Prometheus metrics, served at /metrics.
+	// Metrics holds the daemon's Prometheus metrics, served at /metrics:
+	// the edge's (wakes, wake latency, sleeps), the idle controller's
+	// (cycles, scale-downs, clamps) and glimpse_previews{state}.
 	Metrics *prometheus.Registry
 
 	api      http.Handler
@@ -194,7 +196,9 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, routeapi.Handler(s.Edge)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/", BasicAuth(s.Password, dashboard.New(s.dashboardSource())))
+	src := s.dashboardSource()
+	s.Metrics.MustRegister(newPreviewCollector(src.List))
+	mux.Handle("/", BasicAuth(s.Password, dashboard.New(src)))
 	s.Idle = &idle.Controller{
 		Runtime: s.Runtime, Activity: s.Edge, Gate: s.Edge,
 		Policy:       idle.Policy{After: opts.IdleAfter, MaxAwake: opts.MaxAwake},
@@ -205,12 +209,12 @@ func Open(home string, opts *Options) (*Stack, error) {
 	return s, nil
 }
 
-// dashboardSource is what the dashboard at / shows: the previews of the
-// default owner over the daemon's runtime and edge, with wake (a scale to
+// dashboardSource is what the dashboard at / shows: the previews of every
+// owner over the daemon's runtime and edge, with wake (a scale to
 // one) and sleep (a scale to zero through the edge's gate, which gives up
 // when a request arrives meanwhile).
 func (s *Stack) dashboardSource() dashboard.Source {
-	pl := &preview.Pipeline{Runtime: s.Runtime, Router: s.Edge}
+	pl := &preview.Pipeline{Runtime: s.Runtime, Router: s.Edge, Owner: preview.AnyOwner}
 	return dashboard.Source{
 		List: func(ctx context.Context) ([]preview.Preview, error) { return pl.List(ctx, "") },
 		Wake: func(ctx context.Context, fn string) error {

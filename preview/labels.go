@@ -53,13 +53,23 @@ func OwnerLabels(owner string, t Target) Labels {
 	}
 }
 
-// Selector returns the labels that select every resource of owner, narrowed
-// to app when app is not empty and to pr when pr is positive.
+// AnyOwner, as the owner of Selector (and of a Pipeline that only lists),
+// selects the resources of every owner: the daemon's dashboard and
+// metrics show every Glimpse preview on their providers. It is not a valid
+// owner to deploy with (owners are DNS labels).
+const AnyOwner = "*"
+
+// Selector returns the labels that select every resource of owner (every
+// owner's for AnyOwner), narrowed to app when app is not empty and to pr
+// when pr is positive.
 func Selector(owner, app string, pr int) Labels {
 	if owner == "" {
 		owner = DefaultOwner
 	}
 	s := Labels{LabelManagedBy: ManagedByValue, LabelOwner: owner}
+	if owner == AnyOwner {
+		delete(s, LabelOwner)
+	}
 	if app != "" {
 		s[LabelApp] = app
 	}
