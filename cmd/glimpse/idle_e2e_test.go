@@ -51,8 +51,16 @@ func TestScaleToZeroE2E(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if procs := functionProcesses(t, s.home); len(procs) != 0 {
-		t.Fatalf("function processes while asleep: %v", procs)
+	// The runtime reports zero replicas as it stops the process, which
+	// then exits on its SIGTERM: give it the stop's time to be gone.
+	for gone := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		procs := functionProcesses(t, s.home)
+		if len(procs) == 0 {
+			break
+		}
+		if time.Now().After(gone) {
+			t.Fatalf("function processes 10s after it was reported asleep: %v", procs)
+		}
 	}
 	if code, body, _ := get(t, c, "POST", url+"graphql", "{}"); code != 200 || !strings.Contains(body, `"pr":5`) {
 		t.Fatalf("first request after sleep = %d %s", code, body)
