@@ -100,7 +100,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &Queue{Runner: runner, Reporter: rep, Counter: counter, Settle: 200 * time.Millisecond}
+	q := &Queue{Runner: runner, Reporter: rep, Counter: counter, Settle: 500 * time.Millisecond}
 	q.Start(ctx)
 	var current atomic.Pointer[Handler]
 	current.Store(&Handler{Secret: []byte(testSecret), Repo: "acme/app", Deliver: q})
@@ -180,11 +180,16 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// synchronize x5 in a burst: one build, of the last commit.
-	var last string
+	// The commits are made first, so that the five deliveries arrive
+	// within one settle period however slow the machine is.
+	var pushes []string
 	for i := 2; i <= 6; i++ {
-		last = remote.commit(app(fmt.Sprintf("v%d", i)))
-		send("synchronize", last)
+		pushes = append(pushes, remote.commit(app(fmt.Sprintf("v%d", i))))
 	}
+	for _, c := range pushes {
+		send("synchronize", c)
+	}
+	last := pushes[len(pushes)-1]
 	settle()
 	if c, _ := served(); c != last {
 		t.Fatalf("serves %q, want the last push %s", c, last)
@@ -235,7 +240,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep2, _ := NewGitHubReporter("acme/app", "tok", ghSrv.URL)
-	q = &Queue{Runner: runner, Reporter: rep2, Counter: counter, Settle: 200 * time.Millisecond}
+	q = &Queue{Runner: runner, Reporter: rep2, Counter: counter, Settle: 500 * time.Millisecond}
 	q.Start(ctx)
 	current.Store(&Handler{Secret: []byte(testSecret), Repo: "acme/app", Deliver: q})
 	if err := q.Recover(ctx); err != nil {
