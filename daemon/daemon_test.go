@@ -17,6 +17,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/daemon/daemontest"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/preview"
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
@@ -26,27 +27,7 @@ import (
 // in-process providers plus the ko builder pushing to its registry.
 func newPipeline(t *testing.T) (*preview.Pipeline, *daemon.Stack, *httptest.Server) {
 	t.Helper()
-	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { srv.Close(); st.Close() })
-	ctx := context.Background()
-	addr := srv.Listener.Addr().String()
-	creds := &preview.OpenOptions{Getenv: st.ClientEnv} // pushes need the stack's credentials
-	b, err := preview.Builders.Open(ctx, "ko://", creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := preview.Registries.Open(ctx, "oci://"+addr, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := &preview.Pipeline{
-		Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge,
-		BaseDomain: "localhost", Owner: "test",
-	}
+	st, pl, srv := daemontest.Open(t, "test", nil)
 	return pl, st, srv
 }
 

@@ -3,8 +3,6 @@ package idle_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/daemon/daemontest"
 	"github.com/glimpse-dev/glimpse/idle"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/preview"
@@ -59,23 +58,8 @@ func deployApp(t testing.TB, src string, prs ...int) (*daemon.Stack, *httptest.S
 // stack.
 func deployApps(t testing.TB, srcs []string, prs ...int) (*daemon.Stack, *httptest.Server) {
 	t.Helper()
-	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	st, pl, srv := daemontest.Open(t, "", nil)
 	ctx := context.Background()
-	creds := &preview.OpenOptions{Getenv: st.ClientEnv} // pushes need the stack's credentials
-	b, err := preview.Builders.Open(ctx, "ko://", creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := preview.Registries.Open(ctx, "oci://"+srv.Listener.Addr().String(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := &preview.Pipeline{Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge, BaseDomain: "localhost"}
 	for _, src := range srcs {
 		dir := testapp.Copy(t, src)
 		f, err := config.Load(dir)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/daemon/daemontest"
 	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/internal/testenv"
 	"github.com/glimpse-dev/glimpse/preview"
@@ -173,23 +173,7 @@ func TestDashboardWithoutJavaScript(t *testing.T) {
 // providers with the ko builder pushing to its registry.
 func stack(t *testing.T) (*daemon.Stack, *preview.Pipeline, *httptest.Server) {
 	t.Helper()
-	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(st)
-	t.Cleanup(func() { srv.Close(); st.Close() })
-	ctx := context.Background()
-	creds := &preview.OpenOptions{Getenv: st.ClientEnv}
-	b, err := preview.Builders.Open(ctx, "ko://", creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := preview.Registries.Open(ctx, "oci://"+srv.Listener.Addr().String(), creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, &preview.Pipeline{Builder: b, Registry: reg, Runtime: st.Runtime, Assets: st.Assets, Router: st.Edge, BaseDomain: "localhost"}, srv
+	return daemontest.Open(t, "", nil)
 }
 
 func deploy(t *testing.T, pl *preview.Pipeline, app string, pr int) {
