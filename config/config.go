@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -26,8 +28,9 @@ const FileName = "glimpse.yaml"
 // File is a parsed glimpse.yaml.
 type File struct {
 	preview.Spec `yaml:",inline"`
-	// Providers selects providers by URL; empty fields mean the local
-	// stack's defaults.
+	// Providers are the provider URLs (see the README's section on
+	// providers); an empty one means the local stack's. Secrets come from the
+	// environment, never the URL; unknown query parameters are errors.
 	Providers Providers `yaml:"providers,omitempty"`
 
 	// Stack is the OpenFaaS stack file that function.stack names, as
@@ -42,20 +45,44 @@ type File struct {
 }
 
 // Providers are the provider URLs of a glimpse.yaml (see ARCHITECTURE.md,
-// "Provider selection").
+// "Provider selection"). The field comments are the words of the
+// generated reference (docs/glimpse-yaml.md): they speak of the file,
+// not of Go.
 type Providers struct {
-	Builder  string `yaml:"builder,omitempty"`
+	// Builder is `ko://` (Go, no daemon) or
+	// `docker://unix:///var/run/docker.sock`.
+	Builder string `yaml:"builder,omitempty"`
+	// Registry is `oci://HOST/PATH`; credentials
+	// `GLIMPSE_REGISTRY_USERNAME`/`PASSWORD` or the Docker config.
 	Registry string `yaml:"registry,omitempty"`
-	Runtime  string `yaml:"runtime,omitempty"`
-	Assets   string `yaml:"assets,omitempty"`
-	Router   string `yaml:"router,omitempty"`
-	DNS      string `yaml:"dns,omitempty"`
-	// CDN is purged of a preview's host after each deploy
-	// ("cloudflare://ZONE"); empty means no CDN.
+	// Runtime is `openfaas://HOST:PORT?namespace=NS`; password
+	// `OPENFAAS_PASSWORD(_FILE)` or faas-cli's login.
+	Runtime string `yaml:"runtime,omitempty"`
+	// Assets is `fs:///DIR` or
+	// `s3://BUCKET?region=&prefix=&endpoint=&pathStyle=&layout=` (AWS
+	// credential chain).
+	Assets string `yaml:"assets,omitempty"`
+	// Router is `edge://HOST:PORT` (`GLIMPSE_PASSWORD`).
+	Router string `yaml:"router,omitempty"`
+	// DNS is `rfc2136://HOST:PORT/ZONE?target=` (TSIG
+	// `GLIMPSE_TSIG_KEY`/`SECRET`) or `cloudflare://ZONE?target=&proxied=`
+	// (`CLOUDFLARE_API_TOKEN`).
+	DNS string `yaml:"dns,omitempty"`
+	// CDN is `cloudflare://ZONE?mode=auto&batch=30`
+	// (`CLOUDFLARE_API_TOKEN`, Cache Purge permission): after each `up`
+	// that changed what a preview serves, purge its host (falling back to
+	// its file URLs when the plan refuses purge by hostname). Empty means
+	// no CDN.
 	CDN string `yaml:"cdn,omitempty"`
-	// Domain is the base domain of preview hosts; default "localhost".
+	// Database is the server of the previews' databases
+	// (`function.database`), such as `postgres://HOST:5432/postgres`;
+	// credentials `GLIMPSE_POSTGRES_USER`/`PASSWORD` (or
+	// `GLIMPSE_POSTGRES_URL`) from the environment, never the URL.
+	Database string `yaml:"database,omitempty"`
+	// Domain is the base domain of preview hosts.
 	Domain string `yaml:"domain,omitempty"`
-	// Owner scopes ownership labels; default preview.DefaultOwner.
+	// Owner is written into every resource's ownership labels; `down`,
+	// `ls` and `gc` only touch this owner's resources.
 	Owner string `yaml:"owner,omitempty"`
 }
 
@@ -98,6 +125,13 @@ func load(dir string, lookup func(string) (string, bool)) (*File, error) {
 	if err := f.Spec.Validate(dir); err != nil {
 		return nil, err
 	}
+	if d := f.Providers.Database; d != "" {
+		if u, err := url.Parse(d); err != nil || u.Scheme == "" {
+			return nil, preview.Errorf(preview.InvalidArgument, "%s: providers.database %q is not a URL such as postgres://HOST:5432/postgres", p, d)
+		} else if u.User != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "%s: providers.database must not hold credentials: set GLIMPSE_POSTGRES_USER and GLIMPSE_POSTGRES_PASSWORD (or GLIMPSE_POSTGRES_URL) in the environment", p)
+		}
+	}
 	if o := f.Providers.Owner; o != "" {
 		// The owner goes into every resource's labels (a Kubernetes
 		// label value later): a DNS label fits every target.
@@ -127,7 +161,7 @@ func parse(b []byte) (*File, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("file is empty")
 		}
-		return nil, fmt.Errorf("%s", oneLine(err.Error()))
+		return nil, yamlError(err, b, reflect.TypeOf(f))
 	}
 	// yaml.v3 silently drops a null key ("~:", "null:", an empty key)
 	// even with KnownFields: refuse it like any unknown key.
@@ -143,7 +177,7 @@ func parse(b []byte) (*File, error) {
 		if err := dec.Decode(&next); errors.Is(err, io.EOF) {
 			return &f, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("%s", oneLine(err.Error()))
+			return nil, yamlError(err, b, reflect.TypeOf(f))
 		}
 		if next != nil {
 			return nil, fmt.Errorf("more than one YAML document (a --- line)")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -99,7 +100,13 @@ func checkOneLine(t *testing.T, what string, err error) {
 	if msg == "" || strings.ContainsAny(msg, "\r\n") {
 		t.Fatalf("%s error is not one line: %q", what, msg)
 	}
+	if goTypeName.MatchString(msg) {
+		t.Fatalf("%s error shows a Go type: %q", what, msg)
+	}
 }
+
+// goTypeName matches what yaml.v3 prints of Go types and values.
+var goTypeName = regexp.MustCompile(`\b(preview|config|yaml)\.[A-Z]\w*|map\[|\[\]\w|interface \{|in type |into (u?int|bool|string|float)`)
 
 // unknownKey returns the path of the first key, in any YAML document of
 // data, that type File has no field for; "" when there is none or data

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -129,7 +130,7 @@ func ParseStack(b []byte, lookup func(string) (string, bool)) (*Stack, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("file is empty")
 		}
-		return nil, fmt.Errorf("%s", oneLine(err.Error()))
+		return nil, yamlError(err, []byte(expanded), reflect.TypeOf(s))
 	}
 	if s.Provider.Name != "openfaas" {
 		return nil, fmt.Errorf("provider.name must be \"openfaas\", got %q", s.Provider.Name)
@@ -237,7 +238,7 @@ func (f *StackFunction) Env(root, stackDir string) (map[string]string, error) {
 			Environment map[string]string `yaml:"environment"`
 		}
 		if err := yaml.Unmarshal(b, &ef); err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "%s: %s", p, oneLine(err.Error()))
+			return nil, preview.Errorf(preview.InvalidArgument, "%s: %v", p, yamlError(err, b, reflect.TypeOf(ef)))
 		}
 		maps.Copy(env, ef.Environment)
 	}

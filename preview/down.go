@@ -30,7 +30,11 @@ import (
 //
 // Down is idempotent (a preview already gone is success) and, once the
 // tombstone is written, does not stop at the first failure: it removes
-// what it can and returns the failures joined. Image tags are left to
+// what it can and returns the failures joined. The preview's database
+// (Pipeline.Database) is dropped after its function, unless an Up that
+// claimed after the tombstone stamped it with a newer generation (read,
+// then dropped: an Up that ensures it between the two loses it, and its
+// next Up makes it again). Image tags are left to
 // garbage collection, since an image may be shared by previews with the
 // same source.
 func (p *Pipeline) Down(ctx context.Context, app string, pr int) error {
@@ -122,6 +126,13 @@ func (p *Pipeline) Down(ctx context.Context, app string, pr int) error {
 				}
 			}
 			return countMsg(n, "function"), n == 0, nil
+		}))
+	}
+	if p.Database != nil {
+		// After the function, so that no process of the preview still
+		// uses the database when it is dropped.
+		errs = append(errs, p.step(StepDatabase, func() (string, bool, error) {
+			return p.dropDatabase(ctx, app, pr, below)
 		}))
 	}
 	if p.Assets != nil {
@@ -239,4 +250,26 @@ func (p *Pipeline) syncDNS(ctx context.Context, host, mine string, labels Labels
 		}
 	}
 	return false, Errorf(Aborted, "route %s changed %d times while writing its DNS record; try again", host, maxClaimAttempts)
+}
+
+// dropDatabase drops the preview's database unless a database of
+// generation below or newer (an Up that claimed after the Down) is among
+// those listed for it.
+func (p *Pipeline) dropDatabase(ctx context.Context, app string, pr int, below int64) (string, bool, error) {
+	dbs, err := p.Database.Databases(ctx, Selector(p.Owner, app, pr))
+	if err != nil {
+		return "", false, err
+	}
+	if len(dbs) == 0 {
+		return "no databases", true, nil
+	}
+	for _, d := range dbs {
+		if d.Generation >= below {
+			return "kept database " + d.Name + ": an up that came after this down made it", true, nil
+		}
+	}
+	if err := p.Database.Remove(ctx, app, pr); err != nil {
+		return "", false, err
+	}
+	return countMsg(len(dbs), "database"), false, nil
 }

@@ -83,6 +83,9 @@ type GCReport struct {
 	// Warnings say what GC could not look at (a registry without a
 	// catalog, say) without failing.
 	Warnings []string `json:"warnings,omitempty"`
+	// Databases are the databases of previews that are gone, which GC
+	// dropped (or, in a dry run, would drop); Pipeline.Database only.
+	Databases []DatabaseStatus `json:"databases,omitempty"`
 	// Blobs is what asset blob collection did, when the caller ran it
 	// (glimpse gc does when the asset store is a BlobCollector); Pipeline.GC
 	// leaves it nil.
@@ -214,6 +217,13 @@ func PlanGC(in GCInput) []GCTag {
 // running concurrently for a pull request that has no preview yet may
 // lose the tag it has just pushed (its function is deployed by digest and
 // the next Up tags it again). p.Registry, p.Runtime and p.Router must be set.
+//
+// With p.Database, GC also drops the databases of the owner's previews
+// that have neither a route (other than a tombstone) nor a function
+// (CollectDatabases); a dry run only reports them. A database an Up is
+// creating for a pull request that has no route yet is such an orphan
+// for a moment: run GC when no first Up is in flight, or accept that
+// that Up fails and its retry makes the database again.
 func (p *Pipeline) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	if p.Registry == nil || p.Runtime == nil || p.Router == nil {
@@ -283,6 +293,13 @@ func (p *Pipeline) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	sort.Strings(rep.Apps)
 
 	var errs []error
+	if p.Database != nil {
+		dbs, err := p.gcDatabases(ctx, func(app string, pr int) bool { return live[app][pr] }, opts.DryRun)
+		rep.Databases = dbs
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc: databases: %w", err))
+		}
+	}
 	for _, app := range rep.Apps {
 		tags, err := p.gcApp(ctx, app, live[app], inUse, inUseRefs, opts.DryRun)
 		rep.Tags = append(rep.Tags, tags...)
@@ -421,4 +438,17 @@ func (p *Pipeline) gcApp(ctx context.Context, app string, livePRs map[int]bool, 
 func refused(err error) bool {
 	c := CodeOf(err)
 	return c == Unimplemented || c == PermissionDenied
+}
+
+// gcDatabases drops (or with dryRun lists) the owner's databases whose
+// preview live does not report.
+func (p *Pipeline) gcDatabases(ctx context.Context, live func(app string, pr int) bool, dryRun bool) ([]DatabaseStatus, error) {
+	if dryRun {
+		found, err := p.Database.Databases(ctx, Selector(p.Owner, "", 0))
+		if err != nil {
+			return nil, err
+		}
+		return OrphanDatabases(found, live), nil
+	}
+	return CollectDatabases(ctx, p.Database, p.Owner, live)
 }

@@ -76,6 +76,23 @@ type Function struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Labels      Labels            `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Secrets are secret values Glimpse supplies, by secret name (a
+	// DNS-1123 subdomain such as "hello-pr-42-database-url", unique to the
+	// function: runtimes whose secrets live in a namespace shared by many
+	// functions store them under this name). The runtime delivers each
+	// the OpenFaaS way, as the file /var/openfaas/secrets/<name> that only
+	// this function can read (see SecretsDir), and never as labels,
+	// annotations, environment, logs or status: Get and List never return
+	// values, and the field is never marshalled. What identifies them in
+	// the deployed function is AnnotationSecretsHash (see SecretsHash).
+	// Removing the function removes its Secrets.
+	Secrets map[string]string `json:"-"`
+	// SecretNames name secrets the runtime already holds (created with
+	// faas-cli secret create, or the gateway's /system/secrets API),
+	// delivered like Secrets; their values are the runtime's, never
+	// Glimpse's, and removing the function leaves them. Apply fails with
+	// FailedPrecondition when one does not exist.
+	SecretNames []string `json:"secretNames,omitempty"`
 }
 
 // FunctionStatus is a deployed function as the runtime reports it.

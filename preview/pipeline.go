@@ -56,6 +56,17 @@ const (
 	StepDNS    = "dns"
 	StepClean  = "cleanup"
 	StepClaim  = "claim"
+	// StepDatabase ensures (Up) or drops (Down) the preview's database.
+	StepDatabase = "database"
+)
+
+// The environment that tells a function with a database (FunctionSpec's
+// Database) where its connection strings are: the names of the secrets
+// holding them, read from SecretsDir (or $GLIMPSE_SECRETS_DIR) as files.
+// The URLs themselves are secrets and never in the environment.
+const (
+	EnvDatabaseURLSecret         = "DATABASE_URL_SECRET"
+	EnvDatabaseReadOnlyURLSecret = "DATABASE_READONLY_URL_SECRET"
 )
 
 // EventState is the state of a step in an Event.
@@ -104,6 +115,11 @@ type Pipeline struct {
 	// changed what the preview serves (step "purge", after the route
 	// switch; see Up).
 	CDN CDNPurger
+	// Database, when set, gives the previews of apps whose spec has a
+	// function.database section their own database (step "database",
+	// before the deploy; see Up). Down drops it after the function, and
+	// GC drops those of previews that are gone (CollectDatabases).
+	Database Database
 
 	// Owner is written into every resource's ownership labels and scopes
 	// Down and List; default DefaultOwner.
@@ -180,6 +196,12 @@ func (p *Pipeline) check(spec *Spec) error {
 	}
 	if spec.Function != nil && (p.Builder == nil || p.Registry == nil) {
 		return Errorf(FailedPrecondition, "pipeline has no builder or registry for the function")
+	}
+	if spec.Function != nil && spec.Function.Database != nil && p.Database == nil {
+		return Errorf(FailedPrecondition, "glimpse.yaml asks for a database and the pipeline has no database provider (set database: in the providers, such as postgres://HOST:PORT/postgres)")
+	}
+	if f := spec.Function; f != nil && (len(f.Secrets) > 0 || f.Database != nil) && p.Runtime != nil && !deliversSecrets(p.Runtime) {
+		return Errorf(FailedPrecondition, "the function runtime cannot deliver secrets, which function.secrets and function.database need")
 	}
 	if spec.Assets != nil && p.Assets == nil {
 		return Errorf(FailedPrecondition, "pipeline has no asset store for the static files")

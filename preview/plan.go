@@ -37,16 +37,29 @@ func newUpPlan(owner, baseDomain string, t Target, gen int64) upPlan {
 	}
 }
 
-// function is the function the plan deploys for spec, built as built.
-func (pl upPlan) function(spec *FunctionSpec, idle IdleSpec, built BuildResult) Function {
+// function is the function the plan deploys for spec, built as built,
+// with the database db (nil: none) as its secrets.
+func (pl upPlan) function(spec *FunctionSpec, idle IdleSpec, built BuildResult, db *DatabaseInfo) Function {
 	t := pl.Target
+	ours := map[string]string{
+		"GLIMPSE_APP": t.App, "GLIMPSE_PR": strconv.Itoa(t.PR), "GLIMPSE_COMMIT": t.Commit,
+	}
+	var secrets map[string]string
+	if db != nil {
+		secrets = map[string]string{pl.databaseSecret(false): db.URL}
+		ours[EnvDatabaseURLSecret] = pl.databaseSecret(false)
+		if db.ReadOnlyURL != "" {
+			secrets[pl.databaseSecret(true)] = db.ReadOnlyURL
+			ours[EnvDatabaseReadOnlyURLSecret] = pl.databaseSecret(true)
+		}
+	}
 	fn := Function{
-		Name:  pl.FunctionName,
-		Image: built.Image,
-		Env: merged(spec.Env, map[string]string{
-			"GLIMPSE_APP": t.App, "GLIMPSE_PR": strconv.Itoa(t.PR), "GLIMPSE_COMMIT": t.Commit,
-		}),
-		Labels: merged(spec.Labels, pl.Labels.With(LabelSourceHash, built.SourceHash)),
+		Name:        pl.FunctionName,
+		Image:       built.Image,
+		Env:         merged(spec.Env, ours),
+		Secrets:     secrets,
+		SecretNames: append([]string(nil), spec.Secrets...),
+		Labels:      merged(spec.Labels, pl.Labels.With(LabelSourceHash, built.SourceHash)),
 		Annotations: merged(spec.Annotations, map[string]string{
 			AnnotationRoutes:     strings.Join(spec.Routes, ","),
 			AnnotationGeneration: strconv.FormatInt(pl.Generation, 10),
@@ -58,7 +71,20 @@ func (pl upPlan) function(spec *FunctionSpec, idle IdleSpec, built BuildResult) 
 	if idle.AlwaysOn {
 		fn.Annotations[AnnotationAlwaysOn] = "true"
 	}
+	if h := SecretsHash(fn); h != "" {
+		fn.Annotations[AnnotationSecretsHash] = h
+	}
 	return fn
+}
+
+// databaseSecret is the name of the secret holding the function's
+// database URL (readOnly: the read-only role's): prefixed with the
+// function's name, since on OpenFaaS secrets share a namespace.
+func (pl upPlan) databaseSecret(readOnly bool) string {
+	if readOnly {
+		return pl.FunctionName + "-database-readonly-url"
+	}
+	return pl.FunctionName + "-database-url"
 }
 
 // route is the route that switches the host to the plan's content: the

@@ -105,7 +105,7 @@ func TestUpPlanFunctionAndRoute(t *testing.T) {
 		t.Fatalf("plan = %+v", pl)
 	}
 	spec := &FunctionSpec{Routes: []string{"/graphql"}, Env: map[string]string{"GLIMPSE_PR": "spoofed", "X": "1"}, Labels: map[string]string{LabelOwner: "spoofed"}}
-	fn := pl.function(spec, IdleSpec{After: "5m"}, BuildResult{Image: "r/hello@sha256:1", SourceHash: "s1"})
+	fn := pl.function(spec, IdleSpec{After: "5m"}, BuildResult{Image: "r/hello@sha256:1", SourceHash: "s1"}, nil)
 	if fn.Env["GLIMPSE_PR"] != "42" || fn.Env["X"] != "1" || fn.Labels[LabelOwner] != "team" || fn.Labels[LabelSourceHash] != "s1" ||
 		GenerationOf(fn.Annotations) != 7 || fn.Annotations[AnnotationIdleAfter] != "5m" || fn.Annotations[AnnotationRoutes] != "/graphql" {
 		t.Fatalf("function = %+v; Glimpse's own keys must win and carry the generation", fn)

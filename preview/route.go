@@ -57,8 +57,9 @@ func NormalizeHost(h string) string {
 }
 
 // Validate checks a function before a runtime deploys it: the name is a DNS
-// label and the image is set. Runtimes call it first in Apply; errors have
-// code InvalidArgument.
+// label, the image is set, and every secret name (Secrets and SecretNames)
+// is valid (ValidateSecretName) and given once. Runtimes call it first in
+// Apply; errors have code InvalidArgument and never hold a secret's value.
 func (f Function) Validate() error {
 	if err := ValidateDNSLabel(f.Name); err != nil {
 		return Errorf(InvalidArgument, "function name %q: %v", f.Name, err)
@@ -66,5 +67,5 @@ func (f Function) Validate() error {
 	if f.Image == "" {
 		return Errorf(InvalidArgument, "function %s: image must not be empty", f.Name)
 	}
-	return nil
+	return f.validateSecrets()
 }

@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,38 @@ type FunctionSpec struct {
 	// StackFunction names the function in Stack. Empty means the function
 	// named like the app, or the stack's only function.
 	StackFunction string `json:"stackFunction,omitempty" yaml:"stackFunction,omitempty"`
+	// Secrets name secrets the function runtime already holds (made with
+	// faas-cli secret create, or the gateway's /system/secrets API); the
+	// function reads each from the file /var/openfaas/secrets/<name> (see
+	// SecretsDir). Glimpse never sees their values.
+	Secrets []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Database, when set, gives each preview of the app its own database
+	// on the Pipeline's Database provider (see DatabaseSpec).
+	Database *DatabaseSpec `json:"database,omitempty" yaml:"database,omitempty"`
+}
+
+// DatabaseSpec is the database of each preview: copied from Template, or
+// built from the SQL files of Migrations and then Seed, or (Shared) no
+// database of its own but read-only access to a database every preview of
+// the app shares. Neither Template nor Migrations means an empty database.
+// The preview's function finds its connection string (a URL with the
+// preview role's password) in the secret file whose name its environment
+// variable EnvDatabaseURLSecret holds (and with ReadOnly, the read-only
+// role's in EnvDatabaseReadOnlyURLSecret's).
+type DatabaseSpec struct {
+	// Template names an existing database on the server to copy.
+	Template string `json:"template,omitempty" yaml:"template,omitempty"`
+	// Migrations is a directory of *.sql files, relative to the app
+	// directory, applied in name order, each once per database.
+	Migrations string `json:"migrations,omitempty" yaml:"migrations,omitempty"`
+	// Seed is a directory of *.sql files, relative to the app directory,
+	// run in name order once, when the database is created.
+	Seed string `json:"seed,omitempty" yaml:"seed,omitempty"`
+	// ReadOnly adds a second, read-only role for the function.
+	ReadOnly bool `json:"readOnly,omitempty" yaml:"readOnly,omitempty"`
+	// Shared names an existing database all previews of the app read:
+	// the preview gets only a read-only role on it.
+	Shared string `json:"shared,omitempty" yaml:"shared,omitempty"`
 }
 
 // AssetsSpec describes the app's static files.
@@ -104,6 +137,21 @@ func (s *Spec) Validate(appDir string) error {
 				return Errorf(InvalidArgument, "glimpse.yaml: function.routes: %q must be an absolute path such as /graphql", r)
 			}
 		}
+		seen := map[string]bool{}
+		for _, name := range s.Function.Secrets {
+			if err := ValidateSecretName(name); err != nil {
+				return Errorf(InvalidArgument, "glimpse.yaml: function.secrets: %v", err)
+			}
+			if seen[name] {
+				return Errorf(InvalidArgument, "glimpse.yaml: function.secrets: %q is given twice", name)
+			}
+			seen[name] = true
+		}
+		if d := s.Function.Database; d != nil {
+			if err := d.validate(appDir); err != nil {
+				return err
+			}
+		}
 	}
 	if s.Assets != nil {
 		if _, err := ResolveInside(appDir, s.Assets.Dir, "assets.dir"); err != nil {
@@ -160,4 +208,53 @@ func (s *Spec) Dirs() []string {
 		d = append(d, s.Assets.Dir)
 	}
 	return d
+}
+
+// validate checks the database section: at most one of template,
+// migrations and shared; no seed without migrations or template; a shared
+// database only read-only; directories inside appDir.
+func (d *DatabaseSpec) validate(appDir string) error {
+	n := 0
+	for _, set := range []bool{d.Template != "", d.Migrations != "", d.Shared != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return Errorf(InvalidArgument, "glimpse.yaml: function.database: set one of template, migrations and shared")
+	case d.Shared != "" && d.Seed != "":
+		return Errorf(InvalidArgument, "glimpse.yaml: function.database: a shared database takes no seed")
+	}
+	for _, dir := range []struct{ rel, field string }{{d.Migrations, "function.database.migrations"}, {d.Seed, "function.database.seed"}} {
+		if dir.rel == "" {
+			continue
+		}
+		if _, err := ResolveInside(appDir, dir.rel, dir.field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// request is the DatabaseRequest of the spec for target t at generation
+// gen, labelled with labels, its SQL read from appDir.
+func (d *DatabaseSpec) request(appDir string, t Target, gen int64, labels Labels) (DatabaseRequest, error) {
+	req := DatabaseRequest{App: t.App, PR: t.PR, Generation: gen, Labels: labels, Template: d.Template, ReadOnly: d.ReadOnly, Shared: d.Shared}
+	for _, set := range []struct {
+		rel, field string
+		out        *[]SQLScript
+	}{{d.Migrations, "function.database.migrations", &req.Migrations}, {d.Seed, "function.database.seed", &req.Seed}} {
+		if set.rel == "" {
+			continue
+		}
+		dir, err := ResolveInside(appDir, set.rel, set.field)
+		if err != nil {
+			return DatabaseRequest{}, err
+		}
+		if *set.out, err = ReadSQLDir(dir); err != nil {
+			return DatabaseRequest{}, fmt.Errorf("glimpse.yaml: %s: %w", set.field, err)
+		}
+	}
+	return req, nil
 }

@@ -22,8 +22,10 @@ const maxClaimAttempts = 16
 //  2. build and push the function image while it uploads the static files
 //     (only blobs the store lacks) as a manifest under a prefix unique to
 //     the generation, or reuses the served manifest when it is the same;
-//  3. deploy the function stamped with the generation (the runtime never
-//     replaces a newer generation), then the DNS record;
+//  3. ensure the preview's database (Pipeline.Database, when the spec has
+//     function.database) and deploy the function stamped with the
+//     generation (the runtime never replaces a newer generation), its
+//     database URL among its Secrets; then the DNS record;
 //  4. switch the route to the new function and assets, compare-and-swap
 //     on the claim, so it fails when anybody claimed since;
 //  5. purge the CDN (Pipeline.CDN, when set) of the preview's host, when
@@ -145,8 +147,13 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	}
 
 	pv := Preview{App: t.App, PR: t.PR, Commit: t.Commit, Host: pl.Host, URL: p.url(pl.Host), Status: StatusReady, AssetPrefix: u.prefix}
+	if spec.Function != nil && spec.Function.Database != nil {
+		if err := p.step(StepDatabase, func() (string, bool, error) { return u.database(ctx, dir) }); err != nil {
+			return Preview{}, u.abandon(ctx, err)
+		}
+	}
 	if spec.Function != nil {
-		fn := pl.function(spec.Function, spec.Idle, u.built)
+		fn := pl.function(spec.Function, spec.Idle, u.built, u.db)
 		if err := p.step(StepDeploy, func() (string, bool, error) { return u.deploy(ctx, fn) }); err != nil {
 			return Preview{}, u.abandon(ctx, err)
 		}
@@ -189,7 +196,7 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 		purgeErr = p.step(StepPurge, func() (string, bool, error) { return u.purge(ctx, pl.Host) })
 	}
 	if spec.Function != nil {
-		replicas, err := u.verify(ctx, pl.function(spec.Function, spec.Idle, u.built))
+		replicas, err := u.verify(ctx, pl.function(spec.Function, spec.Idle, u.built, u.db))
 		if err != nil {
 			return Preview{}, fmt.Errorf("%s: %w", StepDeploy, err)
 		}
@@ -263,6 +270,39 @@ type upRun struct {
 	paths []string
 	// applied is true once this Up's function was written to the runtime.
 	applied bool
+	// db is the preview's database, once ensured; nil without one.
+	db *DatabaseInfo
+}
+
+// database ensures the preview's database (Pipeline.Database) for the
+// spec's database section, stamped with the claimed generation, unless
+// the claim is already lost. A database of a newer generation means a
+// newer Up: ErrSuperseded. A failure leaves what Ensure left (it never
+// leaves half a database); abandon drops nothing, since the database may
+// be the one the route's function uses.
+func (u *upRun) database(ctx context.Context, appDir string) (string, bool, error) {
+	if err := u.stillClaimed(ctx); err != nil {
+		return "", false, err
+	}
+	req, err := u.spec.Function.Database.request(appDir, u.plan.Target, u.plan.Generation, u.plan.Labels)
+	if err != nil {
+		return "", false, err
+	}
+	info, err := u.p.Database.Ensure(ctx, req)
+	if errors.Is(err, ErrStaleGeneration) {
+		return "", false, fmt.Errorf("%w (%v)", ErrSuperseded, err)
+	}
+	if err != nil {
+		return "", false, err
+	}
+	u.db = &info
+	switch {
+	case info.Shared != "":
+		return "read-only access to shared database " + info.Shared, false, nil
+	case info.Created:
+		return "created database " + info.Name, false, nil
+	}
+	return "database " + info.Name + " up to date", true, nil
 }
 
 // publish scans the assets and publishes them under the plan's prefix, or

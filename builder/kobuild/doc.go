@@ -23,6 +23,12 @@
 // template is detected from Handle, or named with template= (package
 // config sets it from stack.yml's lang).
 //
+// go build runs in an environment Glimpse controls: the target platform
+// and CGO_ENABLED=0 are set, and the user's GOFLAGS (from the environment
+// or the go env file) are kept except those that only change what go
+// build prints (-v, -x, -n, -work, -json), so that a compile error is
+// reported as the compiler's message.
+//
 // URL: ko://[?platform=linux/arm64][&insecure=true][&template=golang-middleware]. Registry credentials
 // come from GLIMPSE_REGISTRY_USERNAME/GLIMPSE_REGISTRY_PASSWORD or the Docker
 // configuration, as in package ociregistry.

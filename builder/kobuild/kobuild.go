@@ -125,14 +125,20 @@ func New(opts *Options) (*Builder, error) {
 	return b, nil
 }
 
-// buildEnv is the environment of the go commands Build runs.
-func (b *Builder) buildEnv() []string {
-	env := make([]string, 0, len(os.Environ())+4)
+// buildEnv is the environment of the go commands Build runs: the
+// process's, with the target platform and CGO_ENABLED=0 set by Glimpse,
+// and, when goflags is not empty, GOFLAGS=goflags (see quietGOFLAGS).
+func (b *Builder) buildEnv(goflags string) []string {
+	env := make([]string, 0, len(os.Environ())+5)
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "CGO_ENABLED", "GOOS", "GOARCH", "GOARM":
 			continue
+		case "GOFLAGS":
+			if goflags != "" {
+				continue
+			}
 		}
 		env = append(env, kv)
 	}
@@ -140,7 +146,35 @@ func (b *Builder) buildEnv() []string {
 	if b.goarm != "" {
 		env = append(env, "GOARM="+b.goarm)
 	}
+	if goflags != "" {
+		env = append(env, "GOFLAGS="+goflags)
+	}
 	return env
+}
+
+// outputFlags are go command flags that change what go build prints (or
+// whether it builds at all) but not the binary: Glimpse drops them from
+// the user's GOFLAGS so that a compile error is reported as the
+// compiler's message.
+var outputFlags = map[string]bool{"v": true, "x": true, "n": true, "work": true, "json": true}
+
+// quietGOFLAGS returns the effective GOFLAGS (as `go env` reports them,
+// from the environment or the go env file) without outputFlags. The
+// result is never empty: an empty GOFLAGS variable would let the go env
+// file's value back in, so it falls back to -buildvcs=false, which
+// buildFlags passes anyway.
+func quietGOFLAGS(goflags string) string {
+	var keep []string
+	for _, f := range strings.Fields(goflags) {
+		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if !outputFlags[name] {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == 0 {
+		return "-buildvcs=false"
+	}
+	return strings.Join(keep, " ")
 }
 
 // buildFlags are the flags of go build; they are part of the source hash.
@@ -179,6 +213,7 @@ func (b *Builder) hashAndPlan(ctx context.Context, dir string) (string, *plan, e
 	if err != nil {
 		return "", nil, err
 	}
+	p.goflags = env["GOFLAGS"]
 	h, err := sourceHash(dir, env, append(b.settings(dir), p.settings()...))
 	return h, p, err
 }
@@ -187,11 +222,13 @@ func (b *Builder) settings(dir string) []string {
 	return append([]string{"platform=" + b.platform, "cgo=0", "binary=" + binaryName(dir)}, buildFlags...)
 }
 
-// goEnv runs `go env -json` in dir with the build environment.
+// goEnv runs `go env -json` in dir with the process's environment (and
+// the target platform); its GOFLAGS is the one go build runs with
+// (quietGOFLAGS of the user's).
 func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, error) {
 	cmd := exec.CommandContext(ctx, b.gobin, append([]string{"env", "-json"}, goEnvVars...)...)
 	cmd.Dir = dir
-	cmd.Env = b.buildEnv()
+	cmd.Env = b.buildEnv("")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -208,6 +245,8 @@ func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, err
 	if err := json.Unmarshal(out, &env); err != nil {
 		return nil, preview.Errorf(preview.Internal, "go env -json: %v", err)
 	}
+	// The flags go build runs with, hashed as such: -v does not rebuild.
+	env["GOFLAGS"] = quietGOFLAGS(env["GOFLAGS"])
 	return env, nil
 }
 
@@ -220,7 +259,8 @@ func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, err
 // replaced by a directory, go.work modules), plus what their //go:embed
 // patterns match; go.mod, go.sum and vendor/modules.txt of the module,
 // go.mod/go.sum of local replacements, go.work and go.work.sum; the Go
-// version and the GOFLAGS, GOEXPERIMENT and GOAMD64-style settings; the
+// version and the GOFLAGS (less those that only change what go build
+// prints: -v, -x, -n, -work, -json), GOEXPERIMENT and GOAMD64-style settings; the
 // platform, build flags and binary name; and the kobuild format version.
 // Imports are found by parsing, without build constraints, so the set is a
 // superset of what the build reads: an unrelated change can cause a rebuild,
@@ -230,7 +270,8 @@ func (b *Builder) goEnv(ctx context.Context, dir string) (map[string]string, err
 //
 // When the repository already has src-<hash16>, Build only tags that
 // manifest req.Tag and returns Reused. Otherwise it runs `go build` with
-// CGO_ENABLED=0, -trimpath, -ldflags="-s -w" (using the Go build cache),
+// CGO_ENABLED=0, -trimpath, -ldflags="-s -w" and those GOFLAGS (from the
+// environment or the go env file; using the Go build cache),
 // assembles an image (see ImageFromBinary; labels are req.Labels plus
 // glimpse.dev/source-hash) and pushes it. A compile error is an
 // InvalidArgument error whose message holds the first compiler error line;
@@ -271,7 +312,7 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	}
 	progress(fmt.Sprintf("building %s for %s (source %s)", what, b.platform, hash[:16]))
 	start := time.Now()
-	if err := b.compile(ctx, req.SourceDir, pl.pkgDir, overlay, bin, progress); err != nil {
+	if err := b.compile(ctx, req.SourceDir, pl, overlay, bin, progress); err != nil {
 		return preview.BuildResult{}, err
 	}
 	labels := map[string]string{}
@@ -291,19 +332,19 @@ func (b *Builder) Build(ctx context.Context, req preview.BuildRequest) (preview.
 	return b.images.Publish(ctx, req, hash, img)
 }
 
-// compile runs go build in dir for the package in pkgDir (dir itself, or
-// the generated main's directory in overlay), reporting its output through
-// progress.
-func (b *Builder) compile(ctx context.Context, dir, pkgDir, overlay, out string, progress func(string)) error {
+// compile runs go build in dir for the package in p.pkgDir (dir itself,
+// or the generated main's directory in overlay) with GOFLAGS p.goflags,
+// reporting its output through progress.
+func (b *Builder) compile(ctx context.Context, dir string, p *plan, overlay, out string, progress func(string)) error {
 	args := append([]string{"build", "-o", out}, buildFlags...)
 	target := "."
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
-		target = "./" + filepath.Base(pkgDir)
+		target = "./" + filepath.Base(p.pkgDir)
 	}
 	cmd := exec.CommandContext(ctx, b.gobin, append(args, target)...)
 	cmd.Dir = dir
-	cmd.Env = b.buildEnv()
+	cmd.Env = b.buildEnv(p.goflags)
 	cmd.WaitDelay = 5 * time.Second
 	output, err := cmd.CombinedOutput()
 	if err == nil {

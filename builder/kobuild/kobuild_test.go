@@ -380,3 +380,47 @@ func TestRegistryDown(t *testing.T) {
 		t.Fatalf("Build with the registry down: %v (code %v), want Unavailable", err, preview.CodeOf(err))
 	}
 }
+
+// TestCompileErrorWithUserGOFLAGS: GOFLAGS that change what go build
+// prints (-v lists package names first, -x the commands it runs), from the
+// environment or from the go env file, do not hide the compiler's message,
+// and do not change the source hash.
+func TestCompileErrorWithUserGOFLAGS(t *testing.T) {
+	host, _ := registrytest.Embedded(t)
+	reg := registryFor(t, host)
+	dir := source(t)
+	quiet, err := newBuilder(t).SourceHash(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(t, dir, "fn/main.go", "greet.Hello(version)", "greet.Hello(undefinedThing)")
+	goenv := filepath.Join(t.TempDir(), "go.env")
+	if err := os.WriteFile(goenv, []byte("GOFLAGS=-x -buildvcs=false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, goflags, goenv string }{
+		{"env -v", "-v -buildvcs=false", ""},
+		{"env -v=true -json", "-v=true -json -buildvcs=false", ""},
+		{"go env file -x", "", goenv},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("GOFLAGS", c.goflags)
+			if c.goenv != "" {
+				t.Setenv("GOENV", c.goenv)
+			}
+			_, err := newBuilder(t).Build(context.Background(), request(reg, dir, 3, "ccccccc"))
+			if preview.CodeOf(err) != preview.InvalidArgument {
+				t.Fatalf("compile error: %v (code %v), want InvalidArgument", err, preview.CodeOf(err))
+			}
+			if !strings.Contains(err.Error(), "main.go:") || !strings.Contains(err.Error(), "undefined: undefinedThing") {
+				t.Fatalf("compile error message %q: want the compiler's first error line", err)
+			}
+		})
+	}
+	// -v changes no output of the build: the hash is the same as without it.
+	edit(t, dir, "fn/main.go", "greet.Hello(undefinedThing)", "greet.Hello(version)")
+	t.Setenv("GOFLAGS", "-v -buildvcs=false")
+	if h, err := newBuilder(t).SourceHash(context.Background(), dir); err != nil || h != quiet {
+		t.Fatalf("source hash with GOFLAGS=-v = %s, %v; want %s as without it", h, err, quiet)
+	}
+}

@@ -49,6 +49,8 @@ type plan struct {
 	// pkgDir is the directory of the package go build builds: the source
 	// directory, or the virtual wrapper directory inside it.
 	pkgDir string
+	// goflags is the GOFLAGS go build runs with (see quietGOFLAGS).
+	goflags string
 }
 
 // settings are the plan's source-hash settings (none for a main package,

@@ -18,7 +18,7 @@ func runCLI(t *testing.T, home string, args ...string) (string, string, error) {
 	root.SetArgs(append([]string{"--home", home}, args...))
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	err := root.ExecuteContext(context.Background())
+	err := execute(context.Background(), root)
 	return out.String(), errb.String(), err
 }
 
@@ -46,12 +46,16 @@ func TestBadInputIsOneLineError(t *testing.T) {
 		{"missing dir", []string{"up", filepath.Join(outside, "nope"), "--pr", "1"}, "does not exist"},
 		{"bad commit", []string{"up", "../../examples/hello", "--pr", "1", "--commit", "a;rm"}, "commit"},
 		{"bad output", []string{"ls", "-o", "yaml"}, "--output must be json or table"},
+		{"unknown key in glimpse.yaml", []string{"up", app("app: a\nfunction:\n  route: [/x]\n"), "--pr", "1"}, "glimpse.yaml: line 3: unknown key function.route (did you mean routes?)"},
+		{"wrong type in glimpse.yaml", []string{"up", app("app: a\nassets: {dir: public}\nidle:\n  after: [15m]\n"), "--pr", "1"}, "line 4: idle.after: want a duration such as 15m, got a list"},
 		{"unknown flag", []string{"up", "--prr", "1"}, "unknown flag: --prr"},
 		{"down bad pr", []string{"down", "../../examples/hello", "--pr", "0"}, "--pr must be a positive integer"},
 		{"down bad app", []string{"down", "--app", "Bad!", "--pr", "1"}, `--app "Bad!"`},
 		{"no local stack", []string{"ls"}, "no local stack is running"},
 		{"generation not a number", []string{"up", "../../examples/hello", "--pr", "1", "--generation", "12a"}, `--generation must be a positive integer such as a CI run number, got "12a"`},
 		{"generation zero", []string{"up", "../../examples/hello", "--pr", "1", "--generation", "0"}, "--generation must be a positive integer"},
+		{"gc dir twice", []string{"gc", "../../examples/hello", "--dir", "../../examples/hello"}, "give the app directory once"},
+		{"gc bad output", []string{"gc", "-o", "yaml"}, "--output must be json or table"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

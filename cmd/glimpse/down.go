@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -16,7 +17,8 @@ func newDown(g *globalFlags) *cobra.Command {
 		Use:   "down [DIR] --pr N",
 		Short: "Remove a pull request's preview and everything it created",
 		Long: "down removes the DNS record, route, function and asset manifest of the preview,\n" +
-			"found by their ownership labels. Removing a preview that is already gone succeeds.\n" +
+			"found by their ownership labels. Removing a preview that is already gone succeeds\n" +
+			"(stderr says there was none; stdout stays empty).\n" +
 			"The app name comes from DIR/glimpse.yaml (default .), or from --app.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -24,19 +26,9 @@ func newDown(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var providers config.Providers
-			if app == "" || len(args) == 1 {
-				file, err := config.Load(dirArg(args))
-				if err != nil {
-					return err
-				}
-				if app != "" && app != file.App {
-					return preview.Errorf(preview.InvalidArgument, "--app %s does not match app %s in %s", app, file.App, dirArg(args))
-				}
-				app, providers = file.App, file.Providers
-			}
-			if err := preview.ValidateDNSLabel(app); err != nil {
-				return preview.Errorf(preview.InvalidArgument, "--app %q: %v", app, err)
+			app, providers, err := appAndProviders(args, app)
+			if err != nil {
+				return err
 			}
 			home, err := g.homeDir()
 			if err != nil {
@@ -46,17 +38,42 @@ func newDown(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stderr := cmd.ErrOrStderr()
-			pl.OnEvent = progressPrinter(stderr)
-			fmt.Fprintf(stderr, "%s: removing the preview of pull request #%d\n", app, pr)
-			if err := pl.Down(cmd.Context(), app, pr); err != nil {
-				return errors.New("down incomplete (run it again to retry): " + err.Error())
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "removed", preview.Host(app, pr, pl.BaseDomain))
-			return nil
+			return runDown(cmd.Context(), pl, app, pr, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&prFlag, "pr", "", "pull request number (required)")
 	c.Flags().StringVar(&app, "app", "", "app name, when there is no glimpse.yaml at hand")
 	return c
+}
+
+// runDown removes the preview of app's pull request pr (Pipeline.Down,
+// idempotent). When neither its route nor its function exists (never
+// deployed, or removed already) it says so on stderr and prints nothing on
+// stdout, and still runs Down, which removes what a crashed Up or Down
+// left behind (assets, DNS record, image). Otherwise stdout gets
+// "removed HOST".
+func runDown(ctx context.Context, pl *preview.Pipeline, app string, pr int, stdout, stderr io.Writer) error {
+	route, fn, err := lookupPreview(ctx, pl, app, pr)
+	if err != nil {
+		return err
+	}
+	exists := fn != nil || (route != nil && !route.Deleted)
+	host := preview.Host(app, pr, pl.BaseDomain)
+	if exists {
+		fmt.Fprintf(stderr, "%s: removing the preview of pull request #%d\n", app, pr)
+	}
+	prog := stderrProgress(stderr)
+	defer prog.Close()
+	pl.OnEvent = prog.Event
+	err = pl.Down(ctx, app, pr)
+	prog.Close()
+	if err != nil {
+		return errors.New("down incomplete (run it again to retry): " + err.Error())
+	}
+	if !exists {
+		fmt.Fprintf(stderr, "%s: pull request #%d has no preview (%s): nothing to remove\n", app, pr, host)
+		return nil
+	}
+	fmt.Fprintln(stdout, "removed", host)
+	return nil
 }

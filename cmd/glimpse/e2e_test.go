@@ -254,7 +254,9 @@ func TestWalkingSkeleton(t *testing.T) {
 	if strings.TrimSpace(stdout) != "[]" {
 		t.Errorf("ls after down = %s, want []", stdout)
 	}
-	// Down again is success.
-	s.run(t, "down", "../../examples/hello", "--pr", "7")
+	// Down again is success, and says there was nothing to remove.
+	if stdout, stderr := s.run(t, "down", "../../examples/hello", "--pr", "7"); stdout != "" || !strings.Contains(stderr, "pull request #7 has no preview") {
+		t.Errorf("second down: stdout %q, stderr %q; want nothing and a note on stderr", stdout, stderr)
+	}
 
 }

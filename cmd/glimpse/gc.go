@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,20 +28,29 @@ type gcFlags struct {
 func newGC(g *globalFlags) *cobra.Command {
 	f := &gcFlags{}
 	c := &cobra.Command{
-		Use:   "gc [--app NAME]... [--dir DIR] [--dry-run] [-o json]",
+		Use:   "gc [DIR] [--app NAME]... [--dry-run] [-o json]",
 		Short: "Delete the image tags of previews that are gone",
 		Long: "gc deletes the registry tags that no preview needs any more: pr-N-<commit> tags of\n" +
 			"pull requests that have no preview, and src-<hash> build-cache tags whose image no\n" +
 			"kept tag has. A tag whose image a function runs is never deleted. Apps examined: those\n" +
 			"with a preview, those named with --app (or by --dir's glimpse.yaml), and every app the\n" +
 			"registry lists when it has a catalog. A registry that refuses deletes is reported,\n" +
-			"not an error. With --dir, providers come from DIR/glimpse.yaml; otherwise the local stack.\n\n" +
+			"not an error. With DIR (or --dir), providers and an app come from DIR/glimpse.yaml;\n" +
+			"otherwise the local stack.\n\n" +
 			"When the asset store can collect (fs://, s3://), gc also deletes the asset blobs that no\n" +
 			"manifest references and that are older than --blob-grace: a publish uploads its blobs\n" +
 			"before it writes the manifest naming them, so the grace period must exceed the longest\n" +
-			"publish. A blob a manifest references is never deleted.",
-		Args: cobra.NoArgs,
+			"publish. A blob a manifest references is never deleted.\n\n" +
+			"With a database provider (providers.database, or GLIMPSE_POSTGRES_URL), gc also drops\n" +
+			"the databases of previews that have neither a route nor a function.",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if f.dir != "" {
+					return preview.Errorf(preview.InvalidArgument, "give the app directory once: as DIR or as --dir, not both")
+				}
+				f.dir = args[0]
+			}
 			if f.blobGrace <= 0 {
 				return preview.Errorf(preview.InvalidArgument, "--blob-grace must be positive, got %s: a publish running now uploads its blobs before the manifest that names them, and a grace of zero would delete them", f.blobGrace)
 			}
@@ -54,7 +64,7 @@ func newGC(g *globalFlags) *cobra.Command {
 	c.Flags().StringArrayVar(&f.apps, "app", nil, "also examine this app's repository (repeatable)")
 	c.Flags().StringVar(&f.dir, "dir", "", "read providers (and an app) from DIR/glimpse.yaml")
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing")
-	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json or table (default table)")
+	outputFlag(c, &f.output, "one line per tag")
 	c.Flags().DurationVar(&f.blobGrace, "blob-grace", preview.DefaultBlobGrace, "keep unreferenced asset blobs younger than this")
 	return c
 }
@@ -121,6 +131,9 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 	if blobs != nil {
 		fmt.Fprintln(stderr, blobSummary(*blobs, f.blobGrace))
 	}
+	if pl.Database != nil {
+		fmt.Fprintln(stderr, databaseSummary(rep.Databases, f.dryRun))
+	}
 	if err := errors.Join(gcErr, blobErr); err != nil {
 		return errors.New("gc incomplete (run it again to retry): " + oneLine(err.Error()))
 	}
@@ -166,4 +179,21 @@ func shortDigest(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// databaseSummary is the one-line report of the databases gc dropped (or,
+// in a dry run, would drop): those of previews that are gone.
+func databaseSummary(dbs []preview.DatabaseStatus, dryRun bool) string {
+	verb := "dropped"
+	if dryRun {
+		verb = "would drop"
+	}
+	names := make([]string, 0, len(dbs))
+	for _, d := range dbs {
+		names = append(names, d.Name)
+	}
+	if len(names) == 0 {
+		return "gc: databases: none of a preview that is gone"
+	}
+	return fmt.Sprintf("gc: databases: %s %d of previews that are gone (%s)", verb, len(names), strings.Join(names, ", "))
 }

@@ -90,7 +90,7 @@ func newLogs(g *globalFlags) *cobra.Command {
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	c.Flags().StringVar(&since, "since", "", "only lines written since then: a duration (10m, 1h30m) or an RFC3339 time")
 	c.Flags().StringVar(&tail, "tail", "", "only the last N lines (of those --since selects)")
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: json (one object per line) or table (default: time and text)")
+	outputFlag(c, &output, "time and text; json is one object a line")
 	return c
 }
 

@@ -15,28 +15,36 @@ import (
 func newList(g *globalFlags) *cobra.Command {
 	var output, app, dir string
 	c := &cobra.Command{
-		Use:     "ls [-o json] [--app NAME]",
+		Use:     "ls [DIR] [-o json] [--app NAME]",
 		Aliases: []string{"list"},
 		Short:   "List previews",
-		Long: "ls lists the previews of the configured owner, found by their labels. With\n" +
-			"--dir, providers come from that app's glimpse.yaml; otherwise the local stack.",
-		Args: cobra.NoArgs,
+		Long: "ls lists the previews of the configured owner, found by their labels. With DIR,\n" +
+			"the previews of DIR's app, with the providers of DIR/glimpse.yaml (as up and down\n" +
+			"read them); with --dir DIR, every app's previews on DIR's providers; otherwise\n" +
+			"every app's previews on the local stack.",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			if app != "" {
-				if err := preview.ValidateDNSLabel(app); err != nil {
-					return preview.Errorf(preview.InvalidArgument, "--app %q: %v", app, err)
-				}
-			}
 			var providers config.Providers
-			if dir != "" {
+			switch {
+			case len(args) == 1:
+				if dir != "" {
+					return preview.Errorf(preview.InvalidArgument, "give the app directory once: as DIR or as --dir, not both")
+				}
+				var err error
+				if app, providers, err = appAndProviders(args, app); err != nil {
+					return err
+				}
+			case dir != "":
 				file, err := config.Load(dir)
 				if err != nil {
 					return err
 				}
 				providers = file.Providers
+			}
+			if app != "" {
+				if err := preview.ValidateDNSLabel(app); err != nil {
+					return preview.Errorf(preview.InvalidArgument, "--app %q: %v", app, err)
+				}
 			}
 			home, err := g.homeDir()
 			if err != nil {
@@ -73,8 +81,8 @@ func newList(g *globalFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: json or table (default table)")
+	outputFlag(c, &output, "one preview a line")
 	c.Flags().StringVar(&app, "app", "", "only this app's previews")
-	c.Flags().StringVar(&dir, "dir", "", "read providers from DIR/glimpse.yaml")
+	c.Flags().StringVar(&dir, "dir", "", "read providers from DIR/glimpse.yaml, list every app's previews")
 	return c
 }

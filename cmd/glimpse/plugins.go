@@ -28,7 +28,7 @@ func newPlugins(g *globalFlags) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
-				return err
+				return err // also when run on its own, without the root's check
 			}
 			home, err := g.homeDir()
 			if err != nil {
@@ -60,6 +60,6 @@ func newPlugins(g *globalFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: json or table (default table)")
+	outputFlag(c, &output, "one line per plugin")
 	return c
 }

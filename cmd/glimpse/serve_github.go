@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -19,27 +20,41 @@ import (
 // githubFlags configure the GitHub webhook loop of `glimpse serve`; without
 // --github-repo there is none and serve is unchanged.
 type githubFlags struct {
-	repo   string
-	appDir string
-	app    string
-	policy githubloop.Policy
-	settle time.Duration
+	repo       string
+	appDir     string
+	app        string
+	policy     githubloop.Policy
+	settle     time.Duration
+	staleAfter time.Duration
+	reconcile  time.Duration
+	// GitHub App auth (instead of a token).
+	appID           string
+	appKeyFile      string
+	appInstallation int64
 }
 
 func (f *githubFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "github-repo", "", "build previews of this repository's pull requests (owner/name) from GitHub webhooks at "+githubloop.WebhookPath+";\n"+
-		"needs "+githubloop.EnvWebhookSecret+" (or _FILE); "+githubloop.EnvToken+" for the PR comment, deployments and restarts")
+		"needs "+githubloop.EnvWebhookSecret+" (or _FILE); "+githubloop.EnvToken+" (or --github-app-id) for the PR comment, deployments and restarts")
 	fs.StringVar(&f.appDir, "github-app-dir", ".", "the app's directory (with glimpse.yaml) inside the repository")
-	fs.StringVar(&f.app, "github-app", "", "the app's name: a pull request whose glimpse.yaml names another app is refused (recommended; without it a PR can rename its app)")
+	fs.StringVar(&f.app, "github-app", "", "the app's name in glimpse.yaml (not a GitHub App: see --github-app-id): a pull request whose glimpse.yaml names another app is refused,\n"+
+		"and previews of this app for pull requests GitHub does not know are removed (recommended; without it a PR can rename its app)")
 	fs.BoolVar(&f.policy.AllowForks, "github-allow-forks", false, "build pull requests from forks too (their code runs with this daemon's credentials in reach)")
 	fs.StringVar(&f.policy.Label, "github-label", "preview", "the label that opts a pull request in, with --github-require-label")
 	fs.BoolVar(&f.policy.RequireLabel, "github-require-label", false, "build only pull requests that carry --github-label")
 	fs.BoolVar(&f.policy.BuildDrafts, "github-drafts", false, "build draft pull requests too")
 	fs.DurationVar(&f.settle, "github-settle", 2*time.Second, "wait this long for a newer push before building a pull request's head")
+	fs.DurationVar(&f.staleAfter, "github-stale-after", 0, "take an open pull request's preview down after this long without a push or a request (0: never); a push or a \""+githubloop.CommandUp+"\" comment brings it back")
+	fs.StringVar(&f.appID, "github-app-id", "", "authenticate as this GitHub App (its app ID or client ID) instead of "+githubloop.EnvToken+";\n"+
+		"needs --github-app-key-file (or "+githubloop.EnvAppKeyFile+")")
+	fs.StringVar(&f.appKeyFile, "github-app-key-file", "", "the GitHub App's private key (PEM, as GitHub lets you download it)")
+	fs.Int64Var(&f.appInstallation, "github-app-installation", 0, "the GitHub App's installation ID (default: the installation on --github-repo)")
+	fs.DurationVar(&f.reconcile, "github-reconcile", 10*time.Minute, "reconcile with GitHub this often: build missed pushes, remove previews of closed or deleted pull requests and stale ones")
 }
 
-// start wires the loop into srv (the webhook path on every host), recovers
-// the work of open pull requests in the background, and returns a stop
+// start wires the loop into srv (the webhook path on every host),
+// reconciles with GitHub in the background on start (recovering the work
+// of open pull requests) and every --github-reconcile, and returns a stop
 // function that waits for running jobs. Call it once the daemon's API is
 // listening (the pipeline talks to it).
 func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger) (func(), error) {
@@ -53,33 +68,92 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 	owner, name, _ := strings.Cut(f.repo, "/")
 	root := filepath.Join(home, "github", owner, name)
 	token := os.Getenv(githubloop.EnvToken)
+	runner := &githubloop.PipelineRunner{Root: root, AppDir: f.appDir, App: f.app, Token: token,
+		Open: func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
+			return openPipeline(ctx, home, p)
+		}}
 	q := &githubloop.Queue{
-		Runner: &githubloop.PipelineRunner{Root: root, AppDir: f.appDir, App: f.app, Token: token,
-			Open: func(ctx context.Context, p config.Providers) (*preview.Pipeline, error) {
-				return openPipeline(ctx, home, p)
-			}},
-		Policy: f.policy, Settle: f.settle, Logger: log.With("github", f.repo),
+		Runner: runner,
+		Policy: f.policy, Settle: f.settle, StaleAfter: f.staleAfter, Logger: log.With("github", f.repo),
 	}
-	if token != "" {
+	if f.reconcile <= 0 {
+		return nil, preview.Errorf(preview.InvalidArgument, "--github-reconcile %s: want a positive duration", f.reconcile)
+	}
+	app, err := f.appAuth()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case app != nil:
+		rep, err := githubloop.NewAppReporter(f.repo, app, os.Getenv(githubloop.EnvAPIURL))
+		if err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
+		}
+		q.Reporter = rep
+		runner.Token, runner.TokenFunc = "", app.Token
+		log.Info("github: authenticating as a GitHub App installation", "app", f.appID)
+	case token != "":
 		rep, err := githubloop.NewGitHubReporter(f.repo, token, os.Getenv(githubloop.EnvAPIURL))
 		if err != nil {
 			return nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
 		}
 		q.Reporter = rep
-	} else {
-		log.Warn("no " + githubloop.EnvToken + ": pull requests get no comment or deployment, and a restart does not recover their work")
+	default:
+		log.Warn("neither " + githubloop.EnvToken + " nor --github-app-id: pull requests get no comment or deployment, and a restart does not recover their work")
 	}
 	if q.Counter, err = githubloop.OpenCounter(filepath.Join(root, "generation"), 0); err != nil {
+		return nil, err
+	}
+	if q.Parked, err = githubloop.OpenParked(filepath.Join(root, "parked.json")); err != nil {
 		return nil, err
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	q.Start(qctx)
 	srv.Handler = githubloop.Mount(srv.Handler, &githubloop.Handler{Secret: secret, Repo: f.repo, Deliver: q, Logger: log})
+	reconciled := make(chan struct{})
 	go func() {
-		if err := q.Recover(qctx); err != nil {
-			log.Warn("github: recovering pull requests", "err", err)
+		defer close(reconciled)
+		// On start (recovering what a stop or a crash left), then on a
+		// schedule.
+		t := time.NewTicker(f.reconcile)
+		defer t.Stop()
+		for {
+			if err := q.Reconcile(qctx); err != nil && qctx.Err() == nil {
+				log.Warn("github: reconciling pull requests", "err", err)
+			}
+			select {
+			case <-qctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 	}()
 	log.Info("github webhooks", "repo", f.repo, "path", githubloop.WebhookPath)
-	return func() { cancel(); q.Wait() }, nil
+	return func() { cancel(); <-reconciled; q.Wait() }, nil
+}
+
+// appAuth returns the GitHub App auth the flags ask for, or nil.
+func (f *githubFlags) appAuth() (*githubloop.AppAuth, error) {
+	keyFile := f.appKeyFile
+	if keyFile == "" {
+		keyFile = os.Getenv(githubloop.EnvAppKeyFile)
+	}
+	if f.appID == "" {
+		if f.appKeyFile != "" {
+			return nil, preview.Errorf(preview.InvalidArgument, "--github-app-key-file needs --github-app-id")
+		}
+		return nil, nil
+	}
+	if keyFile == "" {
+		return nil, preview.Errorf(preview.InvalidArgument, "--github-app-id needs the app's private key: --github-app-key-file or %s", githubloop.EnvAppKeyFile)
+	}
+	pemBytes, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "--github-app-key-file: %v", err)
+	}
+	key, err := githubloop.ParseAppKey(pemBytes)
+	if err != nil {
+		return nil, preview.WithCode(preview.InvalidArgument, fmt.Errorf("%s: %w", keyFile, err))
+	}
+	return &githubloop.AppAuth{AppID: f.appID, InstallationID: f.appInstallation, Key: key}, nil
 }

@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 
 	// Providers register their URL schemes.
 	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild"
@@ -18,6 +24,7 @@ import (
 	_ "github.com/glimpse-dev/glimpse/registry/ociregistry"
 
 	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/db/postgresdb"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -88,7 +95,78 @@ func openPipeline(ctx context.Context, home string, p config.Providers) (*previe
 			return nil, err
 		}
 	}
+	if pl.Database, err = openDatabase(ctx, home, p.Database, opts); err != nil {
+		return nil, err
+	}
 	return pl, nil
+}
+
+// passwordKeyFile is the file under the home that keeps the key from
+// which the database provider derives the preview roles' passwords when
+// the environment gives none (postgresdb.EnvPasswordKey): a stable key
+// makes the password, and so the function's secret, the same on every
+// up, so an unchanged up redeploys nothing.
+const passwordKeyFile = "database-password-key"
+
+// openDatabase opens the database provider of rawURL, or of
+// GLIMPSE_POSTGRES_URL when rawURL is empty and that is set; nil when
+// neither. Its password key comes from the environment or, failing that,
+// from home (created once, mode 0600).
+func openDatabase(ctx context.Context, home, rawURL string, opts *preview.OpenOptions) (preview.Database, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if rawURL == "" {
+		if getenv(postgresdb.EnvURL) == "" {
+			return nil, nil
+		}
+		rawURL = postgresdb.Scheme + ":///"
+	}
+	key := getenv(postgresdb.EnvPasswordKey)
+	if key == "" {
+		var err error
+		if key, err = loadOrCreateKey(filepath.Join(home, passwordKeyFile)); err != nil {
+			return nil, err
+		}
+	}
+	o := *opts
+	o.Getenv = func(k string) string {
+		if k == postgresdb.EnvPasswordKey {
+			return key
+		}
+		return getenv(k)
+	}
+	return preview.DatabaseProviders.Open(ctx, rawURL, &o)
+}
+
+// loadOrCreateKey returns the hex key in p, creating it (32 random bytes,
+// mode 0600) when missing. Concurrent first calls may race; the file is
+// written atomically and every caller then reads the one that won.
+func loadOrCreateKey(p string) (string, error) {
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 32)
+	rand.Read(buf)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", preview.WithCode(preview.Internal, err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = f.WriteString(hex.EncodeToString(buf) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", preview.Errorf(preview.Internal, "database password key %s: %v", p, err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return "", preview.Errorf(preview.Internal, "database password key %s cannot be read", p)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func def(s *string, v string) {

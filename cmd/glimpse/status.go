@@ -119,8 +119,38 @@ func newStatus(g *globalFlags) *cobra.Command {
 	}
 	c.Flags().StringVar(&prFlag, "pr", "", "pull request number (required)")
 	c.Flags().StringVar(&app, "app", "", "app name, when there is no glimpse.yaml at hand")
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: json or table (default table)")
+	outputFlag(c, &output, "one resource a line")
 	return c
+}
+
+// lookupPreview reads the preview's route (nil when there is none) and
+// function (nil when there is none; the route's function when the route
+// names one) from pl's router and runtime. It only reads.
+func lookupPreview(ctx context.Context, pl *preview.Pipeline, app string, pr int) (*preview.Route, *preview.FunctionStatus, error) {
+	var route *preview.Route
+	fnName := preview.FunctionName(app, pr)
+	if pl.Router != nil {
+		r, err := pl.Router.Route(ctx, preview.Host(app, pr, pl.BaseDomain))
+		switch {
+		case err == nil:
+			route = &r
+			if r.Function != "" {
+				fnName = r.Function
+			}
+		case !preview.IsNotFound(err):
+			return nil, nil, fmt.Errorf("read route: %w", err)
+		}
+	}
+	if pl.Runtime != nil {
+		f, err := pl.Runtime.Get(ctx, fnName)
+		switch {
+		case err == nil:
+			return route, &f, nil
+		case !preview.IsNotFound(err):
+			return nil, nil, fmt.Errorf("read function: %w", err)
+		}
+	}
+	return route, nil, nil
 }
 
 // readStatus reads the preview's resources from pl's providers. A preview
@@ -128,40 +158,28 @@ func newStatus(g *globalFlags) *cobra.Command {
 func readStatus(ctx context.Context, pl *preview.Pipeline, app string, pr int) (previewStatus, error) {
 	st := previewStatus{App: app, PR: pr, Status: preview.StatusPartial}
 	host := preview.Host(app, pr, pl.BaseDomain)
-	fnName := preview.FunctionName(app, pr)
-	if pl.Router != nil {
-		r, err := pl.Router.Route(ctx, host)
-		switch {
-		case err == nil:
-			st.Route = &routeStatus{Host: r.Host, Served: r.Served, Claimed: r.Generation, ClaimedCommit: r.ClaimedCommit,
-				AssetPrefix: r.AssetPrefix, Function: r.Function, FunctionPaths: r.FunctionPaths, Deleted: r.Deleted}
-			if r.Function != "" {
-				fnName = r.Function
-			}
-		case !preview.IsNotFound(err):
-			return st, fmt.Errorf("read route: %w", err)
-		}
+	r, f, err := lookupPreview(ctx, pl, app, pr)
+	if err != nil {
+		return st, err
 	}
-	if pl.Runtime != nil {
-		f, err := pl.Runtime.Get(ctx, fnName)
-		switch {
-		case err == nil:
-			fs := &functionStatus{Name: f.Name, Replicas: f.Replicas, AvailableReplicas: f.AvailableReplicas,
-				Restarts: f.Restarts, LastError: f.LastError, Generation: preview.GenerationOf(f.Annotations)}
-			if !f.CreatedAt.IsZero() {
-				fs.CreatedAt = &f.CreatedAt
-			}
-			if !f.StartedAt.IsZero() {
-				fs.StartedAt = &f.StartedAt
-			}
-			st.Function = fs
-			if f.Image != "" {
-				st.Image = &imageStatus{Ref: f.Image}
-			}
-			st.Commit = f.Labels[preview.LabelCommit]
-		case !preview.IsNotFound(err):
-			return st, fmt.Errorf("read function: %w", err)
+	if r != nil {
+		st.Route = &routeStatus{Host: r.Host, Served: r.Served, Claimed: r.Generation, ClaimedCommit: r.ClaimedCommit,
+			AssetPrefix: r.AssetPrefix, Function: r.Function, FunctionPaths: r.FunctionPaths, Deleted: r.Deleted}
+	}
+	if f != nil {
+		fs := &functionStatus{Name: f.Name, Replicas: f.Replicas, AvailableReplicas: f.AvailableReplicas,
+			Restarts: f.Restarts, LastError: f.LastError, Generation: preview.GenerationOf(f.Annotations)}
+		if !f.CreatedAt.IsZero() {
+			fs.CreatedAt = &f.CreatedAt
 		}
+		if !f.StartedAt.IsZero() {
+			fs.StartedAt = &f.StartedAt
+		}
+		st.Function = fs
+		if f.Image != "" {
+			st.Image = &imageStatus{Ref: f.Image}
+		}
+		st.Commit = f.Labels[preview.LabelCommit]
 	}
 	if st.Route != nil && st.Route.AssetPrefix != "" && pl.Assets != nil {
 		as := &assetsStatus{Prefix: st.Route.AssetPrefix}

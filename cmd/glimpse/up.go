@@ -44,7 +44,7 @@ func newUp(g *globalFlags) *cobra.Command {
 	}
 	c.Flags().StringVar(&f.pr, "pr", "", "pull request number (required)")
 	c.Flags().StringVar(&f.commit, "commit", "", "commit SHA (default: git HEAD of DIR, or a hash of its files)")
-	c.Flags().StringVarP(&f.output, "output", "o", "", "output format: json (default: the URL)")
+	outputFlag(c, &f.output, "the URL on stdout")
 	c.Flags().StringVar(&f.generation, "generation", "", "order of this up among the ups of the pull request, such as $GITHUB_RUN_NUMBER;\n"+
 		"an older one than the preview's changes nothing (default: $GLIMPSE_GENERATION, else the next one)")
 	c.Flags().BoolVar(&f.force, "force", false, "deploy even when --generation is older than the preview's")
@@ -87,9 +87,30 @@ func parsePR(s string) (int, error) {
 	return n, nil
 }
 
+// Output formats: every command with -o takes the same two, checked
+// once for all of them by the root's PersistentPreRunE (checkOutputFlag).
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// outputFlag adds -o/--output to c; what says what table shows.
+func outputFlag(c *cobra.Command, p *string, what string) {
+	c.Flags().StringVarP(p, "output", "o", "", "output format: table ("+what+", the default) or json")
+}
+
+// checkOutput refuses an -o value other than table or json ("" is table).
 func checkOutput(o string) error {
-	if o != "" && o != "json" && o != "table" {
+	if o != "" && o != outputJSON && o != outputTable {
 		return preview.Errorf(preview.InvalidArgument, "--output must be json or table, got %q", o)
+	}
+	return nil
+}
+
+// checkOutputFlag checks the -o flag of any command that has one.
+func checkOutputFlag(c *cobra.Command) error {
+	if f := c.Flags().Lookup("output"); f != nil {
+		return checkOutput(f.Value.String())
 	}
 	return nil
 }
@@ -134,10 +155,13 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	if err != nil {
 		return err
 	}
-	pl.OnEvent = progressPrinter(stderr)
+	prog := stderrProgress(stderr)
+	defer prog.Close()
+	pl.OnEvent = prog.Event
 	fmt.Fprintf(stderr, "%s: pull request #%d at %s\n", file.App, pr, shortCommit(commit))
 	start := time.Now()
 	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit, Generation: gen, Force: f.force})
+	prog.Close()
 	if err != nil {
 		if pv.URL != "" {
 			// The preview is live (the CDN purge after the route switch
@@ -159,21 +183,6 @@ func shortCommit(c string) string {
 		return c[:preview.ShortCommitLen]
 	}
 	return c
-}
-
-// progressPrinter renders pipeline events as one line per finished step.
-func progressPrinter(w io.Writer) func(preview.Event) {
-	return func(e preview.Event) {
-		switch e.State {
-		case preview.EventStarted:
-			return
-		case preview.EventLog:
-			fmt.Fprintf(w, "  %-7s | %s\n", e.Step, e.Message)
-			return
-		}
-		mark := map[preview.EventState]string{preview.EventDone: "ok  ", preview.EventSkipped: "skip", preview.EventFailed: "FAIL"}[e.State]
-		fmt.Fprintf(w, "  %s %-7s %7s  %s\n", mark, e.Step, e.Elapsed.Round(time.Millisecond), oneLine(e.Message))
-	}
 }
 
 // defaultCommit is DIR's git HEAD when DIR is in a git work tree, else a

@@ -2,30 +2,21 @@ package postgresdb
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/glimpse-dev/glimpse/internal/pgtest"
 )
 
-// server is the PostgreSQL cluster this package's tests share: initdb'd
-// into a temporary directory, listening on a unix socket there and on a
-// free 127.0.0.1 port, password (SCRAM) authentication over TCP, fsync off.
+// server is the PostgreSQL cluster this package's tests share, started
+// by internal/pgtest.
 type server struct {
-	dir, data string
-	port      int
-	adminDSN  string
-	cred      *syscall.Credential
-	log       string
+	*pgtest.Server
+	adminDSN string
 }
 
 // testServer is set by TestMain when GLIMPSE_PG_BINDIR is set; startErr
@@ -35,21 +26,21 @@ var (
 	startErr   error
 )
 
-const adminPassword = "admin-secret"
+const adminPassword = pgtest.AdminPassword
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		bindir := os.Getenv("GLIMPSE_PG_BINDIR")
+		bindir := os.Getenv(pgtest.EnvBindir)
 		if bindir == "" {
 			return m.Run()
 		}
-		s, err := startServer(bindir)
+		s, err := pgtest.Start(bindir)
 		if err != nil {
 			startErr = err
 			return m.Run()
 		}
-		testServer = s
-		defer s.stop(bindir)
+		testServer = &server{Server: s, adminDSN: s.AdminURL}
+		defer s.Stop()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -66,65 +57,6 @@ func needServer(t testing.TB) *server {
 		requireBindir(t)
 	}
 	return testServer
-}
-
-func startServer(bindir string) (*server, error) {
-	dir, err := os.MkdirTemp("", "glimpse-pg-")
-	if err != nil {
-		return nil, err
-	}
-	s := &server{dir: dir, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "postgres.log")}
-	// initdb refuses to run as root: run the server as the postgres user
-	// then, and as ourselves otherwise.
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root and no postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, err
-		}
-	}
-	pwfile := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pwfile, []byte(adminPassword+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := s.run(bindir, "initdb", "--no-sync", "-D", s.data, "-U", "postgres", "--pwfile", pwfile,
-		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
-		return nil, err
-	}
-	os.Remove(pwfile)
-	if s.port, err = freePort(); err != nil {
-		return nil, err
-	}
-	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir, s.port)
-	if err := s.run(bindir, "pg_ctl", "start", "-w", "-t", "30", "-D", s.data, "-l", s.log, "-o", opts); err != nil {
-		b, _ := os.ReadFile(s.log)
-		return nil, fmt.Errorf("%v: %s", err, lastLines(string(b), 10))
-	}
-	s.adminDSN = fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", adminPassword, s.port)
-	return s, nil
-}
-
-func (s *server) run(bindir, prog string, args ...string) error {
-	cmd := exec.Command(filepath.Join(bindir, prog), args...)
-	cmd.Dir = s.dir
-	if s.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", prog, err, lastLines(string(out), 5))
-	}
-	return nil
-}
-
-func (s *server) stop(bindir string) {
-	s.run(bindir, "pg_ctl", "stop", "-m", "immediate", "-D", s.data)
-	os.RemoveAll(s.dir)
 }
 
 // admin opens an admin connection to db.
@@ -182,12 +114,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

@@ -41,9 +41,15 @@
 //     home/functions are mode 0700 and the runtime's files in them 0600
 //     (gateway-password included), so neither functions nor other users of
 //     the machine could read them even without the chroot.
+//   - Secrets: a function with secrets (Function.Secrets, SecretNames, the
+//     gateway's /system/secrets) is chrooted into a private copy of its
+//     image's tree (hard links, no data copied) that alone holds them, as
+//     files /var/openfaas/secrets/<name> readable by the sandbox user;
+//     other functions, in their own trees, cannot reach them (see
+//     secrets.go).
 //   - Environment: exactly the image's variables, then the function's env
-//     from its spec, then the runtime's, which win: HOST=127.0.0.1 and
-//     PORT. PATH is the image's (a default when it sets none). Nothing
+//     from its spec, then the runtime's, which win: HOST=127.0.0.1, PORT
+//     and, for a function with secrets, GLIMPSE_SECRETS_DIR. PATH is the image's (a default when it sets none). Nothing
 //     comes from the daemon's environment, so no password, token or cloud
 //     key of the daemon reaches a function.
 //

@@ -53,6 +53,10 @@ const maxRequestBody = 1 << 20
 //	GET    /system/info                     gateway info (faas-cli version)
 //	GET    /system/namespaces               ["openfaas-fn"]
 //	GET    /system/logs                     function logs as NDJSON (see logs)
+//	GET    /system/secrets                  secret names (never values)
+//	POST   /system/secrets                  {"name","value"|"rawValue"}: 202; 409 if it exists
+//	PUT    /system/secrets                  replace: 202; 404 if missing
+//	DELETE /system/secrets                  {"name"}: 202; 404 if missing
 //	*      /function/{name}[/path]          proxy to the function
 //	GET    /healthz                         200 (faas-cli ready)
 //
@@ -95,6 +99,10 @@ func (r *Runtime) GatewayHandler(password string) http.Handler {
 	sys.HandleFunc("GET /system/info", g.info)
 	sys.HandleFunc("GET /system/namespaces", g.namespaces)
 	sys.HandleFunc("GET /system/logs", g.logs)
+	sys.HandleFunc("GET /system/secrets", g.listSecrets)
+	sys.HandleFunc("POST /system/secrets", g.writeSecret(applyCreate))
+	sys.HandleFunc("PUT /system/secrets", g.writeSecret(applyUpdate))
+	sys.HandleFunc("DELETE /system/secrets", g.deleteSecret)
 
 	mux := http.NewServeMux()
 	mux.Handle("/system/", basicAuth(password, sys))
@@ -318,7 +326,7 @@ func (g *gateway) invoke(w http.ResponseWriter, req *http.Request) {
 }
 
 func fromDeployment(d types.FunctionDeployment) preview.Function {
-	fn := preview.Function{Name: d.Service, Image: d.Image, Env: d.EnvVars}
+	fn := preview.Function{Name: d.Service, Image: d.Image, Env: d.EnvVars, SecretNames: d.Secrets}
 	if d.EnvProcess != "" {
 		fn.Env = cloneMap(fn.Env)
 		if fn.Env == nil {
@@ -346,6 +354,7 @@ func toStatus(s statusSnapshot) types.FunctionStatus {
 		Replicas:          uint64(s.Replicas),
 		AvailableReplicas: uint64(s.AvailableReplicas),
 		CreatedAt:         s.created,
+		Secrets:           s.SecretNames,
 	}
 	if s.Labels != nil {
 		l := map[string]string(s.Labels)

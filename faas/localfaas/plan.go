@@ -24,6 +24,9 @@ type launchPlan struct {
 	// sandboxed (path and dir are then inside it), else "".
 	chroot  string
 	sandbox *sandboxConfig
+	// tree is the function's private tree (secrets.go), "" when it has no
+	// secrets.
+	tree string
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -34,8 +37,10 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // sandboxed process is chrooted there, so it sees these paths as they are
 // in the image. The environment is the image's, then fn.Env, then the
 // variables the runtime sets, which win over both: HOST=127.0.0.1 and, at
-// each start, PORT. Nothing comes from the daemon's own environment; PATH
-// is the image's, or a default when it has none.
+// each start, PORT (and GLIMPSE_SECRETS_DIR for a function with secrets,
+// which then runs from a private tree: see secrets.go). Nothing comes from
+// the daemon's own environment; PATH is the image's, or a default when it
+// has none.
 func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) {
 	cfg := img.Config
 	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
@@ -86,6 +91,26 @@ func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) 
 		return launchPlan{}, preview.Errorf(preview.FailedPrecondition, "image %q: entrypoint %q: %v", fn.Image, argv[0], err)
 	}
 
+	// A function with secrets runs from a private tree holding them (see
+	// secrets.go); others from the image's shared tree.
+	rootfs, tree := img.Rootfs, ""
+	if len(fn.Secrets)+len(fn.SecretNames) > 0 {
+		secrets, err := r.functionSecrets(fn)
+		if err != nil {
+			return launchPlan{}, err
+		}
+		private, sdir, err := r.privateTree(fn, img, secrets)
+		if err != nil {
+			return launchPlan{}, err
+		}
+		tree = filepath.Dir(sdir)
+		env[preview.EnvSecretsDir] = sdir
+		if r.sandbox != nil {
+			rootfs, tree = private, filepath.Dir(private)
+			env[preview.EnvSecretsDir] = secretsContainerDir
+		}
+	}
+
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -105,9 +130,10 @@ func (r *Runtime) plan(fn preview.Function, img *imageInfo) (launchPlan, error) 
 		dir:     dir,
 		env:     envList,
 		logPath: r.logPath(fn.Name),
+		tree:    tree,
 	}
 	if r.sandbox != nil {
-		lp.chroot, lp.sandbox = img.Rootfs, r.sandbox
+		lp.chroot, lp.sandbox = rootfs, r.sandbox
 		lp.path, lp.dir = inRoot(img.Rootfs, exe), inRoot(img.Rootfs, dir)
 	}
 	return lp, nil

@@ -4,6 +4,7 @@ package localfaas
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"syscall"
@@ -39,3 +40,6 @@ func addDevices(root *os.Root) {}
 
 // handlesSignal: without /proc, every process counts as handling sig.
 func handlesSignal(pid int, sig syscall.Signal) bool { return true }
+
+// chownLike does nothing outside Unix.
+func chownLike(p string, fi fs.FileInfo) error { return nil }

@@ -4,6 +4,7 @@ package localfaas
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"syscall"
 )
@@ -41,4 +42,14 @@ func isTextBusy(err error) bool { return errors.Is(err, syscall.ETXTBSY) }
 func unlockHome(f *os.File) error {
 	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return f.Close()
+}
+
+// chownLike gives p (not following a symbolic link) the owner and group of
+// fi, when the process may (as root); otherwise it leaves them.
+func chownLike(p string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	return os.Lchown(p, int(st.Uid), int(st.Gid))
 }

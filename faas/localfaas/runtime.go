@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +114,9 @@ type entry struct {
 	// lastErr is the failed wake (or the crash loop put to sleep) that
 	// FunctionStatus.LastError reports while replicas == 0; not persisted.
 	lastErr string
+	// tree is the private tree (secrets.go) of the running process as
+	// this runtime started it; "" when none or not known.
+	tree string
 
 	invocations atomic.Uint64
 }
@@ -209,6 +213,9 @@ func New(home string, opts *Options) (*Runtime, error) {
 	}
 	r.bg, r.cancel = context.WithCancel(context.Background())
 	for _, sf := range st.Functions {
+		if sf.Secrets, err = r.loadFunctionSecrets(sf.Name); err != nil {
+			r.log.Warn("localfaas: a function's secrets cannot be read: it starts without them", "function", sf.Name, "err", err.Error())
+		}
 		e := &entry{fn: sf.Function, replicas: sf.Replicas, digest: sf.Digest, created: sf.CreatedAt}
 		if e.replicas > 0 {
 			e.replicas = 1
@@ -224,6 +231,7 @@ func New(home string, opts *Options) (*Runtime, error) {
 		}
 		r.fns[sf.Name] = e
 	}
+	r.removeStraySecrets()
 	return r, nil
 }
 
@@ -331,6 +339,9 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 	if fn.Image == "" {
 		return preview.Errorf(preview.InvalidArgument, "function %s: image is required", fn.Name)
 	}
+	if err := fn.Validate(); err != nil { // the secrets' names
+		return err
+	}
 	ctx, end, err := r.begin(ctx)
 	if err != nil {
 		return err
@@ -361,11 +372,13 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		if err := preview.CheckGeneration(cur, fn); err != nil {
 			return err
 		}
-		if sameSpec(cur, fn) {
-			return nil
-		}
-		if sameProcess(cur, fn) {
-			return r.relabel(e, fn)
+		if r.sameSecrets(e, fn) {
+			if sameSpec(cur, fn) {
+				return nil
+			}
+			if sameProcess(cur, fn) {
+				return r.relabel(e, fn)
+			}
 		}
 	}
 	fn = cloneFunction(fn)
@@ -390,6 +403,12 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		return fmt.Errorf("function %s is scaled to zero and keeps its deployed version: the new version did not start: %w", fn.Name, err)
 	}
 
+	if err := r.saveFunctionSecrets(fn); err != nil {
+		if rp != nil {
+			rp.stop()
+		}
+		return err
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -404,7 +423,7 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		r.fns[fn.Name] = e
 	}
 	old = e.rp // nil at zero replicas, where rp is nil too
-	e.fn, e.digest, e.rp, e.lastErr = fn, img.Digest, rp, ""
+	e.fn, e.digest, e.rp, e.lastErr, e.tree = fn, img.Digest, rp, "", plan.tree
 	r.mu.Unlock()
 
 	err = r.save()
@@ -412,6 +431,7 @@ func (r *Runtime) apply(ctx context.Context, fn preview.Function, mode applyMode
 		r.drain(ctx, old)
 		old.stop()
 	}
+	r.pruneTrees(fn.Name, plan.tree)
 	release()
 	r.prune()
 	return err
@@ -475,8 +495,10 @@ func (r *Runtime) List(ctx context.Context, selector preview.Labels) ([]preview.
 }
 
 func (e *entry) status() preview.FunctionStatus {
+	fn := cloneFunction(e.fn)
+	fn.Secrets = nil // values never leave the runtime
 	st := preview.FunctionStatus{
-		Function:        cloneFunction(e.fn),
+		Function:        fn,
 		Replicas:        e.replicas,
 		InvocationCount: float64(e.invocations.Load()),
 		CreatedAt:       e.created,
@@ -568,7 +590,7 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 		rp.stop()
 		return 0, errClosed
 	}
-	e.rp, e.replicas, e.lastErr = rp, 1, ""
+	e.rp, e.replicas, e.lastErr, e.tree = rp, 1, "", plan.tree
 	r.mu.Unlock()
 	return 1, r.save()
 }
@@ -621,6 +643,7 @@ func (r *Runtime) remove(ctx context.Context, name string, below int64) (existed
 	if e.rp != nil {
 		e.rp.stop()
 	}
+	r.removeFunctionSecrets(name)
 	os.Remove(r.logPath(name))
 	r.prune()
 	return true, err
@@ -780,10 +803,10 @@ func sameSpec(a, b preview.Function) bool {
 }
 
 // sameProcess reports whether a and b run the same process: the same image
-// reference and environment. Labels and annotations do not reach the
-// process.
+// reference, environment and secrets. Labels and annotations do not reach
+// the process.
 func sameProcess(a, b preview.Function) bool {
-	return a.Image == b.Image && mapsEqual(a.Env, b.Env)
+	return a.Image == b.Image && mapsEqual(a.Env, b.Env) && preview.SecretsHash(a) == preview.SecretsHash(b)
 }
 
 // mapsEqual treats nil and empty maps as equal.
@@ -793,6 +816,8 @@ func mapsEqual[M ~map[string]string](a, b M) bool {
 
 func cloneFunction(f preview.Function) preview.Function {
 	f.Env = cloneMap(f.Env)
+	f.Secrets = cloneMap(f.Secrets)
+	f.SecretNames = slices.Clone(f.SecretNames)
 	f.Labels = cloneMap(f.Labels)
 	f.Annotations = cloneMap(f.Annotations)
 	return f

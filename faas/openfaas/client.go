@@ -196,6 +196,15 @@ func (c *Client) Gateway() string { return c.base.String() }
 // check is made on the read just before the write, and two Applies racing
 // within that gap are ordered by the pipeline's re-check after its route
 // switch instead.
+//
+// fn.Secrets are written through the gateway's /system/secrets first
+// (putSecrets), under their own names, and the deployment names them with
+// fn.SecretNames in FunctionDeployment.Secrets, so the provider mounts
+// each as /var/openfaas/secrets/<name>. Their values are covered by the
+// spec hash (preview.SecretsHash), so a changed value redeploys. A stale
+// Apply is refused before any secret is written; two Applies racing past
+// the check may leave the older one's value (Glimpse's values, derived
+// from a stable key, are the same for every generation).
 func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
 	if err := fn.Validate(); err != nil {
 		return err
@@ -218,6 +227,9 @@ func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
 	case !preview.IsNotFound(err):
 		return err
 	}
+	if err := c.putSecrets(ctx, fn); err != nil {
+		return err
+	}
 	d := c.deployment(fn, hash)
 	err = c.do(ctx, http.MethodPut, "/system/functions", c.query(), d, nil)
 	if preview.IsNotFound(err) {
@@ -235,6 +247,10 @@ func (c *Client) Apply(ctx context.Context, fn preview.Function) error {
 				err = nil
 			}
 		}
+	}
+	if err == nil && existed {
+		// Secrets an earlier Apply made that fn no longer has.
+		err = c.deleteSecrets(ctx, dropped(ownedSecrets(cur.Annotations), fn))
 	}
 	if err != nil || !existed || cur.Replicas != 0 {
 		return err
@@ -262,6 +278,9 @@ func (c *Client) deployment(fn preview.Function, hash string) types.FunctionDepl
 		ann = map[string]string{}
 	}
 	ann[SpecHashAnnotation] = hash
+	if o := ownedAnnotation(fn); o != "" {
+		ann[OwnedSecretsAnnotation] = o
+	}
 	env := fn.Env
 	var fprocess string
 	if p, ok := env["fprocess"]; ok {
@@ -277,6 +296,7 @@ func (c *Client) deployment(fn preview.Function, hash string) types.FunctionDepl
 		EnvVars:     env,
 		Labels:      &labels,
 		Annotations: &ann,
+		Secrets:     preview.AllSecretNames(fn),
 	}
 }
 
@@ -293,6 +313,7 @@ func specHash(fn preview.Function) string {
 			put(m[k])
 		}
 	}
+	put(preview.SecretsHash(fn)) // values and names, never in clear
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -353,15 +374,29 @@ func (c *Client) List(ctx context.Context, selector preview.Labels) ([]preview.F
 	return out, nil
 }
 
-// Remove deletes the function; a function the gateway does not know (404,
-// whatever the body) is success.
+// Remove deletes the function and then the gateway secrets Apply made
+// for it (OwnedSecretsAnnotation); a function the gateway does not know
+// (404, whatever the body) is success. Secrets written by an Apply that
+// failed before its deploy are not found this way and stay (they are
+// named after the function, and the next Apply overwrites them).
 func (c *Client) Remove(ctx context.Context, name string) error {
 	if preview.ValidateDNSLabel(name) != nil {
 		return ctx.Err() // no such function can exist
 	}
+	var owned []string
+	cur, err := c.get(ctx, name)
+	switch {
+	case err == nil:
+		owned = ownedSecrets(cur.Annotations)
+	case !preview.IsNotFound(err):
+		return err
+	}
 	req := types.DeleteFunctionRequest{FunctionName: name, Namespace: c.namespace}
 	defer c.asleep.forget(name)
-	return preview.IgnoreNotFound(c.do(ctx, http.MethodDelete, "/system/functions", c.query(), req, nil))
+	if err := preview.IgnoreNotFound(c.do(ctx, http.MethodDelete, "/system/functions", c.query(), req, nil)); err != nil {
+		return err
+	}
+	return c.deleteSecrets(ctx, owned)
 }
 
 func (c *Client) query() url.Values {
@@ -388,9 +423,16 @@ func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
 	if st.Labels != nil && len(*st.Labels) > 0 {
 		fn.Labels = preview.Labels(maps.Clone(*st.Labels))
 	}
+	owned := ownedSecrets(st.Annotations)
+	for _, n := range st.Secrets {
+		if !slices.Contains(owned, n) {
+			fn.SecretNames = append(fn.SecretNames, n)
+		}
+	}
 	if st.Annotations != nil {
 		a := maps.Clone(*st.Annotations)
 		delete(a, SpecHashAnnotation)
+		delete(a, OwnedSecretsAnnotation)
 		if len(a) > 0 {
 			fn.Annotations = a
 		}
@@ -441,6 +483,12 @@ func codeFor(status int, body string) preview.Code {
 		return preview.AlreadyExists
 	}
 	if status == http.StatusBadRequest && (strings.Contains(lb, "maximum:") || strings.Contains(lb, "eula allows")) {
+		return preview.FailedPrecondition
+	}
+	// A deploy naming a secret the gateway lacks: faas-netes "unable to
+	// fetch secrets: ..." (pkg/handlers/deploy.go), faasd "unable to find
+	// secret: NAME" (pkg/provider/handlers/deploy.go), both 400.
+	if status == http.StatusBadRequest && (strings.Contains(lb, "unable to fetch secrets") || strings.Contains(lb, "unable to find secret")) {
 		return preview.FailedPrecondition
 	}
 	return preview.CodeOfHTTPStatus(status)

@@ -93,13 +93,32 @@ func TestConformance(t *testing.T) {
 	for _, e := range emulations {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
+			var mu sync.Mutex
+			servers := map[preview.FunctionRuntime]*openfaastest.Server{}
+			server := func(rt preview.FunctionRuntime) *openfaastest.Server {
+				mu.Lock()
+				defer mu.Unlock()
+				return servers[rt]
+			}
 			previewtest.RunFunctionRuntimeTests(t, previewtest.RuntimeHarness{
 				New: func(t *testing.T) preview.FunctionRuntime {
-					return clientFor(t, emulate(t, e.o), &Options{ScaleSettle: e.settle})
+					s := emulate(t, e.o)
+					c := clientFor(t, s, &Options{ScaleSettle: e.settle})
+					mu.Lock()
+					servers[c] = s
+					mu.Unlock()
+					return c
 				},
 				Image:         func(t *testing.T) string { return "registry.example/conformance:1" },
 				ClampsZero:    e.clamps,
 				NoEnvReadback: e.o.Provider == openfaastest.FaasNetes,
+				// What the provider would mount in the function.
+				Secret: func(t *testing.T, rt preview.FunctionRuntime, fn, name string) (string, bool) {
+					return server(rt).Secret("", fn, name)
+				},
+				CreateSecret: func(t *testing.T, rt preview.FunctionRuntime, name, value string) {
+					server(rt).PutSecret("", name, value)
+				},
 			})
 		})
 	}
@@ -572,7 +591,7 @@ func TestRetries(t *testing.T) {
 		{"GET beyond the retries", "GET", 10, func() error { _, err := cl.List(ctx, nil); return err }, 1 + DefaultMaxRetries, false},
 		{"PUT (Apply: read, update twice, create)", "PUT", 1, func() error { return cl.Apply(ctx, testFn("retry-pr-1")) }, 4, true},
 		{"POST scale never repeated (read, scale)", "POST", 1, func() error { _, err := cl.Scale(ctx, "retry-pr-1", 2); return err }, 2, false},
-		{"DELETE", "DELETE", 2, func() error { return cl.Remove(ctx, "retry-pr-1") }, 3, true},
+		{"DELETE (Remove: read its owned secrets, delete after two 503s)", "DELETE", 2, func() error { return cl.Remove(ctx, "retry-pr-1") }, 4, true},
 	} {
 		mu.Lock()
 		failOn, fails, seen = c.method, c.fails, 0

@@ -18,12 +18,26 @@
 //
 // What survives a daemon restart: the generation counter, the per-PR
 // checkouts (under the daemon's home), and whatever the providers hold
-// under ownership labels. Queue.Recover re-derives the work from GitHub's
-// open pull requests and the labelled previews: an open PR whose preview
-// is missing or serves another commit is built again, a checked-out PR
-// that is no longer open (or no longer passes the Policy) is taken down.
-// Pending work that was only in memory is not replayed as such; it is
-// recomputed. Recover needs a Reporter (the GitHub token).
+// under ownership labels. Queue.Reconcile re-derives the work from GitHub's
+// open pull requests and the labelled previews, on start and on a
+// schedule: an open PR whose preview is missing or serves another commit
+// is built again (a build a killed daemon left in progress is reported
+// failed on the PR first: its deployment gets an error status), a PR that
+// is no longer open or unknown to GitHub (an orphan), or no longer passes
+// the Policy, is taken down, and with Queue.StaleAfter so is an open PR's
+// preview without a push or a request for that long (the PR's comment says
+// why and how to bring it back). Pending work that was only in memory is
+// not replayed as such; it is recomputed. Reconcile needs a Reporter (the
+// GitHub token).
+//
+// A "/glimpse up" comment on a PR by its repository's owner, a member or a
+// collaborator builds the PR's head again (CommandUp), e.g. after
+// StaleAfter took the preview down.
+//
+// The API is reached with a token, or as a GitHub App installation
+// (AppAuth: an RS256 JWT exchanged for installation tokens, cached and
+// refreshed before they expire, a 401 retried once with a new one).
+// githubfake is the fake of GitHub's REST API the tests run against.
 //
 // Fork PRs are not built unless Policy.AllowForks; when they are, the
 // providers section of their glimpse.yaml is ignored, so that a fork

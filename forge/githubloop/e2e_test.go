@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/internal/testenv"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
@@ -58,7 +59,7 @@ func (g *gitRepo) commit(files map[string]string) string {
 
 func TestEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("no git binary")
+		testenv.Missing(t, "no git binary on PATH (the loop checks pull requests out with it)")
 	}
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -159,7 +160,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	previewComment := func() string {
 		t.Helper()
-		cs := gh.commentsOf(42)
+		cs := gh.Comments(42)
 		if len(cs) != 1 {
 			t.Fatalf("%d comments on the PR, want 1: %+v", len(cs), cs)
 		}
@@ -220,7 +221,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The daemon restarts while a push was not delivered (GitHub gave up,
-	// or the daemon was down): the new daemon's Recover finds the PR's
+	// or the daemon was down): the new daemon's Reconcile finds the PR's
 	// head differs from what its labelled preview serves, and builds it
 	// with a generation past every earlier one (the counter file).
 	cancel()
@@ -231,11 +232,7 @@ func TestEndToEnd(t *testing.T) {
 	fixed := app("v8")
 	fixed["function/BROKEN"] = "" // removed
 	missed := remote.commit(fixed)
-	gh.mu.Lock()
-	gh.pulls = []map[string]any{{"number": 42, "draft": false,
-		"head": map[string]any{"sha": missed, "ref": "feature", "repo": map[string]any{"full_name": "acme/app"}},
-		"base": map[string]any{"ref": "main", "repo": map[string]any{"full_name": "acme/app", "clone_url": cloneURL}}}}
-	gh.mu.Unlock()
+	gh.SetPull(gh.Pull(42, missed, "acme/app", cloneURL))
 	if counter, err = OpenCounter(filepath.Join(home, "github", "acme", "app", "generation"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +240,7 @@ func TestEndToEnd(t *testing.T) {
 	q = &Queue{Runner: runner, Reporter: rep2, Counter: counter, Settle: 500 * time.Millisecond}
 	q.Start(ctx)
 	current.Store(&Handler{Secret: []byte(testSecret), Repo: "acme/app", Deliver: q})
-	if err := q.Recover(ctx); err != nil {
+	if err := q.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	settle()
@@ -277,7 +274,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("image tags left after close: %v", tags)
 	}
 	want := "[[in_progress success inactive] [in_progress success inactive] [in_progress failure inactive] [in_progress success inactive]]"
-	if got := fmt.Sprint(gh.statesOf()); got != want {
+	if got := fmt.Sprint(gh.States()); got != want {
 		t.Errorf("deployment statuses %s, want %s", got, want)
 	}
 	if b := previewComment(); !strings.Contains(b, "closed") {

@@ -2,16 +2,17 @@ package githubloop
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/internal/atomicfile"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -61,6 +62,10 @@ const (
 	// JobSkip reports on the PR why it is not built, and takes down a
 	// preview it may have (a label removed, a policy changed).
 	JobSkip JobKind = "skip"
+	// JobStale takes down the preview of an open PR that had no push and
+	// no request for Queue.StaleAfter, and parks the PR: reconciles leave
+	// it down until a push (or a reopen) builds it again.
+	JobStale JobKind = "stale"
 )
 
 // Job is one unit of work for a pull request.
@@ -69,7 +74,8 @@ type Job struct {
 	PR   PullRequest
 	// Generation is the delivery's number, passed as UpRequest.Generation.
 	Generation int64
-	// Reason says why a JobSkip is skipped.
+	// Reason says why a JobSkip is skipped, or why a JobUp runs when no
+	// delivery asked for it (shown while it builds).
 	Reason   string
 	Delivery string
 }
@@ -84,9 +90,21 @@ type Runner interface {
 	// (or never made) is success.
 	Down(ctx context.Context, pr int) error
 	// Known returns the PRs the runner holds something for, with the
-	// commit their preview serves ("" when nothing is served), so that a
-	// restarted daemon can tell what is missing, stale or left over.
-	Known(ctx context.Context) (map[int]string, error)
+	// commit their preview serves and when it was last active, so that
+	// the Queue's reconcile can tell what is missing, outdated, stale or
+	// left over.
+	Known(ctx context.Context) (map[int]Held, error)
+}
+
+// Held is what a Runner holds for one pull request.
+type Held struct {
+	// Commit is the commit the preview serves; "" when nothing is served
+	// (never built, or an interrupted first Up).
+	Commit string
+	// Active is the newest of the preview's last push (an Up of it) and
+	// its last request the Runner knows of; zero when unknown. It must
+	// survive daemon restarts (the edge's request counters do not).
+	Active time.Time
 }
 
 // Reporter tells GitHub about a PR's preview; GitHubReporter is the real
@@ -97,6 +115,10 @@ type Reporter interface {
 	Report(ctx context.Context, r Report) error
 	// OpenPulls lists the repository's open pull requests.
 	OpenPulls(ctx context.Context) ([]PullRequest, error)
+	// Pull returns pull request n and whether it is open; a PR GitHub
+	// does not know (404: never existed, or its repository is gone) is
+	// returned as not open, without an error.
+	Pull(ctx context.Context, n int) (pr PullRequest, open bool, err error)
 }
 
 // State is the deployment state of a Report, named as GitHub's
@@ -144,10 +166,20 @@ type Queue struct {
 	// Settle is how long a PR's newest delivery waits for a newer one
 	// before it runs; default 2s.
 	Settle time.Duration
+	// StaleAfter, when positive, takes down the preview of an open PR
+	// with no push and no request for that long (Reconcile finds them).
+	StaleAfter time.Duration
+	// Parked persists which PRs StaleAfter took down, at which head, so
+	// that a reconcile (or a restart) does not build them again; nil
+	// keeps them in memory only.
+	Parked *Parked
+	// Now is the clock of StaleAfter; default time.Now.
+	Now    func() time.Time
 	Logger *slog.Logger
 
 	mu     sync.Mutex
 	prs    map[int]*prState
+	failed map[int]string // PR -> head whose Up failed (not retried by Reconcile)
 	ctx    context.Context
 	wg     sync.WaitGroup
 	closed bool
@@ -192,6 +224,9 @@ func (q *Queue) Idle() bool {
 func (q *Queue) Deliver(ctx context.Context, d Delivery) error {
 	var job Job
 	switch {
+	case d.Command == CommandUp:
+		// The head is read when the job runs (Deliver must be quick).
+		job = Job{Kind: JobUp, Reason: "asked for with " + CommandUp}
 	case d.Action == "closed":
 		job = Job{Kind: JobDown}
 	case (d.Action == "labeled" || d.Action == "unlabeled") &&
@@ -205,7 +240,29 @@ func (q *Queue) Deliver(ctx context.Context, d Delivery) error {
 		}
 	}
 	job.PR, job.Delivery = d.PR, d.ID
+	if job.Kind != JobSkip {
+		// A push, a reopen or a close ends a stale PR's parking.
+		if err := q.parked().Unpark(d.PR.Number); err != nil {
+			return err
+		}
+	}
 	return q.Enqueue(job)
+}
+
+func (q *Queue) parked() *Parked {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.Parked == nil {
+		q.Parked = &Parked{}
+	}
+	return q.Parked
+}
+
+func (q *Queue) now() time.Time {
+	if q.Now != nil {
+		return q.Now()
+	}
+	return time.Now()
 }
 
 // Enqueue numbers job (unless it has a generation) and queues it for its
@@ -335,6 +392,17 @@ func (q *Queue) run(ctx context.Context, job Job) {
 			log.Warn("down of a skipped pull request failed", "err", err)
 		}
 		q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateSkipped, Message: job.Reason})
+	case JobStale:
+		log.Info("taking a stale preview down", "after", q.StaleAfter)
+		if err := q.Runner.Down(ctx, job.PR.Number); err != nil {
+			log.Error("down of a stale preview failed", "err", err)
+			// Unparked, so that the next reconcile tries again.
+			if err := q.parked().Unpark(job.PR.Number); err != nil {
+				log.Error("unparking", "err", err)
+			}
+			return
+		}
+		q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateInactive, Message: job.Reason})
 	case JobDown:
 		log.Info("taking the preview down")
 		if err := q.Runner.Down(ctx, job.PR.Number); err != nil {
@@ -347,26 +415,33 @@ func (q *Queue) run(ctx context.Context, job Job) {
 		}
 		q.report(Report{PR: job.PR.Number, State: StateInactive, Message: "pull request closed: preview removed"})
 	case JobUp:
+		if job.PR.HeadSHA == "" { // a command: read the PR now
+			if !q.resolve(ctx, &job) {
+				return
+			}
+		}
 		log.Info("building the preview", "commit", job.PR.HeadSHA)
-		q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateInProgress})
+		q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateInProgress, Message: job.Reason})
 		var failed string
 		pv, err := q.Runner.Up(ctx, job, func(e preview.Event) {
 			if e.State == preview.EventFailed && failed == "" {
 				failed = e.Step + ": " + e.Message
 			}
 		})
+		q.setFailed(job.PR.Number, "")
 		switch {
 		case err == nil:
 			log.Info("preview ready", "url", pv.URL)
 			q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateSuccess, URL: pv.URL})
 		case q.ctx.Err() != nil:
-			// The daemon is stopping: Recover redoes the work on start.
+			// The daemon is stopping: Reconcile redoes the work on start.
 			log.Info("stopped by shutdown", "err", err)
 		case ctx.Err() != nil || errors.Is(err, preview.ErrSuperseded):
 			log.Info("superseded by a newer delivery", "err", err)
 			q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateInactive, Message: "superseded by a newer push", Superseded: true})
 		default:
 			log.Error("preview failed", "err", err)
+			q.setFailed(job.PR.Number, job.PR.HeadSHA)
 			msg := failed
 			if msg == "" {
 				msg = err.Error()
@@ -376,13 +451,62 @@ func (q *Queue) run(ctx context.Context, job Job) {
 	}
 }
 
-// Recover re-derives work after a (re)start from GitHub's open pull
-// requests and what the Runner holds: an open PR that the Policy builds
-// and whose preview is missing or serves another commit is built; an open
-// PR the Policy skips, or a PR that is no longer open, is taken down when
-// the Runner holds something for it. It needs a Reporter (for the open
-// PRs); without one it does nothing.
-func (q *Queue) Recover(ctx context.Context) error {
+// resolve fills job.PR from GitHub for a command's JobUp and checks it
+// like a delivery: a PR that is not open is not built, one the Policy
+// skips is reported skipped. It reports whether the job goes on.
+func (q *Queue) resolve(ctx context.Context, job *Job) bool {
+	log := q.log().With("pr", job.PR.Number)
+	if q.Reporter == nil {
+		log.Warn(CommandUp + " needs the GitHub API (a token or a GitHub App)")
+		return false
+	}
+	pr, open, err := q.Reporter.Pull(ctx, job.PR.Number)
+	switch {
+	case err != nil:
+		log.Error("reading the pull request", "err", err)
+		q.report(Report{PR: job.PR.Number, State: StateFailure, Message: CommandUp + ": reading the pull request: " + err.Error()})
+		return false
+	case !open:
+		log.Info(CommandUp + " on a pull request that is not open: nothing built")
+		return false
+	}
+	job.PR = pr
+	if why := q.Policy.Skip(pr); why != "" {
+		q.report(Report{PR: pr.Number, Commit: pr.HeadSHA, State: StateSkipped, Message: why})
+		return false
+	}
+	return true
+}
+
+// RecoveredMessage is the note of a build Reconcile started: the PR's
+// head is not what its preview serves, and no delivery is pending for it.
+const RecoveredMessage = "building again: the daemon restarted, or missed a webhook, before this commit was served"
+
+// StaleMessage is the comment of a preview StaleAfter took down.
+func StaleMessage(after time.Duration) string {
+	return fmt.Sprintf("taken down after %s without a push or a request; push a commit or comment `%s` to bring it back", after, CommandUp)
+}
+
+// Reconcile re-derives the work from GitHub and what the Runner holds;
+// the daemon runs it on start (recovering what a stop or a crash left)
+// and on a schedule. For each PR with no job pending or running:
+//   - an open PR the Policy builds, whose preview is missing or serves
+//     another commit, is built, unless StaleAfter parked it at that head
+//     or this queue's last Up of that head failed (a push, or CommandUp,
+//     builds it; a restart retries it once);
+//   - an open PR whose preview had no push and no request for StaleAfter
+//     is taken down and parked, and the PR says why and how to bring it
+//     back;
+//   - an open PR the Policy skips is taken down when the Runner holds
+//     something for it;
+//   - a PR the Runner holds that is not open (closed, or unknown to
+//     GitHub: an orphan) is taken down, after Reporter.Pull confirms it, so a
+//     PR opened since the list is left alone.
+//
+// Each decision is queued as a job, so Reconcile is idempotent and safe to
+// run concurrently with deliveries. It needs a Reporter; without one it
+// does nothing. Errors of single PRs are joined; the others still run.
+func (q *Queue) Reconcile(ctx context.Context) error {
 	if q.Reporter == nil {
 		return nil
 	}
@@ -398,22 +522,141 @@ func (q *Queue) Recover(ctx context.Context) error {
 	var errs []error
 	for _, pr := range open {
 		isOpen[pr.Number] = true
-		commit, has := known[pr.Number]
+		if q.busy(pr.Number) {
+			continue
+		}
+		held, has := known[pr.Number]
 		switch {
 		case q.Policy.Skip(pr) != "":
 			if has {
 				errs = append(errs, q.Enqueue(Job{Kind: JobSkip, PR: pr, Reason: q.Policy.Skip(pr)}))
 			}
-		case !has || commit != pr.HeadSHA:
-			errs = append(errs, q.Enqueue(Job{Kind: JobUp, PR: pr}))
+		case q.parked().Is(pr.Number, pr.HeadSHA), q.failedAt(pr.Number, pr.HeadSHA):
+		case !has || held.Commit != pr.HeadSHA:
+			errs = append(errs, q.Enqueue(Job{Kind: JobUp, PR: pr, Reason: RecoveredMessage}))
+		case q.StaleAfter > 0 && !held.Active.IsZero() && q.now().Sub(held.Active) > q.StaleAfter:
+			if err := q.parked().Park(pr.Number, pr.HeadSHA); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, q.Enqueue(Job{Kind: JobStale, PR: pr, Reason: StaleMessage(q.StaleAfter)}))
 		}
 	}
 	for n := range known {
-		if !isOpen[n] {
-			errs = append(errs, q.Enqueue(Job{Kind: JobDown, PR: PullRequest{Number: n}}))
+		if isOpen[n] || q.busy(n) {
+			continue
+		}
+		_, stillOpen, err := q.Reporter.Pull(ctx, n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pull request #%d: %w", n, err))
+			continue
+		}
+		if !stillOpen {
+			errs = append(errs, q.parked().Unpark(n), q.Enqueue(Job{Kind: JobDown, PR: PullRequest{Number: n}}))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// setFailed records that the Up of PR n at head sha failed ("" clears).
+func (q *Queue) setFailed(n int, sha string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed == nil {
+		q.failed = map[int]string{}
+	}
+	if sha == "" {
+		delete(q.failed, n)
+	} else {
+		q.failed[n] = sha
+	}
+}
+
+// failedAt reports whether this queue's last Up of PR n, at head sha,
+// failed: a reconcile does not build it again (a broken commit would be
+// rebuilt, and reported failed, on every schedule); a push or
+// CommandUp does.
+func (q *Queue) failedAt(n int, sha string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failed[n] != "" && q.failed[n] == sha
+}
+
+// busy reports whether PR n has a job pending or running.
+func (q *Queue) busy(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.prs[n]
+	return s != nil && s.active
+}
+
+// Parked is the set of PRs whose stale preview was taken down, each with
+// the head it was taken down at, persisted in a file (when it has a path)
+// with internal/atomicfile, so a restarted daemon leaves them down too.
+// It is safe for concurrent use.
+type Parked struct {
+	path string
+	mu   sync.Mutex
+	m    map[int]string
+}
+
+// OpenParked reads the set in path (empty when the file is missing).
+func OpenParked(path string) (*Parked, error) {
+	p := &Parked{path: path, m: map[int]string{}}
+	b, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		return p, nil
+	case err != nil:
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &p.m); err != nil {
+		return nil, preview.Errorf(preview.FailedPrecondition, "parked pull requests %s: not JSON (remove the file to unpark every pull request)", path)
+	}
+	return p, nil
+}
+
+// Is reports whether PR n is parked at head sha.
+func (p *Parked) Is(n int, sha string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[n] != "" && p.m[n] == sha
+}
+
+// Park records PR n as parked at head sha; it is idempotent.
+func (p *Parked) Park(n int, sha string) error { return p.set(n, sha) }
+
+// Unpark removes PR n; unparking a PR that is not parked is success.
+func (p *Parked) Unpark(n int) error { return p.set(n, "") }
+
+func (p *Parked) set(n int, sha string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[int]string{}
+	}
+	if p.m[n] == sha {
+		return nil
+	}
+	old, had := p.m[n]
+	if sha == "" {
+		delete(p.m, n)
+	} else {
+		p.m[n] = sha
+	}
+	if p.path == "" {
+		return nil
+	}
+	b, _ := json.Marshal(p.m)
+	if err := atomicfile.Write(p.path, b, &atomicfile.Options{MkdirAll: true}); err != nil {
+		if had {
+			p.m[n] = old
+		} else {
+			delete(p.m, n)
+		}
+		return err
+	}
+	return nil
 }
 
 // Counter hands out increasing generations, persisted in a file so that a
@@ -437,7 +680,7 @@ func OpenCounter(path string, floor int64) (*Counter, error) {
 		return nil, err
 	default:
 		if c.n, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || c.n < 0 {
-			return nil, fmt.Errorf("generation counter %s: not a number", path)
+			return nil, preview.Errorf(preview.FailedPrecondition, "generation counter %s: not a number", path)
 		}
 	}
 	c.n = max(c.n, floor)
@@ -450,14 +693,7 @@ func (c *Counter) Next() (int64, error) {
 	defer c.mu.Unlock()
 	n := c.n + 1
 	if c.path != "" {
-		if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
-			return 0, err
-		}
-		tmp := c.path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(strconv.FormatInt(n, 10)+"\n"), 0o600); err != nil {
-			return 0, err
-		}
-		if err := os.Rename(tmp, c.path); err != nil {
+		if err := atomicfile.Write(c.path, []byte(strconv.FormatInt(n, 10)+"\n"), &atomicfile.Options{MkdirAll: true}); err != nil {
 			return 0, err
 		}
 	}

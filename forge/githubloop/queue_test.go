@@ -3,6 +3,7 @@ package githubloop
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,7 +21,7 @@ type fakeRunner struct {
 	calls  []string
 	upTime time.Duration
 	fail   string
-	known  map[int]string
+	known  map[int]Held
 }
 
 func (f *fakeRunner) Up(ctx context.Context, job Job, onEvent func(preview.Event)) (preview.Preview, error) {
@@ -47,7 +48,11 @@ func (f *fakeRunner) Down(ctx context.Context, pr int) error {
 	return nil
 }
 
-func (f *fakeRunner) Known(ctx context.Context) (map[int]string, error) { return f.known, nil }
+func (f *fakeRunner) Known(ctx context.Context) (map[int]Held, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.known), nil
+}
 
 func (f *fakeRunner) got() []string {
 	f.mu.Lock()
@@ -68,7 +73,23 @@ func (f *fakeReporter) Report(ctx context.Context, r Report) error {
 	return nil
 }
 
-func (f *fakeReporter) OpenPulls(ctx context.Context) ([]PullRequest, error) { return f.open, nil }
+func (f *fakeReporter) OpenPulls(ctx context.Context) ([]PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.open), nil
+}
+
+// Pull: open when listed, else unknown.
+func (f *fakeReporter) Pull(ctx context.Context, n int) (PullRequest, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.open {
+		if p.Number == n {
+			return p, true, nil
+		}
+	}
+	return PullRequest{}, false, nil
+}
 
 func (f *fakeReporter) states() []string {
 	f.mu.Lock()
@@ -273,16 +294,43 @@ func TestFailureReportsTheStep(t *testing.T) {
 	})
 }
 
+// A head whose build failed is not rebuilt by every reconcile; a push of
+// the same head (a redelivery) or a new one is.
+func TestReconcileDoesNotRetryFailedHead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		r := &fakeRunner{fail: "go build: undefined: x", known: map[int]Held{6: {Commit: sha('0')}}}
+		rep := &fakeReporter{open: []PullRequest{pr(6, 'a')}}
+		q := newTestQueue(t, ctx, r, rep)
+		for range 3 {
+			if err := q.Reconcile(ctx); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Minute)
+			synctest.Wait()
+		}
+		q.Deliver(ctx, Delivery{Action: "synchronize", PR: pr(6, 'a')})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got, want := r.got(), []string{"up 6 a g1", "up 6 a g2"}; !slices.Equal(got, want) {
+			t.Errorf("runs %v, want %v", got, want)
+		}
+		cancel()
+		q.Wait()
+	})
+}
+
 func TestRecover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		fork := pr(13, 'a')
 		fork.HeadRepo = "mallory/app"
-		r := &fakeRunner{known: map[int]string{10: sha('a'), 11: sha('a'), 12: sha('a'), 13: ""}}
+		r := &fakeRunner{known: map[int]Held{10: {Commit: sha('a')}, 11: {Commit: sha('a')}, 12: {Commit: sha('a')}, 13: {}}}
 		rep := &fakeReporter{open: []PullRequest{pr(10, 'a'), pr(11, 'b'), pr(14, 'c'), fork}}
 		q := newTestQueue(t, ctx, r, rep)
-		if err := q.Recover(ctx); err != nil {
+		if err := q.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Minute)

@@ -50,13 +50,35 @@ type GitHubReporter struct {
 // apiURL "" is api.github.com (else GitHub Enterprise's or a test's base
 // URL).
 func NewGitHubReporter(repo, token, apiURL string) (*GitHubReporter, error) {
+	var opts []github.ClientOptionsFunc
+	if token != "" {
+		opts = append(opts, github.WithAuthToken(token))
+	}
+	return newReporter(repo, apiURL, opts...)
+}
+
+// NewAppReporter returns a reporter for repo that authenticates as the
+// GitHub App installation of app (AppAuth.Transport); apiURL as for
+// NewGitHubReporter. app.Owner, app.Repo and app.APIURL are set from repo
+// and apiURL when empty.
+func NewAppReporter(repo string, app *AppAuth, apiURL string) (*GitHubReporter, error) {
+	g, err := newReporter(repo, apiURL, github.WithTransport(app.Transport(nil)))
+	if err != nil {
+		return nil, err
+	}
+	if app.Owner == "" && app.Repo == "" {
+		app.Owner, app.Repo = g.Owner, g.Repo
+	}
+	if app.APIURL == "" {
+		app.APIURL = apiURL
+	}
+	return g, nil
+}
+
+func newReporter(repo, apiURL string, opts ...github.ClientOptionsFunc) (*GitHubReporter, error) {
 	owner, name, ok := strings.Cut(repo, "/")
 	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("github repository %q: want owner/name", repo)
-	}
-	opts := []github.ClientOptionsFunc{}
-	if token != "" {
-		opts = append(opts, github.WithAuthToken(token))
 	}
 	if apiURL != "" {
 		u := strings.TrimSuffix(apiURL, "/") + "/"
@@ -92,6 +114,13 @@ func (g *GitHubReporter) deployment(ctx context.Context, r Report) error {
 	if r.State == StateInProgress || (!ok && r.State != StateInactive) {
 		if r.Commit == "" {
 			return nil
+		}
+		if !ok {
+			// First report of this PR since the daemon started: a build
+			// a killed daemon left in progress is reported failed.
+			if err := g.failInterrupted(ctx, r.PR); err != nil {
+				return err
+			}
 		}
 		d, _, err := call(ctx, g, func() (*github.Deployment, *github.Response, error) {
 			return g.Client.Repositories.CreateDeployment(ctx, g.Owner, g.Repo, github.DeploymentRequest{
@@ -146,6 +175,48 @@ func (g *GitHubReporter) deployment(ctx context.Context, r Report) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// InterruptedMessage is the description of a deployment whose build a
+// stopped daemon left unfinished.
+const InterruptedMessage = "interrupted: the daemon stopped during this build"
+
+// failInterrupted sets every deployment of the PR's environment whose
+// newest status is unfinished (queued, pending, in_progress) to error with
+// InterruptedMessage. It is idempotent.
+func (g *GitHubReporter) failInterrupted(ctx context.Context, pr int) error {
+	ds, _, err := call(ctx, g, func() ([]*github.Deployment, *github.Response, error) {
+		return g.Client.Repositories.ListDeployments(ctx, g.Owner, g.Repo, &github.DeploymentsListOptions{
+			Environment: envName(pr), ListOptions: github.ListOptions{PerPage: 100}})
+	})
+	if err != nil {
+		return fmt.Errorf("listing deployments: %w", err)
+	}
+	var errs []error
+	for _, d := range ds {
+		// Statuses come newest first; the first one is the state.
+		ss, _, err := call(ctx, g, func() ([]*github.DeploymentStatus, *github.Response, error) {
+			return g.Client.Repositories.ListDeploymentStatuses(ctx, g.Owner, g.Repo, d.GetID(), &github.ListOptions{PerPage: 1})
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing deployment statuses: %w", err))
+			continue
+		}
+		if len(ss) == 0 || !unfinished(ss[0].GetState()) {
+			continue
+		}
+		if _, _, err := call(ctx, g, func() (*github.DeploymentStatus, *github.Response, error) {
+			return g.Client.Repositories.CreateDeploymentStatus(ctx, g.Owner, g.Repo, d.GetID(), github.DeploymentStatusRequest{
+				State: "error", Environment: github.Ptr(envName(pr)), Description: github.Ptr(InterruptedMessage)})
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("deployment status error: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unfinished(state string) bool {
+	return state == "queued" || state == "pending" || state == "in_progress"
 }
 
 // comment edits the PR's preview comment to body, or creates it.
@@ -224,18 +295,37 @@ func (g *GitHubReporter) OpenPulls(ctx context.Context) ([]PullRequest, error) {
 			return nil, err
 		}
 		for _, p := range ps {
-			pr := PullRequest{Number: p.GetNumber(), Draft: p.GetDraft(), HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(),
-				HeadRepo: p.GetHead().GetRepo().GetFullName(), BaseRepo: p.GetBase().GetRepo().GetFullName(), CloneURL: p.GetBase().GetRepo().GetCloneURL()}
-			for _, l := range p.Labels {
-				pr.Labels = append(pr.Labels, l.GetName())
-			}
-			out = append(out, pr)
+			out = append(out, pullRequest(p))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// Pull reads pull request n (GET /pulls/{n}) and whether it is open; a
+// 404 is a PR GitHub does not know, returned as not open.
+func (g *GitHubReporter) Pull(ctx context.Context, n int) (PullRequest, bool, error) {
+	p, resp, err := call(ctx, g, func() (*github.PullRequest, *github.Response, error) {
+		return g.Client.PullRequests.Get(ctx, g.Owner, g.Repo, n)
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return PullRequest{}, false, nil
+		}
+		return PullRequest{}, false, err
+	}
+	return pullRequest(p), p.GetState() == "open", nil
+}
+
+func pullRequest(p *github.PullRequest) PullRequest {
+	pr := PullRequest{Number: p.GetNumber(), Draft: p.GetDraft(), HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(),
+		HeadRepo: p.GetHead().GetRepo().GetFullName(), BaseRepo: p.GetBase().GetRepo().GetFullName(), CloneURL: p.GetBase().GetRepo().GetCloneURL()}
+	for _, l := range p.Labels {
+		pr.Labels = append(pr.Labels, l.GetName())
+	}
+	return pr
 }
 
 // CommentBody renders the preview comment for r, CommentMarker first.
@@ -250,6 +340,9 @@ func CommentBody(r Report) string {
 	switch r.State {
 	case StateInProgress:
 		fmt.Fprintf(&b, "Building commit `%s`…\n", short)
+		if r.Message != "" {
+			fmt.Fprintf(&b, "\n%s\n", r.Message)
+		}
 	case StateSuccess:
 		fmt.Fprintf(&b, "Ready: %s\n\nCommit: `%s`\n", r.URL, short)
 	case StateFailure:

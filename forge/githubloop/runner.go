@@ -38,6 +38,9 @@ type PipelineRunner struct {
 	// Token, when set, authenticates git fetches over https (a GitHub
 	// token), passed in git's environment, never on its command line.
 	Token string
+	// TokenFunc, when set and Token is not, returns the token for each
+	// fetch (AppAuth.Token: installation tokens expire).
+	TokenFunc func(ctx context.Context) (string, error)
 	// Git is the git binary; default "git".
 	Git string
 }
@@ -55,6 +58,10 @@ func (r *PipelineRunner) appDir(pr int) string {
 func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.Event)) (preview.Preview, error) {
 	if err := r.checkout(ctx, job.PR.Number, job.PR.CloneURL, job.PR.HeadSHA); err != nil {
 		onEvent(preview.Event{Step: "checkout", State: preview.EventFailed, Message: err.Error()})
+		return preview.Preview{}, err
+	}
+	// The push is the preview's activity until a request is newer.
+	if err := os.WriteFile(r.activeStamp(job.PR.Number), nil, 0o600); err != nil {
 		return preview.Preview{}, err
 	}
 	if job.PR.Fork() {
@@ -83,11 +90,20 @@ func (r *PipelineRunner) Up(ctx context.Context, job Job, onEvent func(preview.E
 
 // Down takes the PR's preview down, using the app and providers of its
 // last checkout, collects the image tags no live preview uses (Pipeline.GC
-// for the app), then removes the checkout. Without a checkout nothing was
-// built here, and Down succeeds.
+// for the app), then removes the checkout. Without a checkout, the
+// preview of the pinned App (if any) is taken down with the default
+// providers (a preview made by hand, or whose checkout was lost);
+// without either nothing was built here, and Down succeeds.
 func (r *PipelineRunner) Down(ctx context.Context, pr int) error {
 	if _, err := os.Stat(r.dir(pr)); os.IsNotExist(err) {
-		return nil
+		if r.App == "" {
+			return nil
+		}
+		pl, err := r.Open(ctx, config.Providers{})
+		if err != nil {
+			return err
+		}
+		return downAndCollect(ctx, pl, r.App, pr)
 	}
 	file, err := r.load(pr)
 	if err == nil {
@@ -95,31 +111,39 @@ func (r *PipelineRunner) Down(ctx context.Context, pr int) error {
 		if err != nil {
 			return err
 		}
-		if err := pl.Down(ctx, file.App, pr); err != nil {
+		if err := downAndCollect(ctx, pl, file.App, pr); err != nil {
 			return err
-		}
-		// The image tags only this PR's preview used go too (GC keeps
-		// every tag a live preview runs, and a registry that refuses
-		// deletes is reported, not failed).
-		if pl.Registry != nil && pl.Runtime != nil && pl.Router != nil {
-			if _, err := pl.GC(ctx, preview.GCOptions{Apps: []string{file.App}}); err != nil {
-				return err
-			}
 		}
 	}
 	// A checkout without a glimpse.yaml built nothing.
 	return os.RemoveAll(r.dir(pr))
 }
 
-// Known lists the PRs with a checkout and the commit their preview serves
-// (from the pipeline's labelled resources; "" when none is served).
-func (r *PipelineRunner) Known(ctx context.Context) (map[int]string, error) {
-	out := map[int]string{}
-	ents, err := os.ReadDir(r.Root)
-	if os.IsNotExist(err) {
-		return out, nil
+// downAndCollect runs Pipeline.Down and then collects the image tags only
+// this PR's preview used (GC keeps every tag a live preview runs, and a
+// registry that refuses deletes is reported, not failed).
+func downAndCollect(ctx context.Context, pl *preview.Pipeline, app string, pr int) error {
+	if err := pl.Down(ctx, app, pr); err != nil {
+		return err
 	}
-	if err != nil {
+	if pl.Registry != nil && pl.Runtime != nil && pl.Router != nil {
+		if _, err := pl.GC(ctx, preview.GCOptions{Apps: []string{app}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Known lists the PRs with a checkout, and (with App pinned) those with a
+// preview of App on the default providers, each with the commit its
+// preview serves (from the pipeline's labelled resources; "" when none is
+// served) and its last activity: the newer of the last Up's start (a
+// stamp file in the checkout) and the edge's last request, which is
+// written to the stamp so that it survives a restart of the edge.
+func (r *PipelineRunner) Known(ctx context.Context) (map[int]Held, error) {
+	out := map[int]Held{}
+	ents, err := os.ReadDir(r.Root)
+	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
 	for _, e := range ents {
@@ -127,7 +151,11 @@ func (r *PipelineRunner) Known(ctx context.Context) (map[int]string, error) {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), "pr-") || err != nil || n <= 0 {
 			continue
 		}
-		out[n] = ""
+		h := Held{}
+		if fi, err := os.Stat(r.activeStamp(n)); err == nil {
+			h.Active = fi.ModTime()
+		}
+		out[n] = h
 		file, err := r.load(n)
 		if err != nil {
 			continue
@@ -141,12 +169,48 @@ func (r *PipelineRunner) Known(ctx context.Context) (map[int]string, error) {
 			return nil, err
 		}
 		for _, pv := range pvs {
-			if pv.PR == n && pv.Status != preview.StatusPartial {
-				out[n] = pv.Commit
+			if pv.PR != n || pv.Status == preview.StatusPartial {
+				continue
+			}
+			h.Commit = pv.Commit
+			if pv.LastRequest != nil && pv.LastRequest.After(h.Active) {
+				h.Active = *pv.LastRequest
+				// Best effort: a failed write only loses the request
+				// time at the next restart.
+				_ = os.Chtimes(r.activeStamp(n), h.Active, h.Active)
 			}
 		}
+		out[n] = h
+	}
+	if r.App == "" {
+		return out, nil
+	}
+	pl, err := r.Open(ctx, config.Providers{})
+	if err != nil {
+		return nil, err
+	}
+	pvs, err := pl.List(ctx, r.App)
+	if err != nil {
+		return nil, err
+	}
+	for _, pv := range pvs {
+		if _, ok := out[pv.PR]; ok || pv.PR <= 0 {
+			continue
+		}
+		h := Held{}
+		if pv.Status != preview.StatusPartial {
+			h.Commit = pv.Commit
+		}
+		if pv.LastRequest != nil {
+			h.Active = *pv.LastRequest
+		}
+		out[pv.PR] = h
 	}
 	return out, nil
+}
+
+func (r *PipelineRunner) activeStamp(pr int) string {
+	return filepath.Join(r.dir(pr), ".git", "glimpse-active")
 }
 
 func (r *PipelineRunner) untrusted(pr int) string {
@@ -200,8 +264,15 @@ func (r *PipelineRunner) checkout(ctx context.Context, pr int, url, sha string) 
 func (r *PipelineRunner) git(ctx context.Context, dir, url string, args ...string) error {
 	cmd := exec.CommandContext(ctx, cmpOr(r.Git, "git"), append([]string{"-C", dir}, args...)...)
 	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
-	if r.Token != "" && strings.HasPrefix(url, "https://") {
-		auth := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + r.Token))
+	token := r.Token
+	if token == "" && r.TokenFunc != nil && strings.HasPrefix(url, "https://") {
+		var err error
+		if token, err = r.TokenFunc(ctx); err != nil {
+			return err
+		}
+	}
+	if token != "" && strings.HasPrefix(url, "https://") {
+		auth := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
 			"GIT_CONFIG_VALUE_0=Authorization: Basic "+auth)
 	}

@@ -107,10 +107,15 @@ func (p PullRequest) HasLabel(name string) bool {
 	return false
 }
 
-// Delivery is one pull_request webhook delivery, parsed.
+// Delivery is one pull_request webhook delivery, parsed, or a command
+// comment (issue_comment) on a pull request.
 type Delivery struct {
 	ID     string // X-GitHub-Delivery
 	Action string
+	// Command is CommandUp for a "/glimpse up" comment by someone with
+	// write access; PR then has only its Number (the head is read from
+	// GitHub when the job runs).
+	Command string
 	// Label is the label added or removed (labeled, unlabeled).
 	Label string
 	PR    PullRequest
@@ -124,13 +129,23 @@ type Deliverer interface {
 	Deliver(ctx context.Context, d Delivery) error
 }
 
+// CommandUp is the comment that builds a pull request's head again (say,
+// after StaleAfter took its preview down): a comment whose first line is
+// "/glimpse up", by the repository's owner, a member or a collaborator
+// (author_association), on a pull request.
+const CommandUp = "/glimpse up"
+
+// commenters are the author_associations allowed to run CommandUp.
+var commenters = map[string]bool{"OWNER": true, "MEMBER": true, "COLLABORATOR": true}
+
 // Handler receives GitHub webhooks. It answers:
 //   - 401 when X-Hub-Signature-256 is missing or wrong (nothing is read
 //     further or processed), 413 for a body over MaxBytes, 405 for a method
 //     other than POST, 400 for a payload that does not parse;
 //   - 200 for ping and for a delivery it has already processed (same
 //     X-GitHub-Delivery; GitHub redelivers on timeouts);
-//   - 202 for a pull_request action it queued, and for events, actions and
+//   - 202 for a pull_request action or a CommandUp comment (issue_comment
+//     created) it queued, and for events, actions, comments and
 //     repositories it ignores;
 //   - 500 when the Deliverer fails; the delivery is then not remembered,
 //     so GitHub's redelivery is processed.
@@ -207,19 +222,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		processed = true
 		reply(w, http.StatusOK, "pong")
 		return
-	case "pull_request":
+	case "pull_request", "issue_comment":
 	default:
 		processed = true
 		reply(w, http.StatusAccepted, "event "+oneLine(event)+" ignored")
 		return
 	}
-	d, err := parsePullRequestEvent(body)
+	var d Delivery
+	if event == "issue_comment" {
+		d, err = parseCommentEvent(body)
+	} else {
+		d, err = parsePullRequestEvent(body)
+	}
 	if err != nil {
 		reply(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	d.ID = id
-	if !prActions[d.Action] {
+	if event == "issue_comment" && d.Command == "" {
+		processed = true
+		reply(w, http.StatusAccepted, "comment ignored (not "+CommandUp+" by a collaborator on a pull request)")
+		return
+	}
+	if event == "pull_request" && !prActions[d.Action] {
 		reply(w, http.StatusAccepted, "action "+oneLine(d.Action)+" ignored")
 		return
 	}
@@ -235,7 +260,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	processed = true
-	reply(w, http.StatusAccepted, fmt.Sprintf("pull request #%d %s queued", d.PR.Number, d.Action))
+	what := d.Action
+	if d.Command != "" {
+		what = d.Command
+	}
+	reply(w, http.StatusAccepted, fmt.Sprintf("pull request #%d %s queued", d.PR.Number, what))
 }
 
 // Mount returns a handler that sends WebhookPath on every host to wh and
@@ -322,6 +351,39 @@ func parsePullRequestEvent(body []byte) (Delivery, error) {
 	}
 	if d.Action != "closed" && !validSHA(d.PR.HeadSHA) {
 		return Delivery{}, fmt.Errorf("pull_request payload: head.sha %q is not a commit SHA", oneLine(d.PR.HeadSHA))
+	}
+	return d, nil
+}
+
+// The fields of GitHub's issue_comment event payload the loop reads.
+type commentPayload struct {
+	Action string `json:"action"`
+	Issue  struct {
+		Number      int              `json:"number"`
+		PullRequest *json.RawMessage `json:"pull_request"` // present on pull requests only
+	} `json:"issue"`
+	Comment struct {
+		Body              string `json:"body"`
+		AuthorAssociation string `json:"author_association"`
+	} `json:"comment"`
+	Repository repoJSON `json:"repository"`
+}
+
+// parseCommentEvent parses an issue_comment payload; Command is set only
+// for a created CommandUp comment by a collaborator on a pull request.
+func parseCommentEvent(body []byte) (Delivery, error) {
+	var p commentPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return Delivery{}, fmt.Errorf("issue_comment payload: %s", oneLine(err.Error()))
+	}
+	if p.Issue.Number <= 0 {
+		return Delivery{}, errors.New("issue_comment payload without issue.number")
+	}
+	d := Delivery{Action: p.Action, PR: PullRequest{Number: p.Issue.Number, BaseRepo: p.Repository.FullName}}
+	first, _, _ := strings.Cut(strings.TrimSpace(p.Comment.Body), "\n")
+	if p.Action == "created" && p.Issue.PullRequest != nil && strings.TrimSpace(first) == CommandUp &&
+		commenters[p.Comment.AuthorAssociation] {
+		d.Command = CommandUp
 	}
 	return d, nil
 }

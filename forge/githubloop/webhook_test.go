@@ -68,6 +68,15 @@ func prEvent(action string, n int, sha string, mod func(pr map[string]any)) []by
 	return b
 }
 
+// commentEvent builds an issue_comment "created" payload on pull request n.
+func commentEvent(n int, body, assoc string) []byte {
+	b, _ := json.Marshal(map[string]any{"action": "created",
+		"issue":      map[string]any{"number": n, "pull_request": map[string]any{"url": "https://api.github.com/repos/acme/app/pulls/1"}},
+		"comment":    map[string]any{"body": body, "author_association": assoc},
+		"repository": map[string]any{"full_name": "acme/app"}})
+	return b
+}
+
 func post(h http.Handler, event, delivery string, body []byte, sig string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, WebhookPath, strings.NewReader(string(body)))
 	r.Header.Set("X-GitHub-Event", event)
@@ -240,5 +249,38 @@ func TestSecretFromEnv(t *testing.T) {
 	}
 	if _, ok, _ := SecretFromEnv(func(string) string { return "" }); ok {
 		t.Error("nothing set gives a secret")
+	}
+}
+
+func TestWebhookCommandUp(t *testing.T) {
+	t.Parallel()
+	rec := &recordDeliverer{}
+	h := &Handler{Secret: []byte(testSecret), Repo: "acme/app", Deliver: rec}
+	send := func(id string, body []byte) int {
+		return post(h, "issue_comment", id, body, Sign([]byte(testSecret), body)).Code
+	}
+	onIssue := []byte(strings.Replace(string(commentEvent(3, "/glimpse up", "OWNER")), `,"pull_request":{"url":"https://api.github.com/repos/acme/app/pulls/1"}`, "", 1))
+	if strings.Contains(string(onIssue), "pull_request") {
+		t.Fatalf("payload still names a pull request: %s", onIssue)
+	}
+	edited := []byte(strings.Replace(string(commentEvent(3, "/glimpse up", "OWNER")), `"created"`, `"edited"`, 1))
+	for id, body := range map[string][]byte{
+		"stranger": commentEvent(3, "/glimpse up", "NONE"),
+		"chatter":  commentEvent(3, "lgtm, /glimpse up later", "MEMBER"),
+		"issue":    onIssue,
+		"edited":   edited,
+	} {
+		if code := send(id, body); code != http.StatusAccepted {
+			t.Errorf("%s: %d", id, code)
+		}
+	}
+	if len(rec.got) != 0 {
+		t.Fatalf("ignored comments delivered: %+v", rec.got)
+	}
+	if code := send("ok", commentEvent(3, "  /glimpse up  \nthanks", "COLLABORATOR")); code != http.StatusAccepted {
+		t.Fatalf("command: %d", code)
+	}
+	if len(rec.got) != 1 || rec.got[0].Command != CommandUp || rec.got[0].PR.Number != 3 || rec.got[0].PR.HeadSHA != "" {
+		t.Errorf("delivered %+v", rec.got)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,13 +118,47 @@ func copyRoute(r preview.Route) preview.Route {
 type MemRuntime struct {
 	mu  sync.Mutex
 	fns map[string]preview.FunctionStatus
+	// secrets are each function's Secrets; held are the secrets the
+	// runtime holds by name (CreateSecret), for SecretNames.
+	secrets map[string]map[string]string
+	held    map[string]string
 	// Fail, when not nil, is called by Apply before it writes; a non-nil
 	// result is returned and nothing changes.
 	Fail func(fn preview.Function) error
 }
 
 // NewMemRuntime returns an empty MemRuntime.
-func NewMemRuntime() *MemRuntime { return &MemRuntime{fns: map[string]preview.FunctionStatus{}} }
+func NewMemRuntime() *MemRuntime {
+	return &MemRuntime{fns: map[string]preview.FunctionStatus{}, secrets: map[string]map[string]string{}, held: map[string]string{}}
+}
+
+// CreateSecret stores a secret the runtime holds, for functions that name
+// it in SecretNames (faas-cli secret create); it replaces one of that name.
+func (m *MemRuntime) CreateSecret(name, value string) error {
+	if err := preview.ValidateSecretName(name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held[name] = value
+	return nil
+}
+
+// Secret returns the secret name as function fn sees it: one of its
+// Secrets, or a secret the runtime holds that it names in SecretNames.
+func (m *MemRuntime) Secret(fn, name string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.secrets[fn][name]; ok {
+		return v, true
+	}
+	st, ok := m.fns[fn]
+	if ok && slices.Contains(st.SecretNames, name) {
+		v, ok := m.held[name]
+		return v, ok
+	}
+	return "", false
+}
 
 var _ preview.FunctionRuntime = (*MemRuntime)(nil)
 
@@ -143,11 +179,17 @@ func (m *MemRuntime) Apply(ctx context.Context, fn preview.Function) error {
 			return err
 		}
 	}
+	for _, n := range fn.SecretNames {
+		if _, ok := m.held[n]; !ok {
+			return preview.Errorf(preview.FailedPrecondition, "function %s: secret %q does not exist", fn.Name, n)
+		}
+	}
 	if m.Fail != nil {
 		if err := m.Fail(fn); err != nil {
 			return err
 		}
 	}
+	m.secrets[fn.Name] = maps.Clone(fn.Secrets)
 	st := preview.FunctionStatus{Function: copyFunction(fn), Replicas: 1, AvailableReplicas: 1}
 	if ok {
 		st.Replicas, st.AvailableReplicas, st.CreatedAt = cur.Replicas, cur.AvailableReplicas, cur.CreatedAt
@@ -216,6 +258,7 @@ func (m *MemRuntime) Remove(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.fns, name)
+	delete(m.secrets, name)
 	return nil
 }
 
@@ -234,10 +277,15 @@ func (m *MemRuntime) RemoveOlder(ctx context.Context, name string, below int64) 
 		return false, nil
 	}
 	delete(m.fns, name)
+	delete(m.secrets, name)
 	return true, nil
 }
 
+// copyFunction copies f without its secret values, as a runtime reports
+// it.
 func copyFunction(f preview.Function) preview.Function {
+	f.Secrets = nil
+	f.SecretNames = slices.Clone(f.SecretNames)
 	f.Env = preview.Labels(f.Env).Clone()
 	f.Labels = f.Labels.Clone()
 	f.Annotations = preview.Labels(f.Annotations).Clone()
@@ -539,3 +587,7 @@ func (b *MemBuilder) Build(ctx context.Context, req preview.BuildRequest) (previ
 	}
 	return res, nil
 }
+
+// DeliversSecrets reports true: this runtime delivers Function.Secrets and
+// SecretNames (preview.SecretsRuntime).
+func (m *MemRuntime) DeliversSecrets() bool { return true }

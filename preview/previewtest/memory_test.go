@@ -21,6 +21,14 @@ func TestMemRuntimeConformance(t *testing.T) {
 	previewtest.RunFunctionRuntimeTests(t, previewtest.RuntimeHarness{
 		New:   func(t *testing.T) preview.FunctionRuntime { return previewtest.NewMemRuntime() },
 		Image: func(t *testing.T) string { return "mem.invalid/app@sha256:" + strings.Repeat("0", 64) },
+		Secret: func(t *testing.T, rt preview.FunctionRuntime, fn, name string) (string, bool) {
+			return rt.(*previewtest.MemRuntime).Secret(fn, name)
+		},
+		CreateSecret: func(t *testing.T, rt preview.FunctionRuntime, name, value string) {
+			if err := rt.(*previewtest.MemRuntime).CreateSecret(name, value); err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }
 

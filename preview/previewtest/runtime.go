@@ -1,8 +1,10 @@
 package previewtest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -23,6 +25,15 @@ type RuntimeHarness struct {
 	// NoEnvReadback is true for runtimes whose status does not report
 	// the environment (faas-netes); the suite then does not check it.
 	NoEnvReadback bool
+	// Secret, when set, returns the secret file name as the running
+	// function sees it (ok false when it has no such file): how the suite
+	// checks that Function.Secrets reach their function and no other.
+	// Nil skips the Secrets case.
+	Secret func(t *testing.T, rt preview.FunctionRuntime, function, name string) (value string, ok bool)
+	// CreateSecret, when set, stores a secret in the runtime as its users
+	// do (faas-cli secret create); the Secrets case then checks
+	// Function.SecretNames too.
+	CreateSecret func(t *testing.T, rt preview.FunctionRuntime, name, value string)
 }
 
 // RunFunctionRuntimeTests runs the FunctionRuntime conformance suite.
@@ -231,9 +242,99 @@ func RunFunctionRuntimeTests(t *testing.T, h RuntimeHarness) {
 		}
 	})
 
+	t.Run("Secrets", func(t *testing.T) {
+		if h.Secret == nil {
+			t.Skip("the harness cannot look into a function (RuntimeHarness.Secret)")
+		}
+		testSecrets(t, h, fn)
+	})
+
 	t.Run("Cancelled", func(t *testing.T) {
 		rt := h.New(t)
 		_, err := rt.List(cancelled(), preview.Selector("conformance", "", 0))
 		wantCancelled(t, err, "List")
 	})
+}
+
+// testSecrets: a function sees its Secrets (and SecretNames) as files,
+// another function does not, Get and List never carry a value, a changed
+// value reaches the function, and bad names are refused.
+func testSecrets(t *testing.T, h RuntimeHarness, fn func(app string, pr int, image string) preview.Function) {
+	rt := h.New(t)
+	ctx := ctxFor(t)
+	app := uniqueApp(t)
+	img := h.Image(t)
+	a, b := fn(app, 1, img), fn(app, 2, img)
+	t.Cleanup(func() { rt.Remove(ctxFor(t), a.Name); rt.Remove(ctxFor(t), b.Name) })
+	name := a.Name + "-token"
+	const value, newValue = "conformance-secret-7f3a", "conformance-secret-9b1c"
+	withSecret := func(f preview.Function, v string) preview.Function {
+		f.Secrets = map[string]string{name: v}
+		f.Annotations = preview.Labels(f.Annotations).With(preview.AnnotationSecretsHash, preview.SecretsHash(f))
+		return f
+	}
+	if err := rt.Apply(ctx, withSecret(a, value)); err != nil {
+		t.Fatalf("Apply with a secret: %v", err)
+	}
+	if err := rt.Apply(ctx, b); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got, ok := h.Secret(t, rt, a.Name, name); !ok || got != value {
+		t.Fatalf("function %s sees its secret as %q (found %v), want %q", a.Name, got, ok, value)
+	}
+	if got, ok := h.Secret(t, rt, b.Name, name); ok {
+		t.Fatalf("function %s sees %s's secret (%q)", b.Name, a.Name, got)
+	}
+	noValues := func(what string, sts ...preview.FunctionStatus) {
+		t.Helper()
+		for _, st := range sts {
+			js, _ := json.Marshal(st)
+			if st.Secrets != nil || strings.Contains(fmt.Sprintf("%+v", st), "conformance-secret") || strings.Contains(string(js), "conformance-secret") {
+				t.Fatalf("%s carries a secret's value: %+v", what, st)
+			}
+		}
+	}
+	st, err := rt.Get(ctx, a.Name)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	noValues("Get", st)
+	if st.Annotations[preview.AnnotationSecretsHash] != preview.SecretsHash(withSecret(a, value)) {
+		t.Fatalf("Get's annotations %v lack the secrets hash", st.Annotations)
+	}
+	all, err := rt.List(ctx, preview.Selector("conformance", app, 0))
+	if err != nil || len(all) != 2 {
+		t.Fatalf("List = %d functions, %v; want 2", len(all), err)
+	}
+	noValues("List", all...)
+
+	if err := rt.Apply(ctx, withSecret(a, newValue)); err != nil {
+		t.Fatalf("Apply with a changed secret: %v", err)
+	}
+	if got, ok := h.Secret(t, rt, a.Name, name); !ok || got != newValue {
+		t.Fatalf("after the secret changed, the function sees %q (found %v), want %q", got, ok, newValue)
+	}
+
+	if h.CreateSecret != nil {
+		held := app + "-held"
+		h.CreateSecret(t, rt, held, "held-by-the-runtime")
+		b.SecretNames = []string{held}
+		if err := rt.Apply(ctx, b); err != nil {
+			t.Fatalf("Apply naming a secret the runtime holds: %v", err)
+		}
+		if got, ok := h.Secret(t, rt, b.Name, held); !ok || got != "held-by-the-runtime" {
+			t.Fatalf("function %s sees the runtime's secret as %q (found %v)", b.Name, got, ok)
+		}
+		if got, ok := h.Secret(t, rt, a.Name, held); ok {
+			t.Fatalf("function %s sees a secret it does not name (%q)", a.Name, got)
+		}
+		missing := fn(app, 3, img)
+		missing.SecretNames = []string{app + "-missing"}
+		t.Cleanup(func() { rt.Remove(ctxFor(t), missing.Name) })
+		wantCode(t, rt.Apply(ctx, missing), preview.FailedPrecondition, "Apply naming a secret the runtime lacks")
+	}
+
+	bad := fn(app, 4, img)
+	bad.Secrets = map[string]string{"Not/A_Name": "x"}
+	wantCode(t, rt.Apply(ctx, bad), preview.InvalidArgument, "Apply with a bad secret name")
 }

@@ -104,7 +104,7 @@ func (s *Server) faasdDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.faasdLimit(w, 1) {
+	if !s.checkSecrets(w, ns, d) || !s.faasdLimit(w, 1) {
 		return
 	}
 	key := ns + "/" + d.Service
@@ -129,7 +129,7 @@ func (s *Server) faasdUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.faasdLimit(w, 0) {
+	if !s.checkSecrets(w, ns, d) || !s.faasdLimit(w, 0) {
 		return
 	}
 	key := ns + "/" + d.Service

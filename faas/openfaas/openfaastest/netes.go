@@ -127,6 +127,9 @@ func (s *Server) netesDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.checkSecrets(w, ns, d) {
+		return
+	}
 	if _, over := s.overLimit(1); over {
 		http.Error(w, fmt.Sprintf("unable to create function, maximum: %d, visit https://openfaas.com/pricing to upgrade to OpenFaaS Standard", s.o.MaxFunctions), http.StatusBadRequest)
 		return
@@ -162,6 +165,9 @@ func (s *Server) netesUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.checkSecrets(w, ns, d) {
+		return
+	}
 	f, exists := s.fns[ns+"/"+d.Service]
 	if !exists {
 		http.Error(w, fmt.Sprintf("unable update Deployment: %s.%s, error: deployments.apps %q not found", d.Service, ns, d.Service), http.StatusNotFound)

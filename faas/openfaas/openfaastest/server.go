@@ -116,9 +116,11 @@ type Server struct {
 	srv *httptest.Server
 	o   Options
 
-	mu    sync.Mutex
-	fns   map[string]*function // by namespace + "/" + name
-	calls []Call
+	mu  sync.Mutex
+	fns map[string]*function // by namespace + "/" + name
+	// secrets are the stored secrets' values by namespace and name.
+	secrets map[string]map[string][]byte
+	calls   []Call
 }
 
 type function struct {
@@ -149,7 +151,7 @@ func NewServer(t testing.TB, o Options) *Server {
 	if o.Pro {
 		o.MaxFunctions = -1
 	}
-	s := &Server{o: o, fns: map[string]*function{}}
+	s := &Server{o: o, fns: map[string]*function{}, secrets: map[string]map[string][]byte{}}
 	if o.TLS {
 		s.srv = httptest.NewTLSServer(s.handler())
 	} else {
@@ -242,6 +244,7 @@ func (s *Server) handler() http.Handler {
 		sys.HandleFunc("DELETE /system/functions", s.faasdDelete)
 		sys.HandleFunc("POST /system/scale-function/{name}", s.gatewayScale(s.faasdScale))
 	}
+	s.secretsHandlers(sys)
 	mux.Handle("/system/", s.auth(sys))
 	if s.o.Gateway {
 		mux.HandleFunc("/function/{name}", s.invoke)

@@ -378,7 +378,8 @@ func (s *Session) Builder(b preview.Builder) preview.Builder { return builder{s,
 func (s *Session) Registry(r preview.Registry) preview.Registry { return registry{s, r} }
 
 // Runtime wraps rt; every method is subject to faults. When rt is a
-// preview.GenerationRemover, so is the wrapper.
+// preview.GenerationRemover, so is the wrapper; its DeliversSecrets
+// (preview.SecretsRuntime) answers as rt does.
 func (s *Session) Runtime(rt preview.FunctionRuntime) preview.FunctionRuntime {
 	w := fnRuntime{s, rt}
 	if gr, ok := rt.(preview.GenerationRemover); ok {
@@ -522,4 +523,11 @@ func (w dns) Hosts(ctx context.Context, sel preview.Labels) ([]string, error) {
 
 func (w dns) Remove(ctx context.Context, host string) error {
 	return do0(ctx, w.s, "DNS.Remove", func(ctx context.Context) error { return w.d.Remove(ctx, host) })
+}
+
+// DeliversSecrets forwards the wrapped runtime's answer
+// (preview.SecretsRuntime).
+func (w fnRuntime) DeliversSecrets() bool {
+	sr, ok := w.rt.(preview.SecretsRuntime)
+	return ok && sr.DeliversSecrets()
 }
