@@ -25,6 +25,17 @@
 // written by the same poller call that waits for the response), looks
 // routes up without allocating, and by default takes over HTTP/1.x
 // keep-alive client connections of routed hosts from net/http's server
-// (see Options.DisableConnTakeover and conn.go), serving them with its own
-// request parser and response writer and raw, non-blocking socket calls.
+// (see Options.DisableConnTakeover), serving them with its own request
+// parser and response writer and raw, non-blocking socket calls. That
+// HTTP/1.1 engine (the taken-over connections, the parser, the upstream
+// connection pool) is package internal/h1, whose doc comment states its
+// contract; this package keeps routing, proxying (the exchange of one
+// request over an h1 upstream connection, upgrades), activity counting,
+// wake, static serving, limits, metrics and the route store.
+//
+// Files: edge.go (Edge, options, routes, ServeHTTP and the handler of
+// taken-over connections), proxy.go and upgrade.go (forwarding to
+// functions), activity.go and wake.go (counting, scale from zero),
+// static.go and blobcache.go (assets), limits.go, metrics.go,
+// routestore.go.
 package edge

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -94,11 +95,12 @@ type Options struct {
 	// default the edge takes over (hijacks) an HTTP/1.x keep-alive
 	// connection at its first body-less request for a routed host and
 	// serves that connection's requests itself, which roughly halves the
-	// CPU it spends per proxied request (see conn.go). Consequences for
-	// the embedding server: its middleware around ServeHTTP sees one call
-	// per taken-over connection, not per request; http.Server.Shutdown
-	// does not wait for these connections (call Close after it); and the
-	// server's timeouts do not apply to them (IdleTimeout and Limits do).
+	// CPU it spends per proxied request (see package internal/h1).
+	// Consequences for the embedding server: its middleware around
+	// ServeHTTP sees one call per taken-over connection, not per request;
+	// http.Server.Shutdown does not wait for these connections (call
+	// Close after it); and the server's timeouts do not apply to them
+	// (IdleTimeout and Limits do).
 	DisableConnTakeover bool
 	// Fallback serves requests for hosts without a route that arrive on a
 	// taken-over connection (a load balancer that reuses connections
@@ -121,11 +123,10 @@ type Edge struct {
 	table atomic.Pointer[map[string]*route]
 	// mu serialises route changes and state file writes.
 	mu     sync.Mutex
-	tr     *transport
+	tr     *h1.Transport
 	closed atomic.Bool
-
-	connMu sync.Mutex
-	conns  map[*fastConn]struct{}
+	// srv serves the client connections the edge takes over.
+	srv h1.Server
 
 	act     activityTable
 	metrics *metrics
@@ -169,7 +170,15 @@ func New(opts Options) (*Edge, error) {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
-	e.tr = newTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
+	e.tr = h1.NewTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
+	e.srv = h1.Server{
+		Handler:           (*connHandler)(e),
+		Logger:            opts.Logger,
+		IdleTimeout:       opts.IdleTimeout,
+		ReadHeaderTimeout: opts.Limits.ReadHeaderTimeout,
+		BodyReadTimeout:   opts.Limits.BodyReadTimeout,
+		MaxHeaderBytes:    opts.Limits.MaxHeaderBytes,
+	}
 	e.blobs = newBlobCache(opts.Assets, opts.AssetCacheBytes, opts.AssetCacheMaxBlob)
 	store := opts.Routes
 	if store == nil && opts.StateFile != "" {
@@ -201,25 +210,19 @@ func New(opts Options) (*Edge, error) {
 }
 
 // Close closes idle upstream connections, stops the background clean-up
-// and closes the taken-over client connections: idle ones at once, busy
-// ones when their current response is complete (a request still reading
-// its body is interrupted). The Edge must not be used for new requests
-// afterwards. Close is idempotent and does not wait.
+// and closes the taken-over client connections (h1.Server.Close): idle
+// ones at once, one still receiving a request header too, busy ones when
+// their current response is complete. The Edge must not be used for new
+// requests afterwards. Close is idempotent and does not wait.
 func (e *Edge) Close() error {
 	if e.closed.Swap(true) {
 		return nil
 	}
-	e.tr.close()
+	e.srv.Close()
+	e.tr.Close()
 	e.mu.Lock()
 	e.store.Close()
 	e.mu.Unlock()
-	e.connMu.Lock()
-	for fc := range e.conns {
-		if fc.idle.Load() {
-			fc.c.SetReadDeadline(longAgo)
-		}
-	}
-	e.connMu.Unlock()
 	return nil
 }
 
@@ -423,16 +426,61 @@ func (e *Edge) update(host string, fn func(map[string]*route) (put *preview.Rout
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.lookup(r.Host)
 	if rt == nil {
-		textError(w, http.StatusNotFound, "404 no preview is routed at this host\n")
+		notRouted(w)
 		return
 	}
 	if !e.opts.DisableConnTakeover && r.ProtoMajor == 1 && (r.Body == nil || r.Body == http.NoBody) &&
-		len(r.Header["Upgrade"]) == 0 && !e.closed.Load() {
-		if _, nested := w.(*fastResponse); !nested && e.takeOver(w, r) {
-			return
-		}
+		len(r.Header["Upgrade"]) == 0 && !e.closed.Load() && e.srv.TakeOver(w, r) {
+		return
 	}
 	e.route(w, r, rt)
+}
+
+// connHandler serves the requests of the client connections the edge has
+// taken over (h1.Server's Handler): routed hosts as ServeHTTP does,
+// others through Options.Fallback (a load balancer that reuses
+// connections across hosts), else 404.
+type connHandler Edge
+
+// ServeHTTP serves one request of a taken-over connection.
+func (h *connHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e := (*Edge)(h)
+	if rt := e.lookup(r.Host); rt != nil {
+		e.route(w, r, rt)
+	} else if e.opts.Fallback != nil {
+		if ctx := e.ctxOf(w, r); r.Context() != ctx {
+			r = r.WithContext(ctx)
+		}
+		e.opts.Fallback.ServeHTTP(w, r)
+	} else {
+		notRouted(w)
+	}
+}
+
+// notRouted answers a request for a host without a route.
+func notRouted(w http.ResponseWriter) {
+	h1.TextError(w, http.StatusNotFound, "404 no preview is routed at this host\n")
+}
+
+// RefusesBody reports whether the proxy will answer r 413 without
+// reading its body (h1.BodyRefuser): a function request declaring more
+// than Limits.MaxRequestBodyBytes.
+func (h *connHandler) RefusesBody(r *http.Request) bool {
+	e := (*Edge)(h)
+	if !e.bodyTooLarge(r) {
+		return false
+	}
+	rt := e.lookup(r.Host)
+	return rt != nil && rt.paths != nil && rt.matchFunction(r.URL.Path)
+}
+
+// ctxOf returns the context of a request: the taken-over connection's for
+// requests on one (see h1.ResponseWriter.Context), else the request's own.
+func (e *Edge) ctxOf(w http.ResponseWriter, r *http.Request) context.Context {
+	if hw, ok := w.(*h1.ResponseWriter); ok {
+		return hw.Context()
+	}
+	return r.Context()
 }
 
 // route serves r by rt: the function or the static files.
@@ -445,21 +493,6 @@ func (e *Edge) route(w http.ResponseWriter, r *http.Request, rt *route) {
 }
 
 var (
-	hdrTextPlain = []string{"text/plain; charset=utf-8"}
-	hdrNosniff   = []string{"nosniff"}
-	hdrNoStore   = []string{"no-store"}
+	hdrNosniff = []string{"nosniff"}
+	hdrNoStore = []string{"no-store"}
 )
-
-// textError writes a short plain-text error without allocating.
-func textError(w http.ResponseWriter, code int, msg string) {
-	h := w.Header()
-	h["Content-Type"] = hdrTextPlain
-	h["X-Content-Type-Options"] = hdrNosniff
-	h["Cache-Control"] = hdrNoStore
-	w.WriteHeader(code)
-	if wr, ok := w.(interface{ WriteString(string) (int, error) }); ok {
-		wr.WriteString(msg)
-		return
-	}
-	w.Write([]byte(msg))
-}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 	"github.com/glimpse-dev/glimpse/internal/limits"
 )
 
@@ -28,12 +29,9 @@ const (
 	DefaultMaxRequestBodyBytes = 100 << 20
 )
 
-// maxHeaderBytes is the default header cap (see Limits.MaxHeaderBytes).
-const maxHeaderBytes = DefaultMaxHeaderBytes
-
 // Limits bound what one client can make the edge hold. They apply to the
-// connections the edge takes over (conn.go), where net/http's server
-// timeouts no longer do, and to the requests the edge proxies to
+// connections the edge takes over (package internal/h1), where net/http's
+// server timeouts no longer do, and to the requests the edge proxies to
 // functions on any connection. The zero value of each field means its
 // default; Options.IdleTimeout is the idle limit between requests.
 type Limits struct {
@@ -87,17 +85,7 @@ func (e *Edge) bodyTooLarge(r *http.Request) bool {
 // refuseBody answers 413 for a body over the limit.
 func (e *Edge) refuseBody(w http.ResponseWriter) {
 	w.Header()["Connection"] = hdrClose
-	textError(w, http.StatusRequestEntityTooLarge, limits.TooLargeText(e.opts.Limits.MaxRequestBodyBytes))
+	h1.TextError(w, http.StatusRequestEntityTooLarge, limits.TooLargeText(e.opts.Limits.MaxRequestBodyBytes))
 }
 
 var hdrClose = []string{"close"}
-
-// refusesBody reports whether the proxy will answer r 413 without reading
-// its body: a function request declaring more than the limit.
-func (e *Edge) refusesBody(r *http.Request) bool {
-	if !e.bodyTooLarge(r) {
-		return false
-	}
-	rt := e.lookup(r.Host)
-	return rt != nil && rt.paths != nil && rt.matchFunction(r.URL.Path)
-}

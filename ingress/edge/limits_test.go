@@ -233,27 +233,3 @@ func TestBadRequestBodyOneLine(t *testing.T) {
 		}
 	})
 }
-
-// TestRawConnThroughWrapper: a connection wrapped by a type embedding
-// *net.TCPConn (internal/limits.Listener's) keeps the raw socket access
-// taken-over connections use.
-func TestRawConnThroughWrapper(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	wrapped := struct{ *net.TCPConn }{c.(*net.TCPConn)}
-	if rawConnOf(c) == nil {
-		t.Skip("no raw socket access on this platform")
-	}
-	if rawConnOf(wrapped) == nil {
-		t.Fatal("no raw socket access through a wrapper embedding *net.TCPConn")
-	}
-}

@@ -11,15 +11,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 	"github.com/glimpse-dev/glimpse/internal/limits"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
 var (
 	hdrRetryAfter = []string{"1"}
-	longAgo       = time.Unix(1, 0)
 
 	errNoResponse    = errors.New("upstream closed the connection before responding")
 	errHeaderTooBig  = errors.New("upstream response header is larger than 16 KiB")
@@ -42,7 +41,7 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // Limits.MaxRequestBodyBytes (413).
 func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 	if e.opts.Upstreams == nil {
-		textError(w, http.StatusBadGateway, "502 this edge has no function runtime\n")
+		h1.TextError(w, http.StatusBadGateway, "502 this edge has no function runtime\n")
 		return
 	}
 	noBody := r.Body == nil || r.Body == http.NoBody
@@ -66,22 +65,22 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	if err != nil {
 		if errors.Is(err, errStartFailed) {
-			textError(w, http.StatusBadGateway, "502 the function of this preview failed to start (glimpse status and glimpse logs show why)\n")
+			h1.TextError(w, http.StatusBadGateway, "502 the function of this preview failed to start (glimpse status and glimpse logs show why)\n")
 			return
 		}
 		switch preview.CodeOf(err) {
 		case preview.DeadlineExceeded:
-			textError(w, http.StatusGatewayTimeout, "504 the function of this preview did not wake up in time\n")
+			h1.TextError(w, http.StatusGatewayTimeout, "504 the function of this preview did not wake up in time\n")
 		case preview.Canceled:
 			// the client went away while waiting
 		case preview.FailedPrecondition, preview.Unavailable:
 			w.Header()["Retry-After"] = hdrRetryAfter
-			textError(w, http.StatusServiceUnavailable, "503 the function of this preview is asleep or starting; retry shortly\n")
+			h1.TextError(w, http.StatusServiceUnavailable, "503 the function of this preview is asleep or starting; retry shortly\n")
 		case preview.NotFound:
-			textError(w, http.StatusBadGateway, "502 the function of this preview is not deployed\n")
+			h1.TextError(w, http.StatusBadGateway, "502 the function of this preview is not deployed\n")
 		default:
 			e.log.Warn("edge: resolving function", "function", rt.function, "err", err)
-			textError(w, http.StatusBadGateway, "502 bad gateway\n")
+			h1.TextError(w, http.StatusBadGateway, "502 bad gateway\n")
 		}
 		return
 	}
@@ -94,22 +93,19 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 	busy := e.upstreamInFlight(addr)
 	busy.Add(1)
 	defer busy.Add(-1)
-	if len(r.Header["Upgrade"]) > 0 && headerHasToken(r.Header["Connection"], "upgrade") {
+	if len(r.Header["Upgrade"]) > 0 && h1.HasToken(r.Header["Connection"], "upgrade") {
 		e.proxyUpgrade(w, r, rt, addr)
 		return
 	}
 	replayable := noBody && (isIdempotent(r.Method) || len(r.Header["Idempotency-Key"]) > 0)
-	var fc *fastConn
-	if fr, ok := w.(*fastResponse); ok {
-		fc = fr.fc
-	}
+	hw, _ := w.(*h1.ResponseWriter)
 	var body *limits.Body
 	if !noBody {
 		body = limits.NewBody(w, r.Body, e.opts.Limits.BodyReadTimeout, e.opts.Limits.MaxRequestBodyBytes)
 		defer body.Release()
 	}
 	for attempt := 0; ; attempt++ {
-		uc, reused, err := e.tr.get(ctx, addr, !replayable)
+		uc, reused, err := e.tr.Get(ctx, addr, !replayable)
 		if err != nil {
 			e.upstreamError(w, r, rt, err)
 			return
@@ -118,27 +114,27 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		// taken-over connection through its one AfterFunc, else through
 		// one per request.
 		var wroteHeader, keep bool
-		if fc != nil {
-			fc.upstream.Store(uc)
+		if hw != nil {
+			hw.BindUpstream(uc)
 			if ctx.Err() == nil {
 				wroteHeader, keep, err = e.exchange(w, r, uc, body)
 			} else {
 				err = ctx.Err()
 			}
-			if fc.upstream.Swap(nil) == nil {
-				keep = false // the AfterFunc set a deadline on it
+			if !hw.UnbindUpstream() {
+				keep = false // the client went away: uc was aborted
 			}
 		} else {
-			stop := context.AfterFunc(ctx, func() { uc.nc.SetDeadline(longAgo) })
+			stop := context.AfterFunc(ctx, uc.Abort)
 			wroteHeader, keep, err = e.exchange(w, r, uc, body)
 			if !stop() {
 				keep = false
 			}
 		}
 		if keep {
-			e.tr.put(uc)
+			e.tr.Put(uc)
 		} else {
-			uc.nc.Close()
+			uc.Close()
 		}
 		if err == nil || errors.Is(err, errClientGone) {
 			return
@@ -168,10 +164,10 @@ func (e *Edge) clientBodyError(w http.ResponseWriter, err error) bool {
 		e.refuseBody(w)
 	case errors.Is(err, limits.ErrBodyTimeout):
 		w.Header()["Connection"] = hdrClose
-		textError(w, http.StatusRequestTimeout, limits.TimeoutText)
+		h1.TextError(w, http.StatusRequestTimeout, limits.TimeoutText)
 	case errors.Is(err, errBadBody):
 		w.Header()["Connection"] = hdrClose
-		textError(w, http.StatusBadRequest, "400 malformed request body\n")
+		h1.TextError(w, http.StatusBadRequest, "400 malformed request body\n")
 	default:
 		return false
 	}
@@ -185,10 +181,10 @@ func (e *Edge) upstreamError(w http.ResponseWriter, r *http.Request, rt *route, 
 	e.log.Warn("edge: upstream request failed", "function", rt.function, "host", rt.spec.Host, "err", err)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		textError(w, http.StatusGatewayTimeout, "504 the function of this preview did not answer in time\n")
+		h1.TextError(w, http.StatusGatewayTimeout, "504 the function of this preview did not answer in time\n")
 		return
 	}
-	textError(w, http.StatusBadGateway, "502 the function of this preview could not be reached\n")
+	h1.TextError(w, http.StatusBadGateway, "502 the function of this preview could not be reached\n")
 }
 
 func isIdempotent(m string) bool {
@@ -208,15 +204,15 @@ func isIdempotent(m string) bool {
 // one that streams its answer while reading is not deadlocked. Errors of
 // the client's side of the body (limits.ErrBodyTooLarge,
 // limits.ErrBodyTimeout, errClientGone) win over the upstream's.
-func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, body *limits.Body) (wroteHeader, keep bool, err error) {
+func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *h1.UpConn, body *limits.Body) (wroteHeader, keep bool, err error) {
 	var s *bodySender
 	if body == nil {
-		uc.deferWrites = true // sent together with the first read (see upConn)
-		if err := e.writeHead(uc.bw, r, true, false); err != nil {
+		uc.DeferWrites(true) // sent together with the first read
+		if err := e.writeHead(uc.Writer(), r, true, false); err != nil {
 			return false, false, errors.Join(errNoResponse, err)
 		}
 	} else {
-		uc.deferWrites = false
+		uc.DeferWrites(false)
 		if s, err = e.startBody(w, r, uc, body); err != nil {
 			return false, false, err
 		}
@@ -224,7 +220,7 @@ func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, body
 	var head string
 	var status int
 	for {
-		head, status, err = readHead(uc.br)
+		head, status, err = readHead(uc.Reader())
 		if err != nil {
 			break
 		}
@@ -268,11 +264,11 @@ func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, body
 		fl := flusher{w: w}
 		switch {
 		case fr.chunked:
-			err = copyChunked(&fl, uc.br, h)
+			err = copyChunked(&fl, uc.Reader(), h)
 		case fr.length >= 0:
-			err = copyN(&fl, uc.br, fr.length)
+			err = copyN(&fl, uc.Reader(), fr.length)
 		default:
-			err = copyToEOF(&fl, uc.br)
+			err = copyToEOF(&fl, uc.Reader())
 			fr.close = true
 		}
 	}
@@ -297,17 +293,17 @@ func (e *Edge) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, body
 // current response (its request body was not read to the end); net/http's
 // server decides that itself.
 func (e *Edge) closeClientAfter(w http.ResponseWriter) {
-	if fr, ok := w.(*fastResponse); ok {
-		fr.fc.linger = true
-		fr.closeAfter = true
+	if hw, ok := w.(*h1.ResponseWriter); ok {
+		hw.CloseAfter()
 	}
 }
 
 // bodySender copies a request body to an upstream connection (see
 // exchange): the head and first chunk from the proxy's goroutine, the rest
-// from a goroutine of its own. It owns uc.bw; the proxy owns uc.br.
+// from a goroutine of its own. It owns uc's Writer; the proxy owns its
+// Reader.
 type bodySender struct {
-	uc      *upConn
+	uc      *h1.UpConn
 	body    *limits.Body
 	bp      *[]byte // copy buffer, from bodyBufs
 	chunked bool
@@ -327,9 +323,9 @@ type bodySender struct {
 // when there is more, starts a goroutine that sends the rest. An error is
 // the client's (see exchange); an upstream that fails to take the body is
 // recorded in writeErr, and its answer, if any, is still read.
-func (e *Edge) startBody(w http.ResponseWriter, r *http.Request, uc *upConn, body *limits.Body) (*bodySender, error) {
+func (e *Edge) startBody(w http.ResponseWriter, r *http.Request, uc *h1.UpConn, body *limits.Body) (*bodySender, error) {
 	s := &bodySender{uc: uc, body: body, chunked: r.ContentLength < 0, want: r.ContentLength}
-	if err := e.writeHead(uc.bw, r, false, false); err != nil {
+	if err := e.writeHead(uc.Writer(), r, false, false); err != nil {
 		s.writeErr = err
 		return s, nil
 	}
@@ -360,7 +356,7 @@ func (s *bodySender) run() {
 			}
 			// The client's side failed: abort the proxy's read of the
 			// answer, which would otherwise wait for the rest.
-			s.uc.nc.SetDeadline(longAgo)
+			s.uc.Abort()
 			return
 		}
 	}
@@ -371,7 +367,7 @@ func (s *bodySender) run() {
 // also stored in clientErr.
 func (s *bodySender) step() (fin bool, err error) {
 	buf := *s.bp
-	bw := s.uc.bw
+	bw := s.uc.Writer()
 	n, rerr := s.body.Read(buf)
 	if n > 0 {
 		s.sent += int64(n)
@@ -440,7 +436,7 @@ func (s *bodySender) stop() error {
 		case <-s.done:
 		default:
 			s.stopping.Store(true)
-			s.uc.nc.SetWriteDeadline(longAgo)
+			s.uc.AbortWrite()
 			s.body.Stop()
 			<-s.done
 			s.complete = false // uc keeps the past deadline: never reuse it
@@ -508,7 +504,7 @@ func (e *Edge) writeHead(bw *bufio.Writer, r *http.Request, noBody, upgrade bool
 		if skipRequestHeader(k, e.opts.TrustForwardedHeaders) {
 			continue
 		}
-		if len(conn) > 0 && headerHasToken(conn, k) {
+		if len(conn) > 0 && h1.HasToken(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -518,7 +514,7 @@ func (e *Edge) writeHead(bw *bufio.Writer, r *http.Request, noBody, upgrade bool
 			bw.WriteString("\r\n")
 		}
 	}
-	if te := r.Header["Te"]; len(te) > 0 && headerHasToken(te, "trailers") {
+	if te := r.Header["Te"]; len(te) > 0 && h1.HasToken(te, "trailers") {
 		bw.WriteString("Te: trailers\r\n")
 	}
 	bw.WriteString("X-Forwarded-For: ")
@@ -595,25 +591,6 @@ func remoteIP(addr string) string {
 	return addr
 }
 
-// headerHasToken reports whether a comma-separated header lists token,
-// ignoring ASCII case, without allocating for a lower-case token.
-func headerHasToken(values []string, token string) bool {
-	// hasToken compares ASCII-only (never "cloſe" for "close"), as
-	// net/http does; it wants the token in lower case.
-	for i := 0; i < len(token); i++ {
-		if c := token[i]; 'A' <= c && c <= 'Z' {
-			token = strings.ToLower(token)
-			break
-		}
-	}
-	for _, v := range values {
-		if hasToken(v, token) {
-			return true
-		}
-	}
-	return false
-}
-
 // readHead reads one response header block (status line and fields, up to
 // the empty line) as a single string, so that every header key and value
 // is a substring of one allocation.
@@ -627,7 +604,7 @@ func readHead(br *bufio.Reader) (head string, status int, err error) {
 	scanned := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if end := headerEnd(buf, scanned); end > 0 {
+		if end := h1.HeaderEnd(buf, scanned); end > 0 {
 			head = string(buf[:end])
 			br.Discard(end)
 			break
@@ -657,29 +634,6 @@ func readHead(br *bufio.Reader) (head string, status int, err error) {
 func isConnReset(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && !oe.Timeout()
-}
-
-// headerEnd returns the offset just after the empty line that ends a header
-// block in buf (CRLF or bare LF line endings), or -1. from is where the
-// previous scan stopped.
-func headerEnd(buf []byte, from int) int {
-	if from > 3 {
-		from -= 3
-	} else {
-		from = 0
-	}
-	for i := from; i < len(buf); i++ {
-		if buf[i] != '\n' {
-			continue
-		}
-		if i+1 < len(buf) && buf[i+1] == '\n' {
-			return i + 2
-		}
-		if i+2 < len(buf) && buf[i+1] == '\r' && buf[i+2] == '\n' {
-			return i + 3
-		}
-	}
-	return -1
 }
 
 // framing is what the response header says about the body.
@@ -740,7 +694,7 @@ func parseHeader(head string, h http.Header, upgrade bool) (framing, error) {
 			}
 			continue
 		case "Connection":
-			if headerHasToken([]string{v}, "close") {
+			if h1.HasToken([]string{v}, "close") {
 				fr.close = true
 			}
 			connTokens = v
@@ -771,7 +725,7 @@ func parseHeader(head string, h http.Header, upgrade bool) (framing, error) {
 	}
 	if connTokens != "" && !upgrade {
 		for k := range h {
-			if headerHasToken([]string{connTokens}, k) {
+			if h1.HasToken([]string{connTokens}, k) {
 				delete(h, k)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -421,7 +422,7 @@ func TestProxyWebSocketUpgrade(t *testing.T) {
 func testProxyWebSocketUpgrade(t *testing.T) {
 	// A minimal upgrade: after 101 the upstream echoes lines upper-cased.
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" || !headerHasToken(r.Header["Connection"], "upgrade") {
+		if r.Header.Get("Upgrade") != "websocket" || !h1.HasToken(r.Header["Connection"], "upgrade") {
 			http.Error(w, "upgrade headers lost", 400)
 			return
 		}

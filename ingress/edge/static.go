@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -204,20 +205,20 @@ var (
 func (e *Edge) serveStatic(w http.ResponseWriter, r *http.Request, rt *route) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header()["Allow"] = hdrAllowGetHead
-		textError(w, http.StatusMethodNotAllowed, "405 method not allowed: static files answer GET and HEAD\n")
+		h1.TextError(w, http.StatusMethodNotAllowed, "405 method not allowed: static files answer GET and HEAD\n")
 		return
 	}
 	if rt.prefix == "" || e.opts.Assets == nil {
-		textError(w, http.StatusNotFound, "404 not found\n")
+		h1.TextError(w, http.StatusNotFound, "404 not found\n")
 		return
 	}
 	set := e.manifestFor(e.ctxOf(w, r), rt)
 	if set.err != nil {
 		if preview.IsNotFound(set.err) {
-			textError(w, http.StatusNotFound, "404 this preview has no published assets\n")
+			h1.TextError(w, http.StatusNotFound, "404 this preview has no published assets\n")
 			return
 		}
-		textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+		h1.TextError(w, http.StatusBadGateway, "502 asset store unavailable\n")
 		return
 	}
 	p := r.URL.Path
@@ -274,7 +275,7 @@ func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route, set *
 		e.serveAsset(w, r, rt, a, http.StatusNotFound)
 		return
 	}
-	textError(w, http.StatusNotFound, "404 not found\n")
+	h1.TextError(w, http.StatusNotFound, "404 not found\n")
 }
 
 // serveAsset answers with one file, or its precompressed variant when the
@@ -341,11 +342,11 @@ func (e *Edge) blobError(w http.ResponseWriter, rt *route, a *asset, err error) 
 		// The manifest changed under us (a newer publish removed the
 		// blob); read it again next time.
 		rt.assets.Store(nil)
-		textError(w, http.StatusNotFound, "404 not found\n")
+		h1.TextError(w, http.StatusNotFound, "404 not found\n")
 		return
 	}
 	e.log.Warn("edge: opening asset", "digest", a.digest, "err", err)
-	textError(w, http.StatusBadGateway, "502 asset store unavailable\n")
+	h1.TextError(w, http.StatusBadGateway, "502 asset store unavailable\n")
 }
 
 // serveCached serves a blob of a store without local files. A blob of at

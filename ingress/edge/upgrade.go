@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
 )
 
 // proxyUpgrade forwards a request that asks to switch protocols (a
@@ -15,20 +17,21 @@ import (
 // ways until either side closes; any other answer is passed on like a
 // normal response.
 func (e *Edge) proxyUpgrade(w http.ResponseWriter, r *http.Request, rt *route, addr string) {
-	uc, err := e.tr.dial(e.ctxOf(w, r), addr, &connPool{removed: true})
+	uc, err := e.tr.Dial(e.ctxOf(w, r), addr)
 	if err != nil {
 		e.upstreamError(w, r, rt, err)
 		return
 	}
-	defer uc.nc.Close()
+	defer uc.Close()
+	up, br := uc.Conn(), uc.Reader()
 	noBody := r.Body == nil || r.Body == http.NoBody
-	if err := e.writeRequest(uc.bw, r, noBody, true); err != nil {
+	if err := e.writeRequest(uc.Writer(), r, noBody, true); err != nil {
 		e.upstreamError(w, r, rt, err)
 		return
 	}
-	head, status, err := readHead(uc.br)
+	head, status, err := readHead(br)
 	for err == nil && status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
-		head, status, err = readHead(uc.br)
+		head, status, err = readHead(br)
 	}
 	if err != nil {
 		e.upstreamError(w, r, rt, err)
@@ -47,11 +50,11 @@ func (e *Edge) proxyUpgrade(w http.ResponseWriter, r *http.Request, rt *route, a
 			fl := flusher{w: w}
 			switch {
 			case fr.chunked:
-				copyChunked(&fl, uc.br, h)
+				copyChunked(&fl, br, h)
 			case fr.length >= 0:
-				copyN(&fl, uc.br, fr.length)
+				copyN(&fl, br, fr.length)
 			default:
-				copyToEOF(&fl, uc.br)
+				copyToEOF(&fl, br)
 			}
 		}
 		return
@@ -64,7 +67,7 @@ func (e *Edge) proxyUpgrade(w http.ResponseWriter, r *http.Request, rt *route, a
 	cc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		e.log.Warn("edge: cannot take over the client connection for an upgrade", "err", err)
-		textError(w, http.StatusBadGateway, "502 protocol upgrade not supported on this connection\n")
+		h1.TextError(w, http.StatusBadGateway, "502 protocol upgrade not supported on this connection\n")
 		return
 	}
 	defer cc.Close()
@@ -74,16 +77,16 @@ func (e *Edge) proxyUpgrade(w http.ResponseWriter, r *http.Request, rt *route, a
 		return
 	}
 	// Bytes either side sent after its head are already buffered.
-	if n := uc.br.Buffered(); n > 0 {
-		b, _ := uc.br.Peek(n)
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
 		if _, err := cc.Write(b); err != nil {
 			return
 		}
-		uc.br.Discard(n)
+		br.Discard(n)
 	}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
-		if _, err := uc.nc.Write(b); err != nil {
+		if _, err := up.Write(b); err != nil {
 			return
 		}
 		brw.Reader.Discard(n)
@@ -92,14 +95,14 @@ func (e *Edge) proxyUpgrade(w http.ResponseWriter, r *http.Request, rt *route, a
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		io.Copy(uc.nc, cc)
-		closeWrite(uc.nc)
+		io.Copy(up, cc)
+		closeWrite(up)
 	}()
-	io.Copy(cc, uc.nc)
+	io.Copy(cc, up)
 	closeWrite(cc)
 	// The upstream finished; give the client's side a moment to finish
 	// its close handshake, then tear both down.
-	timer := time.AfterFunc(5*time.Second, func() { cc.Close(); uc.nc.Close() })
+	timer := time.AfterFunc(5*time.Second, func() { cc.Close(); up.Close() })
 	wg.Wait()
 	timer.Stop()
 }

@@ -1,4 +1,4 @@
-package edge
+package h1
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ var (
 )
 
 // readRequest reads the next request from fc.br.
-func (fc *fastConn) readRequest() (*http.Request, error) {
+func (fc *conn) readRequest() (*http.Request, error) {
 	br := fc.br
 	if _, err := br.Peek(1); err != nil {
 		return nil, err
@@ -35,10 +35,10 @@ func (fc *fastConn) readRequest() (*http.Request, error) {
 	// the Host field, which http.ReadRequest drops: read it here.
 	var hosts []string
 	hostsKnown := false
-	scanned := 0 // bytes headerEnd has looked at: a slow sender costs O(n), not O(n²)
+	scanned := 0 // bytes HeaderEnd has looked at: a slow sender costs O(n), not O(n²)
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if end := headerEnd(buf, scanned); end > 0 {
+		if end := HeaderEnd(buf, scanned); end > 0 {
 			if req := parseSimpleRequest(buf[:end]); req != nil {
 				br.Discard(end)
 				return req, nil
@@ -304,4 +304,47 @@ func validHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// HasToken reports whether a comma-separated header lists token,
+// ignoring ASCII case, without allocating for a lower-case token.
+func HasToken(values []string, token string) bool {
+	// hasToken compares ASCII-only (never "cloſe" for "close"), as
+	// net/http does; it wants the token in lower case.
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; 'A' <= c && c <= 'Z' {
+			token = strings.ToLower(token)
+			break
+		}
+	}
+	for _, v := range values {
+		if hasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// HeaderEnd returns the offset just after the empty line that ends a
+// header block in buf (CRLF or bare LF line endings), or -1. from is where
+// the previous scan of a growing buf stopped (0 for the first), so that a
+// block arriving in pieces costs O(n), not O(n²).
+func HeaderEnd(buf []byte, from int) int {
+	if from > 3 {
+		from -= 3
+	} else {
+		from = 0
+	}
+	for i := from; i < len(buf); i++ {
+		if buf[i] != '\n' {
+			continue
+		}
+		if i+1 < len(buf) && buf[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(buf) && buf[i+1] == '\r' && buf[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
 }

@@ -1,4 +1,4 @@
-package edge
+package h1
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ func TestParseSimpleRequest(t *testing.T) {
 		{"GET /a HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", false},
 		{"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", false},
 	} {
-		end := headerEnd([]byte(c.raw), 0)
+		end := HeaderEnd([]byte(c.raw), 0)
 		var fast = parseSimpleRequest([]byte(c.raw[:end]))
 		if (fast != nil) != c.fast {
 			t.Errorf("%q: fast parse = %v, want %v", c.raw, fast != nil, c.fast)

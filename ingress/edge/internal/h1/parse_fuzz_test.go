@@ -1,4 +1,4 @@
-package edge
+package h1
 
 import (
 	"bufio"
@@ -11,10 +11,10 @@ import (
 	"testing"
 )
 
-// FuzzParseRequest checks the edge's request reader (the fast parser and
+// FuzzParseRequest checks the request reader (the fast parser and
 // its http.ReadRequest fallback) differentially against net/http: the same
 // bytes, read as a sequence of pipelined requests, either are refused by
-// the edge (which may be stricter) or are accepted by net/http too and
+// h1 (which may be stricter) or are accepted by net/http too and
 // parsed the same: method, request-target, protocol, host, header fields,
 // connection persistence and body framing (body bytes, Content-Length,
 // Transfer-Encoding, trailers, and where the next request starts). seg
@@ -28,26 +28,26 @@ func FuzzParseRequest(f *testing.F) {
 		if seg > 0 && seg < 64 && len(data) > 1024 {
 			seg = 64 // keep byte-at-a-time reads of big inputs fast
 		}
-		conn := &segConn{data: data, seg: int(seg)}
-		fc := &fastConn{c: conn}
+		sc := &segConn{data: data, seg: int(seg)}
+		fc := &conn{c: sc}
 		fc.br = bufio.NewReaderSize(fc, 4096)
 		off := 0
 		for i := 0; i < 16 && off < len(data); i++ {
 			ref, refErr := referenceRead(data[off:])
-			fc.limit = maxHeaderBytes
+			fc.limit = http.DefaultMaxHeaderBytes
 			got, err := fc.readRequest()
 			fc.limit = -1
 			if err != nil {
 				return // refusing is always allowed
 			}
 			if refErr != nil {
-				t.Fatalf("request %d: edge accepted what net/http refuses (%v):\n%q", i, refErr, data[off:])
+				t.Fatalf("request %d: h1 accepted what net/http refuses (%v):\n%q", i, refErr, data[off:])
 			}
 			body, bodyErr := io.ReadAll(io.LimitReader(got.Body, 64<<10))
 			compareRequests(t, i, data[off:], got, ref, body, bodyErr)
-			used := conn.off - fc.br.Buffered()
+			used := sc.off - fc.br.Buffered()
 			if used-off != ref.used {
-				t.Fatalf("request %d: edge consumed %d bytes, net/http %d:\n%q", i, used-off, ref.used, data[off:])
+				t.Fatalf("request %d: h1 consumed %d bytes, net/http %d:\n%q", i, used-off, ref.used, data[off:])
 			}
 			if bodyErr != nil || got.Close {
 				return
@@ -186,6 +186,6 @@ func compareRequests(t *testing.T, i int, raw []byte, got *http.Request, r *refR
 	}
 	a, b := v(got, body, bodyErr), v(ref, r.body, r.bodyErr)
 	if !reflect.DeepEqual(a, b) {
-		t.Fatalf("request %d parsed differently:\n%q\nedge:     %+v\nnet/http: %+v", i, raw, a, b)
+		t.Fatalf("request %d parsed differently:\n%q\nh1:       %+v\nnet/http: %+v", i, raw, a, b)
 	}
 }

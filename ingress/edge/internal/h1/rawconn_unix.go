@@ -1,6 +1,6 @@
 //go:build unix
 
-package edge
+package h1
 
 import (
 	"errors"
@@ -72,7 +72,7 @@ func sysWrite(fd uintptr, p []byte) (int, error) {
 // response, which cannot have arrived before the request was written, so
 // no readiness is lost), then reads once the socket is readable. A write
 // that cannot complete at once is left for the caller to finish.
-func (c *upConn) rawStep(fd uintptr) bool {
+func (c *UpConn) rawStep(fd uintptr) bool {
 	if c.wrote < len(c.out) {
 		n, err := sysWrite(fd, c.out[c.wrote:])
 		c.wrote += n
@@ -93,8 +93,8 @@ func (c *upConn) rawStep(fd uintptr) bool {
 }
 
 // readStep and writeStep are the raw read and write of a taken-over
-// client connection (see fastConn.Read and connWriter).
-func (fc *fastConn) readStep(fd uintptr) bool {
+// client connection (see conn.Read and connWriter).
+func (fc *conn) readStep(fd uintptr) bool {
 	n, err := sysRead(fd, fc.rp)
 	if err == syscall.EAGAIN {
 		return false
@@ -103,7 +103,7 @@ func (fc *fastConn) readStep(fd uintptr) bool {
 	return true
 }
 
-func (fc *fastConn) writeStep(fd uintptr) bool {
+func (fc *conn) writeStep(fd uintptr) bool {
 	for fc.wrote < len(fc.wp) {
 		n, err := sysWrite(fd, fc.wp[fc.wrote:])
 		fc.wrote += n
@@ -120,7 +120,7 @@ func (fc *fastConn) writeStep(fd uintptr) bool {
 
 // alive reports whether an idle upstream connection is still open: a
 // peek that would block means nothing (no EOF, no reset) has arrived.
-func (c *upConn) alive() bool {
+func (c *UpConn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false // unsolicited bytes: the connection is out of step
 	}

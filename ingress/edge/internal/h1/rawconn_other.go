@@ -1,6 +1,6 @@
 //go:build !unix
 
-package edge
+package h1
 
 import "net"
 
@@ -12,10 +12,10 @@ type rawConn interface {
 
 func rawConnOf(net.Conn) rawConn { return nil }
 
-func (c *upConn) rawStep(uintptr) bool      { return true }
-func (fc *fastConn) readStep(uintptr) bool  { return true }
-func (fc *fastConn) writeStep(uintptr) bool { return true }
+func (c *UpConn) rawStep(uintptr) bool  { return true }
+func (fc *conn) readStep(uintptr) bool  { return true }
+func (fc *conn) writeStep(uintptr) bool { return true }
 
-func (c *upConn) alive() bool { return c.br.Buffered() == 0 }
+func (c *UpConn) alive() bool { return c.br.Buffered() == 0 }
 
 func isAgain(error) bool { return false }

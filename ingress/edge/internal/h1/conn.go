@@ -1,4 +1,4 @@
-package edge
+package h1
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,30 +18,8 @@ import (
 	"time"
 )
 
-// Connection takeover. net/http's server spends, per request, a goroutine
-// and a read system call on watching the client (its "background read"),
-// plus wake-ups of idle threads; on a two-core machine that is most of the
-// gap to nginx. So the edge takes an HTTP/1.x keep-alive connection over
-// (http.Hijacker) at its first request for a preview host and serves that
-// request and the following ones itself in a small loop: requests parsed
-// with http.ReadRequest, responses framed by fastResponse, and the client
-// watched only when a request takes longer than watchDelay. Requests for
-// hosts without a route that arrive on such a connection (a load balancer
-// reusing connections across hosts) go to Options.Fallback.
-//
-// Limits on a taken-over connection, which net/http's server no longer
-// enforces: between requests the connection waits at most
-// Options.IdleTimeout for the first byte of the next one (then it is
-// closed silently); from that byte the header block must arrive within
-// Limits.ReadHeaderTimeout (else 408) and fit in Limits.MaxHeaderBytes
-// (else 431). Request bodies are bounded per read by the handlers that
-// read them (http.ResponseController.SetReadDeadline works here, see
-// fastResponse.SetReadDeadline; the proxy applies Limits.BodyReadTimeout),
-// and what a handler leaves unread is drained within BodyReadTimeout or
-// the connection is closed.
-
 const (
-	// watchDelay is how long a request may run before the edge starts
+	// watchDelay is how long a request may run before the server starts
 	// watching its client for a disconnect (which cancels the request).
 	watchDelay = 100 * time.Millisecond
 	// maxDrain is how much of an unread request body is discarded to keep
@@ -52,11 +31,70 @@ var (
 	errHeaderTooLarge = errors.New("request header too large")
 	errShortBody      = errors.New("response body shorter than its Content-Length")
 	errHeaderTimeout  = fmt.Errorf("reading the request header: %w", os.ErrDeadlineExceeded)
+
+	// longAgo is a deadline in the past: setting it interrupts a blocked
+	// read or write.
+	longAgo = time.Unix(1, 0)
 )
 
-// fastConn is one taken-over client connection.
-type fastConn struct {
-	e      *Edge
+// Server serves the HTTP/1.x connections it takes over from net/http's
+// server (see the package comment for the contract). Set its fields
+// before the first TakeOver and do not change them afterwards; the zero
+// value of each means what it means for http.Server. It is safe for
+// concurrent use.
+type Server struct {
+	// Handler serves every request on a taken-over connection, the one
+	// given to TakeOver included. When it is also a BodyRefuser the
+	// server asks it before inviting a body with 100 Continue.
+	Handler http.Handler
+	// Logger receives handler panics; nil means slog.Default().
+	Logger *slog.Logger
+	// IdleTimeout is how long a connection waits for the first byte of
+	// its next request before it is closed silently; 0 means no limit.
+	IdleTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a header block from its first
+	// byte (a slower client is answered 408); 0 means no limit.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds discarding what a handler left unread of a
+	// request body (past it the connection is closed); 0 means no limit.
+	BodyReadTimeout time.Duration
+	// MaxHeaderBytes caps a request's header block (a larger one is
+	// answered 431); 0 means http.DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+}
+
+// BodyRefuser is an optional interface of a Server's Handler.
+// RefusesBody reports whether the handler will answer r without reading
+// its body (a declared length over its limit, say); for such a request
+// with "Expect: 100-continue" the server sends no 100 Continue and closes
+// the connection after the answer instead of waiting for a body nobody
+// reads. It must not read r's body and must be safe for concurrent use.
+type BodyRefuser interface {
+	RefusesBody(r *http.Request) bool
+}
+
+// after returns the deadline d from now, or none for d <= 0.
+func after(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// conn is one taken-over client connection.
+type conn struct {
+	srv    *Server
 	c      net.Conn
 	br     *bufio.Reader // reads through fc (see Read)
 	bw     *bufio.Writer
@@ -64,7 +102,7 @@ type fastConn struct {
 	cancel context.CancelFunc
 	remote string
 	tls    *tls.ConnectionState
-	res    fastResponse
+	res    ResponseWriter
 
 	// Header size limit: bytes the current header block may still read;
 	// negative means no limit (reading a body).
@@ -85,7 +123,7 @@ type fastConn struct {
 	hasPeek  bool
 	gone     atomic.Bool
 	idle     atomic.Bool // waiting for the next request
-	upstream atomic.Pointer[upConn]
+	upstream atomic.Pointer[UpConn]
 
 	// Raw socket access (nil for TLS): state of one read or write step.
 	raw     rawConn
@@ -99,10 +137,19 @@ type fastConn struct {
 	writeFn func(fd uintptr) bool
 }
 
-// takeOver hijacks the connection of r and serves it until it closes.
-// ok is false when the connection cannot be taken over; then nothing was
-// written and the caller serves r normally.
-func (e *Edge) takeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
+// TakeOver hijacks the connection of r and serves r and the
+// connection's following requests with s.Handler until the connection
+// closes; then it returns true. It returns false, having written nothing,
+// when the connection cannot be taken over: w is not an http.Hijacker,
+// the hijack fails, or w is the ResponseWriter of a connection already
+// taken over (a handler of s calling TakeOver again). The caller then
+// serves r itself. After Close, TakeOver closes the hijacked connection at
+// once and returns true. The caller checks that r suits a takeover
+// (HTTP/1.x, no body, no Upgrade).
+func (s *Server) TakeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
+	if _, nested := w.(*ResponseWriter); nested {
+		return false
+	}
 	hj, isHJ := w.(http.Hijacker)
 	if !isHJ {
 		return false
@@ -111,7 +158,7 @@ func (e *Edge) takeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 	if err != nil {
 		return false
 	}
-	fc := &fastConn{e: e, c: c, remote: r.RemoteAddr, tls: r.TLS, limit: -1}
+	fc := &conn{srv: s, c: c, remote: r.RemoteAddr, tls: r.TLS, limit: -1}
 	fc.cond.L = &fc.mu
 	fc.ctx, fc.cancel = context.WithCancel(context.Background())
 	// The server's reader may hold bytes of a pipelined request: read them
@@ -131,14 +178,14 @@ func (e *Edge) takeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 	fc.watch = time.AfterFunc(time.Hour, fc.onWatch)
 	fc.watch.Stop()
 	// One registration per connection aborts whichever upstream exchange
-	// is running when the client goes away (see Edge.proxy).
+	// is running when the client goes away (see ResponseWriter.BindUpstream).
 	context.AfterFunc(fc.ctx, func() {
 		if uc := fc.upstream.Swap(nil); uc != nil {
-			uc.nc.SetDeadline(longAgo)
+			uc.Abort()
 		}
 	})
 	c.SetDeadline(time.Time{})
-	if !e.track(fc, true) {
+	if !s.track(fc, true) {
 		c.Close()
 		return true
 	}
@@ -147,26 +194,51 @@ func (e *Edge) takeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 }
 
 // track adds or removes a taken-over connection; adding fails after Close.
-func (e *Edge) track(fc *fastConn, add bool) bool {
-	e.connMu.Lock()
-	defer e.connMu.Unlock()
+func (s *Server) track(fc *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if add {
-		if e.closed.Load() {
+		if s.closed.Load() {
 			return false
 		}
-		if e.conns == nil {
-			e.conns = map[*fastConn]struct{}{}
+		if s.conns == nil {
+			s.conns = map[*conn]struct{}{}
 		}
-		e.conns[fc] = struct{}{}
+		s.conns[fc] = struct{}{}
 		return true
 	}
-	delete(e.conns, fc)
+	delete(s.conns, fc)
 	return true
+}
+
+// Conns returns how many taken-over connections are open.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close closes the taken-over connections: idle ones at once, busy ones
+// when their current response is complete (a request still reading its
+// header block is interrupted). Later TakeOvers close their connection at
+// once. Close does not wait; it is idempotent. http.Server.Shutdown does
+// not know these connections (they are hijacked): call Close after it.
+func (s *Server) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		if fc.idle.Load() {
+			fc.c.SetReadDeadline(longAgo)
+		}
+	}
 }
 
 // Read is the underlying reader of fc.br: the byte a watchdog read, then
 // the connection, counted against the header limit.
-func (fc *fastConn) Read(p []byte) (int, error) {
+func (fc *conn) Read(p []byte) (int, error) {
 	if fc.hasPeek && len(p) > 0 {
 		fc.hasPeek = false
 		p[0] = fc.peeked[0]
@@ -187,7 +259,7 @@ func (fc *fastConn) Read(p []byte) (int, error) {
 
 // connRead reads from the connection, with raw system calls where
 // possible (see sysRead).
-func (fc *fastConn) connRead(p []byte) (int, error) {
+func (fc *conn) connRead(p []byte) (int, error) {
 	if fc.raw == nil {
 		return fc.c.Read(p)
 	}
@@ -207,7 +279,7 @@ func (fc *fastConn) connRead(p []byte) (int, error) {
 }
 
 // connWriter is the underlying writer of fc.bw.
-type connWriter struct{ fc *fastConn }
+type connWriter struct{ fc *conn }
 
 func (cw connWriter) Write(p []byte) (int, error) {
 	fc := cw.fc
@@ -227,7 +299,7 @@ func (cw connWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (fc *fastConn) serve(req *http.Request) {
+func (fc *conn) serve(req *http.Request) {
 	defer func() {
 		fc.watch.Stop()
 		fc.cancel()
@@ -235,7 +307,7 @@ func (fc *fastConn) serve(req *http.Request) {
 			fc.lingeringClose()
 		}
 		fc.c.Close()
-		fc.e.track(fc, false)
+		fc.srv.track(fc, false)
 	}()
 	req.RemoteAddr = fc.remote
 	req.TLS = fc.tls
@@ -247,9 +319,9 @@ func (fc *fastConn) serve(req *http.Request) {
 		// setting a past deadline: the order here (deadline, idle,
 		// closed) means either this loop sees closed or Close sees idle
 		// after the deadline below is in place.
-		fc.c.SetReadDeadline(time.Now().Add(fc.e.opts.IdleTimeout))
+		fc.c.SetReadDeadline(after(fc.srv.IdleTimeout))
 		fc.idle.Store(true)
-		if fc.e.closed.Load() {
+		if fc.srv.closed.Load() {
 			return
 		}
 		next, started, err := fc.nextRequest()
@@ -259,7 +331,7 @@ func (fc *fastConn) serve(req *http.Request) {
 			case !started, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 				// Idle, closed by the client, or interrupted by Close.
 			case isTimeout(err):
-				if !fc.e.closed.Load() {
+				if !fc.srv.closed.Load() {
 					status = "408 Request Timeout"
 				}
 			case errors.Is(err, errHeaderTooLarge):
@@ -280,19 +352,22 @@ func (fc *fastConn) serve(req *http.Request) {
 		fc.c.SetReadDeadline(time.Time{})
 		next.RemoteAddr = fc.remote
 		next.TLS = fc.tls
-		// The request keeps the background context: the edge's handlers
-		// use fc.ctx (see Edge.ctxOf), which saves a copy of the request.
+		// The request keeps the background context: handlers use fc.ctx
+		// (see ResponseWriter.Context), which saves a copy of the request.
 		req = next
 	}
 }
 
 // nextRequest reads the next request: it waits for its first byte until
 // the deadline the caller set (the idle timeout), then reads the rest of
-// the header block within Limits.ReadHeaderTimeout and at most
-// Limits.MaxHeaderBytes of it. started reports whether a byte of the
+// the header block within Server.ReadHeaderTimeout and at most
+// Server.MaxHeaderBytes of it. started reports whether a byte of the
 // request arrived (an error before that is the idle connection ending).
-func (fc *fastConn) nextRequest() (req *http.Request, started bool, err error) {
-	fc.limit = fc.e.opts.Limits.MaxHeaderBytes
+func (fc *conn) nextRequest() (req *http.Request, started bool, err error) {
+	fc.limit = fc.srv.MaxHeaderBytes
+	if fc.limit <= 0 {
+		fc.limit = http.DefaultMaxHeaderBytes
+	}
 	defer func() { fc.limit = -1 }()
 	if _, err := fc.br.Peek(1); err != nil {
 		return nil, false, err
@@ -300,11 +375,11 @@ func (fc *fastConn) nextRequest() (req *http.Request, started bool, err error) {
 	// Most requests arrive whole with their first byte: a deadline is
 	// only needed for a header block still incomplete.
 	var deadline time.Time
-	if buf, _ := fc.br.Peek(fc.br.Buffered()); headerEnd(buf, 0) < 0 {
-		deadline = time.Now().Add(fc.e.opts.Limits.ReadHeaderTimeout)
+	if buf, _ := fc.br.Peek(fc.br.Buffered()); HeaderEnd(buf, 0) < 0 {
+		deadline = after(fc.srv.ReadHeaderTimeout)
 		// See serve for the order with Close's interruption.
 		fc.c.SetReadDeadline(deadline)
-		if fc.e.closed.Load() {
+		if fc.srv.closed.Load() {
 			return nil, true, net.ErrClosed
 		}
 	}
@@ -324,7 +399,7 @@ func (fc *fastConn) nextRequest() (req *http.Request, started bool, err error) {
 // discard the response from the client's receive buffer. Past 4 MiB it
 // stops reading but still waits out the half second (the client's writes
 // then block instead of failing), as net/http's server does.
-func (fc *fastConn) lingeringClose() {
+func (fc *conn) lingeringClose() {
 	if cw, ok := fc.c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -342,7 +417,7 @@ func isTimeout(err error) bool {
 
 // serveOne serves one request and reports whether the connection may be
 // used for another.
-func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
+func (fc *conn) serveOne(req *http.Request) (keep bool) {
 	w := &fc.res
 	w.reset(req)
 	hasBody := req.Body != http.NoBody && req.Body != nil
@@ -350,12 +425,12 @@ func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 		if exp := req.Header["Expect"]; len(exp) > 0 {
 			if !strings.EqualFold(exp[0], "100-continue") {
 				w.h["Connection"] = []string{"close"}
-				textError(w, http.StatusExpectationFailed, "417 expectation failed\n")
+				TextError(w, http.StatusExpectationFailed, "417 expectation failed\n")
 				w.finish()
 				return false
 			}
-			if fc.e.refusesBody(req) {
-				// The proxy answers 413 without reading: do not invite
+			if br, ok := fc.srv.Handler.(BodyRefuser); ok && br.RefusesBody(req) {
+				// The handler answers without reading: do not invite
 				// the body, and close after the answer.
 				w.closeAfter = true
 			} else {
@@ -391,7 +466,7 @@ func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 			return false
 		}
 		// Discard what the handler left of the body, within bounds.
-		fc.c.SetReadDeadline(time.Now().Add(fc.e.opts.Limits.BodyReadTimeout))
+		fc.c.SetReadDeadline(after(fc.srv.BodyReadTimeout))
 		n, err := io.CopyN(io.Discard, req.Body, maxDrain)
 		if err != io.EOF || n >= maxDrain {
 			fc.linger = true
@@ -403,33 +478,23 @@ func (fc *fastConn) serveOne(req *http.Request) (keep bool) {
 
 // handle runs the handler, turning a panic into a broken connection (as
 // net/http does; http.ErrAbortHandler is silent).
-func (fc *fastConn) handle(w *fastResponse, req *http.Request) (aborted bool) {
+func (fc *conn) handle(w *ResponseWriter, req *http.Request) (aborted bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			aborted = true
 			if p != http.ErrAbortHandler {
-				fc.e.log.Error("edge: panic serving request", "host", req.Host, "path", req.URL.Path, "panic", p)
+				fc.srv.logger().Error("edge: panic serving request", "host", req.Host, "path", req.URL.Path, "panic", p)
 			}
 		}
 	}()
-	e := fc.e
-	if rt := e.lookup(req.Host); rt != nil {
-		e.route(w, req, rt)
-	} else if e.opts.Fallback != nil {
-		if req.Context() != fc.ctx {
-			req = req.WithContext(fc.ctx)
-		}
-		e.opts.Fallback.ServeHTTP(w, req)
-	} else {
-		textError(w, http.StatusNotFound, "404 no preview is routed at this host\n")
-	}
+	fc.srv.Handler.ServeHTTP(w, req)
 	return false
 }
 
 // onWatch runs when a request has taken watchDelay: it reads from the
 // client until the request ends (the read is then interrupted) or the
 // client closes or sends the next request.
-func (fc *fastConn) onWatch() {
+func (fc *conn) onWatch() {
 	fc.mu.Lock()
 	if !fc.inReq || fc.bgActive {
 		fc.mu.Unlock()
@@ -452,7 +517,7 @@ func (fc *fastConn) onWatch() {
 
 // endWatch stops the watchdog of the request that just ended and waits
 // for its background read to finish.
-func (fc *fastConn) endWatch() {
+func (fc *conn) endWatch() {
 	if fc.watch.Stop() {
 		fc.mu.Lock()
 		fc.inReq = false
@@ -471,12 +536,17 @@ func (fc *fastConn) endWatch() {
 	fc.mu.Unlock()
 }
 
-// fastResponse is the http.ResponseWriter of taken-over connections. The
-// response head is held back until the body outgrows a small buffer, is
-// flushed, or the handler ends, so short responses get a Content-Length
-// and longer ones are chunked, as with net/http.
-type fastResponse struct {
-	fc  *fastConn
+// ResponseWriter is the http.ResponseWriter of taken-over connections.
+// The response head is held back until the body outgrows a small buffer,
+// is flushed, or the handler ends, so short responses get a
+// Content-Length and longer ones are chunked, as with net/http. Besides
+// http.ResponseWriter it is an http.Flusher, an http.Hijacker, an
+// io.ReaderFrom (sendfile(2) for a file of known length) and an
+// io.StringWriter, and it answers http.ResponseController's
+// SetReadDeadline and EnableFullDuplex. Like net/http's, it belongs to
+// the handler's goroutine: only a body read may run alongside a write.
+type ResponseWriter struct {
+	fc  *conn
 	req *http.Request
 	h   http.Header
 
@@ -494,13 +564,13 @@ type fastResponse struct {
 }
 
 var (
-	_ http.Flusher    = (*fastResponse)(nil)
-	_ http.Hijacker   = (*fastResponse)(nil)
-	_ io.ReaderFrom   = (*fastResponse)(nil)
-	_ io.StringWriter = (*fastResponse)(nil)
+	_ http.Flusher    = (*ResponseWriter)(nil)
+	_ http.Hijacker   = (*ResponseWriter)(nil)
+	_ io.ReaderFrom   = (*ResponseWriter)(nil)
+	_ io.StringWriter = (*ResponseWriter)(nil)
 )
 
-func (w *fastResponse) reset(req *http.Request) {
+func (w *ResponseWriter) reset(req *http.Request) {
 	clear(w.h)
 	w.req = req
 	w.status = 0
@@ -511,18 +581,38 @@ func (w *fastResponse) reset(req *http.Request) {
 	w.declared, w.written = -1, 0
 }
 
-func (w *fastResponse) Header() http.Header { return w.h }
+// Header returns the response header map, as http.ResponseWriter says.
+func (w *ResponseWriter) Header() http.Header { return w.h }
 
-// ctxOf returns the context of a request: the taken-over connection's for
-// requests on one, else the request's own.
-func (e *Edge) ctxOf(w http.ResponseWriter, r *http.Request) context.Context {
-	if fr, ok := w.(*fastResponse); ok {
-		return fr.fc.ctx
-	}
-	return r.Context()
+// Context returns the connection's context: canceled when the client
+// goes away (noticed once a request has run watchDelay, see the package
+// comment) or the connection ends. Use it instead of the request's
+// context, which for requests after the first is context.Background().
+func (w *ResponseWriter) Context() context.Context { return w.fc.ctx }
+
+// CloseAfter makes the connection close after the current response, with
+// a lingering close: for a request whose body the handler stopped
+// reading, which the client may still be sending.
+func (w *ResponseWriter) CloseAfter() {
+	w.fc.linger = true
+	w.closeAfter = true
 }
 
-func (w *fastResponse) WriteHeader(code int) {
+// BindUpstream makes a client that goes away abort uc (UpConn.Abort)
+// until UnbindUpstream: one registration per connection instead of a
+// context.AfterFunc per request. One upstream connection is bound at a
+// time; binding replaces the previous one.
+func (w *ResponseWriter) BindUpstream(uc *UpConn) { w.fc.upstream.Store(uc) }
+
+// UnbindUpstream ends BindUpstream and reports whether the bound
+// connection is intact: false when the client went away and it was
+// aborted (it must then be closed, not reused).
+func (w *ResponseWriter) UnbindUpstream() (intact bool) { return w.fc.upstream.Swap(nil) != nil }
+
+// WriteHeader records the status; an informational status (1xx but
+// 101) is written at once with the current header and may precede the
+// final one. Later calls are ignored.
+func (w *ResponseWriter) WriteHeader(code int) {
 	if w.wroteHeader || w.hijacked {
 		return
 	}
@@ -540,7 +630,10 @@ func (w *fastResponse) WriteHeader(code int) {
 	w.noBody = code == http.StatusNoContent || code == http.StatusNotModified || code < 200
 }
 
-func (w *fastResponse) Write(p []byte) (int, error) {
+// Write writes body bytes, buffered until the buffer is full (see the
+// type's comment). It fails with http.ErrHijacked, http.ErrBodyNotAllowed
+// (204, 304) or http.ErrContentLength (more than a declared length).
+func (w *ResponseWriter) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
@@ -563,7 +656,8 @@ func (w *fastResponse) Write(p []byte) (int, error) {
 	return w.writeBody(p)
 }
 
-func (w *fastResponse) WriteString(s string) (int, error) {
+// WriteString is Write without converting s while it fits the buffer.
+func (w *ResponseWriter) WriteString(s string) (int, error) {
 	if !w.committed && !w.head && w.wroteHeader && !w.noBody && len(w.buf)+len(s) <= cap(w.buf) {
 		w.buf = append(w.buf, s...)
 		return len(s), nil
@@ -572,7 +666,7 @@ func (w *fastResponse) WriteString(s string) (int, error) {
 }
 
 // writeBody writes p as body, chunk-framed when chunked.
-func (w *fastResponse) writeBody(p []byte) (int, error) {
+func (w *ResponseWriter) writeBody(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -598,7 +692,7 @@ func (w *fastResponse) writeBody(p []byte) (int, error) {
 // commit writes the status line and headers, choosing the body framing:
 // the handler's Content-Length, else (final) the buffered length, else
 // chunked for HTTP/1.1 and close-delimited for HTTP/1.0.
-func (w *fastResponse) commit(final bool) {
+func (w *ResponseWriter) commit(final bool) {
 	if w.committed {
 		return
 	}
@@ -608,7 +702,7 @@ func (w *fastResponse) commit(final bool) {
 	}
 	h := w.h
 	req := w.req
-	if len(h["Connection"]) > 0 && headerHasToken(h["Connection"], "close") {
+	if len(h["Connection"]) > 0 && HasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	hasLength := len(h["Content-Length"]) > 0
@@ -631,7 +725,7 @@ func (w *fastResponse) commit(final bool) {
 		h["Content-Type"] = []string{http.DetectContentType(w.buf)}
 	}
 	if req.ProtoMajor == 1 && req.ProtoMinor == 0 && !w.closeAfter {
-		if headerHasToken(req.Header["Connection"], "keep-alive") && !w.chunked {
+		if HasToken(req.Header["Connection"], "keep-alive") && !w.chunked {
 			h["Connection"] = []string{"keep-alive"}
 		} else {
 			w.closeAfter = true
@@ -667,7 +761,7 @@ func (w *fastResponse) commit(final bool) {
 
 // finish completes the response: head, buffered body, last chunk and
 // trailers, and flushes.
-func (w *fastResponse) finish() error {
+func (w *ResponseWriter) finish() error {
 	if !w.committed {
 		w.commit(true)
 	}
@@ -704,7 +798,9 @@ func (w *fastResponse) finish() error {
 	return nil
 }
 
-func (w *fastResponse) Flush() {
+// Flush sends the head (choosing the framing as if more body followed)
+// and everything buffered.
+func (w *ResponseWriter) Flush() {
 	if w.hijacked {
 		return
 	}
@@ -716,7 +812,7 @@ func (w *fastResponse) Flush() {
 
 // ReadFrom sends a body from src, with sendfile(2) when src is a file and
 // the length is known.
-func (w *fastResponse) ReadFrom(src io.Reader) (int64, error) {
+func (w *ResponseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -748,8 +844,8 @@ func (w *fastResponse) ReadFrom(src io.Reader) (int64, error) {
 			return n, err
 		}
 	}
-	bp := bodyBufs.Get().(*[]byte)
-	defer bodyBufs.Put(bp)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
 	return io.CopyBuffer(writerOnly{w}, src, *bp)
 }
 
@@ -757,9 +853,9 @@ type writerOnly struct{ io.Writer }
 
 // SetReadDeadline sets the connection's read deadline: it makes
 // http.ResponseController.SetReadDeadline work on taken-over connections,
-// as on net/http's, for handlers that bound their body reads. The edge
+// as on net/http's, for handlers that bound their body reads. The server
 // sets the deadlines it needs between requests itself.
-func (w *fastResponse) SetReadDeadline(t time.Time) error {
+func (w *ResponseWriter) SetReadDeadline(t time.Time) error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
@@ -769,10 +865,10 @@ func (w *fastResponse) SetReadDeadline(t time.Time) error {
 // EnableFullDuplex lets http.ResponseController.EnableFullDuplex succeed:
 // a taken-over connection already lets a handler read the request body
 // while it writes the response.
-func (w *fastResponse) EnableFullDuplex() error { return nil }
+func (w *ResponseWriter) EnableFullDuplex() error { return nil }
 
 // Hijack hands the connection to the caller (a WebSocket upgrade).
-func (w *fastResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
@@ -843,3 +939,28 @@ type dateCache struct {
 }
 
 var cachedDate atomic.Pointer[dateCache]
+
+// copyBufs are the copy buffers of ReadFrom without sendfile.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+var (
+	hdrTextPlain = []string{"text/plain; charset=utf-8"}
+	hdrNosniff   = []string{"nosniff"}
+	hdrNoStore   = []string{"no-store"}
+)
+
+// TextError writes a short plain-text error (Content-Type text/plain,
+// nosniff, no-store) to any http.ResponseWriter, without allocating on a
+// ResponseWriter of this package.
+func TextError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h["Content-Type"] = hdrTextPlain
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Cache-Control"] = hdrNoStore
+	w.WriteHeader(code)
+	if wr, ok := w.(interface{ WriteString(string) (int, error) }); ok {
+		wr.WriteString(msg)
+		return
+	}
+	w.Write([]byte(msg))
+}
