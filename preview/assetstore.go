@@ -218,7 +218,10 @@ func (b *AssetBucket) wrap(op, subject string, err error) error {
 //     (AssetPublishLocker) and held to the end;
 //  3. the stored manifest is read: when it and its labels equal m and
 //     labels, the manifest is not rewritten and the stats say Unchanged;
-//  4. one HasBlobs call for the distinct digests of m;
+//  4. one HasBlobs call for the distinct digests of m (with PublishOnto,
+//     only for those the base manifest does not name), also when m is
+//     unchanged, so a republish re-sends a blob removed behind the store's
+//     back;
 //  5. each missing blob is read through open once, for the first path (in
 //     sorted order) that names it, and sent with PutBlob, at most Uploads
 //     at a time, verified against its digest and size while it is read (a
@@ -234,6 +237,34 @@ func (b *AssetBucket) wrap(op, subject string, err error) error {
 // distinct blobs this call stored, Reused is Files - Uploaded. Publishes
 // to one prefix may run concurrently; the last PutManifest wins.
 func (b *AssetBucket) Publish(ctx context.Context, prefix string, m Manifest, labels Labels, open func(path string) (io.ReadCloser, error)) (PublishStats, error) {
+	return b.PublishOnto(ctx, prefix, m, labels, open, "")
+}
+
+// AssetBasePublisher is an optional interface of an AssetStore whose
+// Publish can start from another stored manifest: PublishOnto is Publish,
+// except that the blobs the manifest at base names count as stored without
+// asking the backend, so only the rest are looked up. The Pipeline passes
+// the manifest its preview serves now, so a redeploy that changed one file
+// of 10,000 looks up one blob instead of listing 10,000. base "" (or
+// prefix itself, or a base with no readable manifest) is Publish.
+//
+// A blob a stored manifest names is as present as one a lookup found: it
+// is never collected while referenced (CollectBlobs keeps referenced
+// blobs, and DeleteManifest removes blobs only under the exclusive side of
+// AssetPublishLocker, which this publish holds from reading base to
+// writing its own manifest); where the backend has no lock, the same
+// grace period that protects a lookup's answer protects it. What it does
+// not do is repair: a blob deleted behind the store's back (by hand, by a
+// bucket lifecycle rule) is not re-sent, as a full Publish would.
+type AssetBasePublisher interface {
+	PublishOnto(ctx context.Context, prefix string, m Manifest, labels Labels, open func(path string) (io.ReadCloser, error), base string) (PublishStats, error)
+}
+
+var _ AssetBasePublisher = (*AssetBucket)(nil)
+
+// PublishOnto is Publish taking the blobs of the manifest at base as
+// stored (see AssetBasePublisher).
+func (b *AssetBucket) PublishOnto(ctx context.Context, prefix string, m Manifest, labels Labels, open func(path string) (io.ReadCloser, error), base string) (PublishStats, error) {
 	var st PublishStats
 	if err := ctx.Err(); err != nil {
 		return st, err
@@ -293,11 +324,37 @@ func (b *AssetBucket) Publish(ctx context.Context, prefix string, m Manifest, la
 		}
 	}
 	sort.Strings(digests)
-	var present map[string]bool
-	if len(digests) > 0 {
-		var err error
-		if present, err = b.d.HasBlobs(ctx, digests); err != nil {
+	present := map[string]bool{}
+	if base != "" && base != prefix && ValidateAssetPrefix(base) == nil {
+		switch bm, err := b.d.GetManifest(ctx, base); {
+		case err == nil:
+			for _, f := range bm.Manifest.Files {
+				present[f.Digest] = true
+			}
+		case IsNotFound(err), CodeOf(err) == Internal:
+			// Gone or unreadable: look every blob up.
+		default:
 			return fail(err)
+		}
+	}
+	unknown := digests
+	if len(present) > 0 {
+		unknown = make([]string, 0, len(digests))
+		for _, d := range digests {
+			if !present[d] {
+				unknown = append(unknown, d)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		found, err := b.d.HasBlobs(ctx, unknown)
+		if err != nil {
+			return fail(err)
+		}
+		for d, ok := range found {
+			if ok {
+				present[d] = true
+			}
 		}
 	}
 	var missing []string // paths, sorted

@@ -401,3 +401,39 @@ func (d *rewindDriver) PutBlob(ctx context.Context, info preview.BlobInfo, r io.
 	}
 	return d.memDriver.PutBlob(ctx, info, r)
 }
+
+// TestAssetBucketPublishOnto: a publish onto a stored manifest looks up
+// only the blobs that manifest does not name, uploads only those, and
+// writes a complete manifest; a base that does not exist is a full lookup.
+func TestAssetBucketPublishOnto(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newMemDriver()
+	b := preview.NewAssetBucket(d, nil)
+	v1 := files{"/index.html": "<h1>v1</h1>", "/app.js": "js", "/style.css": "css"}
+	if _, err := b.Publish(ctx, "hello/pr-1/1-aaaaaaa", v1.manifest(), nil, v1.open); err != nil {
+		t.Fatal(err)
+	}
+	v2 := files{"/index.html": "<h1>v2</h1>", "/app.js": "js", "/style.css": "css"}
+	d.calls = nil
+	st, err := b.PublishOnto(ctx, "hello/pr-1/2-bbbbbbb", v2.manifest(), nil, v2.open, "hello/pr-1/1-aaaaaaa")
+	if err != nil || st.Uploaded != 1 || st.Reused != 2 {
+		t.Fatalf("PublishOnto = %+v, %v", st, err)
+	}
+	calls := strings.Join(d.calls, "|")
+	if !strings.Contains(calls, "has 1|") || strings.Count(calls, "put ") != 1 {
+		t.Fatalf("calls %s: want one lookup of the one new blob and one upload", calls)
+	}
+	got, err := b.Manifest(ctx, "hello/pr-1/2-bbbbbbb")
+	if err != nil || !got.Equal(v2.manifest()) {
+		t.Fatalf("manifest = %+v, %v", got, err)
+	}
+	d.calls = nil
+	v3 := files{"/index.html": "<h1>v3</h1>", "/app.js": "js", "/style.css": "css"}
+	if _, err := b.PublishOnto(ctx, "hello/pr-1/3-ccccccc", v3.manifest(), nil, v3.open, "hello/pr-1/9-gone000"); err != nil {
+		t.Fatal(err)
+	}
+	if calls := strings.Join(d.calls, "|"); !strings.Contains(calls, "has 3|") {
+		t.Fatalf("calls %s: a missing base must mean a full lookup", calls)
+	}
+}

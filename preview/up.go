@@ -326,9 +326,16 @@ func (u *upRun) publish(ctx context.Context, adir string) (string, bool, error) 
 		}
 	}
 	labels := u.plan.Labels.With(LabelGeneration, strconv.FormatInt(u.plan.Generation, 10))
-	st, err := p.Assets.Publish(ctx, u.plan.Prefix, m, labels, func(path string) (io.ReadCloser, error) {
+	open := func(path string) (io.ReadCloser, error) {
 		return os.Open(filepath.Join(adir, filepath.FromSlash(strings.TrimPrefix(path, "/"))))
-	})
+	}
+	var st PublishStats
+	if bp, ok := p.Assets.(AssetBasePublisher); ok && u.claim.AssetPrefix != "" && !u.claim.Deleted {
+		// A redeploy looks up only the blobs the served manifest lacks.
+		st, err = bp.PublishOnto(ctx, u.plan.Prefix, m, labels, open, u.claim.AssetPrefix)
+	} else {
+		st, err = p.Assets.Publish(ctx, u.plan.Prefix, m, labels, open)
+	}
 	if err != nil {
 		return "", false, err
 	}

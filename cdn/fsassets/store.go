@@ -35,7 +35,10 @@ type Store struct {
 	d *driver
 }
 
-var _ preview.AssetStore = (*Store)(nil)
+var (
+	_ preview.AssetStore         = (*Store)(nil)
+	_ preview.AssetBasePublisher = (*Store)(nil)
+)
 
 // driver is the preview.AssetDriver on a directory.
 type driver struct {
@@ -160,6 +163,12 @@ func (s *Store) Manifest(ctx context.Context, prefix string) (preview.Manifest, 
 // wait for it.
 func (s *Store) Publish(ctx context.Context, prefix string, m preview.Manifest, labels preview.Labels, open func(path string) (io.ReadCloser, error)) (preview.PublishStats, error) {
 	return s.b.Publish(ctx, prefix, m, labels, open)
+}
+
+// PublishOnto is Publish that takes the blobs of the manifest at base as
+// stored (preview.AssetBasePublisher).
+func (s *Store) PublishOnto(ctx context.Context, prefix string, m preview.Manifest, labels preview.Labels, open func(path string) (io.ReadCloser, error), base string) (preview.PublishStats, error) {
+	return s.b.PublishOnto(ctx, prefix, m, labels, open, base)
 }
 
 // List returns the prefixes whose manifest labels match selector, sorted by

@@ -122,8 +122,8 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 	}
 	_, hasRclone := exec.LookPath("rclone")
 	var sum struct {
-		seq, cold, unchanged, change, rcCold, rcUnchanged, rcChange time.Duration
-		unchangedReq, changeReq                                     map[string]int
+		seq, cold, unchanged, change, onto, rcCold, rcUnchanged, rcChange time.Duration
+		unchangedReq, changeReq, ontoReq                                  map[string]int
 	}
 	run := 0
 	for b.Loop() {
@@ -166,6 +166,21 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		}
 		sum.change += time.Since(t0)
 		sum.changeReq = c.take()
+
+		// The same change published onto the served manifest, as the
+		// Pipeline's redeploy does: only the changed blob is looked up.
+		writeFile(b, changed, fmt.Sprintf("<h1>onto %d</h1>", run))
+		m3, err := preview.ScanAssets(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		st, err = s.PublishOnto(ctx, "hello/pr-1/3", m3, nil, opener(dir), "hello/pr-1/2")
+		if err != nil || st.Uploaded != 1 {
+			b.Fatal(st, err)
+		}
+		sum.onto += time.Since(t0)
+		sum.ontoReq = c.take()
 		writeFile(b, changed, "<h1>bench</h1>")
 
 		if hasRclone == nil {
@@ -190,6 +205,7 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 	b.ReportMetric(ms(sum.cold), "s3assets-cold-ms")
 	b.ReportMetric(ms(sum.unchanged), "s3assets-unchanged-ms")
 	b.ReportMetric(ms(sum.change), "s3assets-1change-ms")
+	b.ReportMetric(ms(sum.onto), "s3assets-1change-onto-ms")
 	b.ReportMetric(float64(sum.seq)/float64(sum.cold), "x-cold-vs-seqput")
 	if hasRclone == nil {
 		b.ReportMetric(ms(sum.rcCold), "rclone-cold-ms")
@@ -198,6 +214,7 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		b.ReportMetric(float64(sum.rcCold)/float64(sum.cold), "x-cold-vs-rclone")
 		b.ReportMetric(float64(sum.rcUnchanged)/float64(sum.unchanged), "x-unchanged-vs-rclone")
 		b.ReportMetric(float64(sum.rcChange)/float64(sum.change), "x-1change-vs-rclone")
+		b.ReportMetric(float64(sum.rcChange)/float64(sum.onto), "x-1change-onto-vs-rclone")
 	}
-	b.Logf("files %d (%d small, %d of 1 MiB); last round's requests: unchanged publish %v, one change %v", len(m.Files), small, big, sum.unchangedReq, sum.changeReq)
+	b.Logf("files %d (%d small, %d of 1 MiB); last round's requests: unchanged publish %v, one change %v, one change onto the served manifest %v", len(m.Files), small, big, sum.unchangedReq, sum.changeReq, sum.ontoReq)
 }

@@ -81,7 +81,10 @@ type Store struct {
 	d *driver
 }
 
-var _ preview.AssetStore = (*Store)(nil)
+var (
+	_ preview.AssetStore         = (*Store)(nil)
+	_ preview.AssetBasePublisher = (*Store)(nil)
+)
 
 type driver struct {
 	client   *s3.Client
@@ -236,6 +239,13 @@ func (s *Store) ManifestKey(prefix string) string { return s.d.manifestKey(prefi
 // doc for how the missing blobs are found and written.
 func (s *Store) Publish(ctx context.Context, prefix string, m preview.Manifest, labels preview.Labels, open func(path string) (io.ReadCloser, error)) (preview.PublishStats, error) {
 	return s.b.Publish(ctx, prefix, m, labels, open)
+}
+
+// PublishOnto is Publish that takes the blobs of the manifest at base as
+// stored and lists only the others (preview.AssetBasePublisher): a
+// redeploy that changed one file looks up one key.
+func (s *Store) PublishOnto(ctx context.Context, prefix string, m preview.Manifest, labels preview.Labels, open func(path string) (io.ReadCloser, error), base string) (preview.PublishStats, error) {
+	return s.b.PublishOnto(ctx, prefix, m, labels, open, base)
 }
 
 // Manifest returns the manifest at prefix, or NotFound.
