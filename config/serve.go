@@ -30,8 +30,10 @@ type Serve struct {
 	// Assets is the asset store's provider URL (s3://bucket?...,
 	// fs:///dir); empty means the embedded file store in GLIMPSE_HOME.
 	Assets string
-	// Routes is the file the edge journals its routes to; empty means
-	// GLIMPSE_HOME/routes.json.
+	// Routes is the file the edge journals its routes to, or the URL of
+	// a route source whose routes the edge serves and writes
+	// (k8s-ingress://NAMESPACE: the Ingresses every replica shares);
+	// empty means GLIMPSE_HOME/routes.json.
 	Routes string
 	// Registry is "embedded" (the default) or "none".
 	Registry string
@@ -78,7 +80,7 @@ var ServeKeys = []ServeKey{
 		set: providerURL(func(s *Serve) *string { return &s.Runtime })},
 	{Key: "assets", Flag: "assets", Kind: "url", Usage: "asset store the edge serves static files from, such as s3://bucket?endpoint=... (default: files in GLIMPSE_HOME/assets)",
 		set: providerURL(func(s *Serve) *string { return &s.Assets })},
-	{Key: "routes", Flag: "routes", Kind: "string", Usage: "file the edge journals its routes to (default GLIMPSE_HOME/routes.json)",
+	{Key: "routes", Flag: "routes", Kind: "string", Usage: "file the edge journals its routes to (default GLIMPSE_HOME/routes.json), or a route source URL such as k8s-ingress://NAMESPACE (routes kept as Ingresses every replica serves)",
 		set: func(s *Serve, v string) error { s.Routes = v; return nil }},
 	{Key: "registry", Flag: "registry", Kind: "string", Usage: "embedded: serve the embedded OCI registry under /v2/; none: do not (builds push elsewhere)",
 		set: func(s *Serve, v string) error {

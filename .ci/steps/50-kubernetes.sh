@@ -82,3 +82,38 @@ GLIMPSE_CONTAINERD_BIN="$(command -v containerd)"
 GLIMPSE_CTR_BIN="$(command -v ctr)"
 export GLIMPSE_CONTAINERD_BIN GLIMPSE_CTR_BIN
 export GLIMPSE_CNI_BIN_DIR=/usr/lib/cni
+
+# kubectl, for deploy/'s test that `kubectl kustomize deploy/` (what
+# `kubectl apply -k deploy/` reads) renders the manifests the RBAC test
+# creates; built in the same scratch module as the servers above.
+if [ ! -x "$BIN/kubectl-$KUBE_VERSION" ]; then
+  step "building kubectl $KUBE_VERSION"
+  (
+    cd "$CACHE/build-kubernetes"
+    go get "k8s.io/kubernetes/cmd/kubectl@$KUBE_VERSION"
+    go build -o "$BIN/kubectl-$KUBE_VERSION.tmp" k8s.io/kubernetes/cmd/kubectl
+    mv "$BIN/kubectl-$KUBE_VERSION.tmp" "$BIN/kubectl-$KUBE_VERSION"
+  )
+fi
+export GLIMPSE_KUBECTL_BIN="$BIN/kubectl-$KUBE_VERSION"
+
+# kwok, fake nodes for the scale figures (1,000 previews, where real pods
+# would not fit): kube-controller-manager and kube-scheduler create and
+# place the pods, kwok marks them Running and Ready without a kubelet. Its
+# stages (node initialise and heartbeat, pod ready, complete and delete)
+# are the module's own, joined into one file.
+KWOK_VERSION=v0.8.0
+if [ ! -x "$BIN/kwok-$KWOK_VERSION" ] || [ ! -s "$BIN/kwok-stages-$KWOK_VERSION.yaml" ]; then
+  step "building kwok $KWOK_VERSION"
+  GOBIN="$CACHE/build-kwok" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  stages="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"
+    cat "$stages/$f"
+  done >"$BIN/kwok-stages-$KWOK_VERSION.yaml.tmp"
+  mv "$BIN/kwok-stages-$KWOK_VERSION.yaml.tmp" "$BIN/kwok-stages-$KWOK_VERSION.yaml"
+  mv "$CACHE/build-kwok/kwok" "$BIN/kwok-$KWOK_VERSION"
+fi
+export GLIMPSE_KWOK_BIN="$BIN/kwok-$KWOK_VERSION"
+export GLIMPSE_KWOK_STAGES="$BIN/kwok-stages-$KWOK_VERSION.yaml"

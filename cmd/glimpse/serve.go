@@ -146,7 +146,11 @@ func daemonOptions(ctx context.Context, home string, cfg config.Serve) (*daemon.
 			return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("assets: %w", err))
 		}
 	}
-	if cfg.Routes != "" {
+	if strings.Contains(cfg.Routes, "://") {
+		if opts.Providers.Routes, err = routeSource(ctx, cfg.Routes, popts); err != nil {
+			return nil, err
+		}
+	} else if cfg.Routes != "" {
 		path, err := filepath.Abs(cfg.Routes)
 		if err != nil {
 			return nil, preview.Errorf(preview.InvalidArgument, "routes: %v", err)
@@ -157,6 +161,22 @@ func daemonOptions(ctx context.Context, home string, cfg config.Serve) (*daemon.
 	}
 	opts.Providers.NoRegistry = cfg.Registry == "none"
 	return opts, nil
+}
+
+// routeSource opens the router at url and returns it as the edge's route
+// source (edge.SourceStore), so the daemon's edge serves the routes that
+// router stores, whoever wrote them: k8s-ingress://NAMESPACE for a daemon
+// in the cluster. A router the edge cannot watch is InvalidArgument.
+func routeSource(ctx context.Context, url string, popts *preview.OpenOptions) (edge.RouteStore, error) {
+	r, err := preview.Routers.Open(ctx, url, popts)
+	if err != nil {
+		return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("routes: %w", err))
+	}
+	src, ok := r.(edge.RouteSource)
+	if !ok {
+		return nil, preview.Errorf(preview.InvalidArgument, "routes: %s is not a route source the edge can watch (k8s-ingress://NAMESPACE is)", url)
+	}
+	return edge.SourceStore(src), nil
 }
 
 func orEmbedded(url string) string {

@@ -17,6 +17,8 @@
 // source hash, which change on every deploy) and glimpse.dev/function,
 // the Service's selector. The function's annotations sit on the
 // Deployment only, so that an annotation-only Apply restarts no replica.
+// Secrets (preview.Function.Secrets and SecretNames) are Kubernetes
+// Secrets mounted read-only at /var/openfaas/secrets (secrets.go).
 // Objects without glimpse.dev/managed-by=glimpse are never changed or
 // deleted (FailedPrecondition).
 //
@@ -33,7 +35,8 @@
 // Credentials come from the kubeconfig named by KUBECONFIG, else the
 // in-cluster service account, else ~/.kube/config (internal/kubeapi). It
 // needs get, list, create, update and delete on deployments and services,
-// and get and update on deployments/scale, in NAMESPACE.
+// get, create, update and delete on secrets, and get and update on
+// deployments/scale, in NAMESPACE.
 package kubefaas
 
 import (
@@ -144,10 +147,14 @@ func (r *Runtime) what(name string) string {
 }
 
 // Apply creates fn's Deployment (one replica) and Service, or updates
-// them to match fn, as the package comment says. A Service or Deployment
-// of that name that is not Glimpse's refuses it (FailedPrecondition)
-// before anything is written. On a partial failure (the Deployment
-// written, the Service not) a repeated Apply completes it.
+// them to match fn, as the package comment says, in this order: the
+// Secret of fn's own values (secrets.go), the Deployment, the Secret's
+// owner reference, the Service. A Service, Deployment or Secret of that
+// name that is not Glimpse's, or a SecretNames Secret that does not
+// exist, refuses it (FailedPrecondition) before the Deployment is written.
+// On a partial failure (the Deployment written, the Service not) a
+// repeated Apply completes it; a Secret written for a Deployment never
+// created is found by its labels and removed by Remove.
 func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 	if err := fn.Validate(); err != nil {
 		return err
@@ -165,11 +172,24 @@ func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 	if err := kubeapi.Classify(ctx, err, fmt.Sprintf("service %s/%s", r.namespace, fn.Name)); err != nil && !preview.IsNotFound(err) {
 		return err
 	}
+	if err := r.checkHeldSecrets(ctx, fn); err != nil {
+		return err
+	}
+	// The function's own Secret is written before the pods that mount it.
+	var own *corev1.Secret
+	if len(fn.Secrets) > 0 {
+		if own, err = r.applySecret(ctx, fn, dep.Labels); err != nil {
+			return err
+		}
+	}
+	var written, prev *appsv1.Deployment
 	api := r.client.AppsV1().Deployments(r.namespace)
 	for attempt := 1; ; attempt++ {
 		cur, err := api.Get(ctx, fn.Name, metav1.GetOptions{})
+		prev = nil
 		switch {
 		case err == nil:
+			prev = cur
 			if !kubeapi.Owned(cur.Labels) {
 				return kubeapi.NotOwned(r.what(fn.Name))
 			}
@@ -189,9 +209,9 @@ func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 					next.Annotations[k] = v
 				}
 			}
-			_, err = api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
+			written, err = api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
 		case preview.IsNotFound(kubeapi.Classify(ctx, err, "")):
-			_, err = api.Create(ctx, dep, metav1.CreateOptions{FieldManager: kubeapi.FieldManager})
+			written, err = api.Create(ctx, dep, metav1.CreateOptions{FieldManager: kubeapi.FieldManager})
 		}
 		err = kubeapi.Classify(ctx, err, r.what(fn.Name))
 		if c := preview.CodeOf(err); (c == preview.Aborted || c == preview.AlreadyExists) && attempt < maxAttempts {
@@ -204,6 +224,18 @@ func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 			return err
 		}
 		break
+	}
+	switch {
+	case own != nil:
+		if err := r.ownSecret(ctx, own, written); err != nil {
+			return err
+		}
+	case prev != nil && usesOwnSecret(prev):
+		// The function no longer has values of its own: its Secret goes
+		// once no pod template names it.
+		if err := r.removeSecret(ctx, fn.Name); err != nil {
+			return err
+		}
 	}
 	return r.applyService(ctx, fn.Name, dep.Labels)
 }
@@ -280,7 +312,7 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 	one := int32(1)
 	yes, no := true, false
 	uid := int64(RunAsUser)
-	return &appsv1.Deployment{
+	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: fn.Name, Namespace: r.namespace, Labels: labels, Annotations: fn.Annotations},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
@@ -319,7 +351,9 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 				},
 			},
 		},
-	}, nil
+	}
+	addSecrets(&d.Spec.Template, fn)
+	return d, nil
 }
 
 // statusOf reads a function's status back from its Deployment.
@@ -499,9 +533,9 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 	}
 }
 
-// Remove deletes the function's Deployment (its pods go with it) and
-// Service; a missing function is success. When the Service delete fails
-// after the Deployment's, a repeated Remove finishes it.
+// Remove deletes the function's Deployment (its pods go with it), Service
+// and the Secret of its own values; a missing function is success. When a
+// delete fails after the Deployment's, a repeated Remove finishes it.
 func (r *Runtime) Remove(ctx context.Context, name string) error {
 	_, err := r.removeIf(ctx, name, func(*appsv1.Deployment) bool { return true })
 	return err
@@ -517,7 +551,7 @@ func (r *Runtime) removeIf(ctx context.Context, name string, ok func(*appsv1.Dep
 	for attempt := 1; ; attempt++ {
 		d, err := r.get(ctx, name)
 		if preview.IsNotFound(err) {
-			return false, r.removeService(ctx, name)
+			return false, r.removeRest(ctx, name)
 		}
 		if err != nil {
 			return false, err
@@ -537,8 +571,20 @@ func (r *Runtime) removeIf(ctx context.Context, name string, ok func(*appsv1.Dep
 		if err := preview.IgnoreNotFound(err); err != nil {
 			return false, err
 		}
-		return true, r.removeService(ctx, name)
+		return true, r.removeRest(ctx, name)
 	}
+}
+
+// removeRest deletes what a function has besides its Deployment, once the
+// Deployment is gone: its Service and the Secret of its own values (each
+// only if Glimpse's). It tries both and returns the first failure.
+func (r *Runtime) removeRest(ctx context.Context, name string) error {
+	errSvc := r.removeService(ctx, name)
+	errSec := r.removeSecret(ctx, name)
+	if errSvc != nil {
+		return errSvc
+	}
+	return errSec
 }
 
 // removeService deletes the function's Service if it is Glimpse's.

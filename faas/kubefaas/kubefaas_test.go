@@ -2,10 +2,12 @@ package kubefaas_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,11 +18,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/glimpse-dev/glimpse/faas/kubefaas"
 	"github.com/glimpse-dev/glimpse/internal/kubetest"
+	"github.com/glimpse-dev/glimpse/internal/testenv"
 	"github.com/glimpse-dev/glimpse/preview"
 	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
@@ -33,6 +38,11 @@ func TestMain(m *testing.M) {
 }
 
 const helloImage = "glimpse.test/hello:1"
+
+// echoImage is faas/localfaas's test function (testdata/echofn): it
+// answers GET /read?path=P with P's content (403 when it cannot read it)
+// and GET / with its environment, so a test sees what the pod sees.
+const echoImage = "glimpse.test/echofn:1"
 
 var imported struct {
 	once sync.Once
@@ -59,7 +69,19 @@ func clusterTB(t testing.TB) *kubetest.Cluster {
 			imported.err = err
 			return
 		}
-		imported.err = c.ImportBinary(ctx, helloImage, bin)
+		if imported.err = c.ImportBinary(ctx, helloImage, bin); imported.err != nil {
+			return
+		}
+		localfaas, err := filepath.Abs("../localfaas")
+		if err != nil {
+			imported.err = err
+			return
+		}
+		if bin, err = kubetest.BuildStatic(ctx, localfaas, filepath.Join(c.Dir, "echofn"), "./testdata/echofn"); err != nil {
+			imported.err = err
+			return
+		}
+		imported.err = c.ImportBinary(ctx, echoImage, bin)
 	})
 	if imported.err != nil {
 		t.Fatal(imported.err)
@@ -77,14 +99,96 @@ func newRuntime(t *testing.T) (*kubefaas.Runtime, *kubetest.Cluster, string) {
 	return r, c, ns
 }
 
+// namespaces remembers each Runtime's namespace, for the harness.
+var namespaces sync.Map // *kubefaas.Runtime -> string
+
 func TestConformance(t *testing.T) {
 	previewtest.RunFunctionRuntimeTests(t, previewtest.RuntimeHarness{
 		New: func(t *testing.T) preview.FunctionRuntime {
-			r, _, _ := newRuntime(t)
+			r, _, ns := newRuntime(t)
+			namespaces.Store(r, ns)
 			return r
 		},
-		Image: func(t *testing.T) string { return helloImage },
+		Image: func(t *testing.T) string { return echoImage },
+		Secret: func(t *testing.T, rt preview.FunctionRuntime, fn, name string) (string, bool) {
+			ns, _ := namespaces.Load(rt)
+			return readFile(t, cluster(t).Client(t), ns.(string), fn, preview.SecretsDir+"/"+name)
+		},
+		CreateSecret: func(t *testing.T, rt preview.FunctionRuntime, name, value string) {
+			ns, _ := namespaces.Load(rt)
+			createSecret(t, cluster(t).Client(t), ns.(string), name, value)
+		},
 	})
+}
+
+// createSecret stores a Secret the way faas-cli secret create does on
+// faas-netes: one key, named like the Secret, and none of Glimpse's
+// labels.
+func createSecret(t *testing.T, cs kubernetes.Interface, ns, name, value string) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string][]byte{name: []byte(value)}}
+	if _, err := cs.CoreV1().Secrets(ns).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servingPod waits until the function's rollout is complete (every replica
+// of the newest pod template available, no older pod left) and returns
+// its one live pod.
+func servingPod(t *testing.T, cs kubernetes.Interface, ns, fn string) corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, fn, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := *d.Spec.Replicas
+		st := d.Status
+		if st.ObservedGeneration >= d.Generation && want == 1 && st.UpdatedReplicas == want && st.AvailableReplicas == want && st.Replicas == want {
+			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: kubefaas.LabelFunction + "=" + fn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var live []corev1.Pod
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil && p.Status.PodIP != "" {
+					live = append(live, p)
+				}
+			}
+			if len(live) == 1 {
+				return live[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deployment %s/%s: rollout not complete after 90s (status %+v)", ns, fn, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readFile asks the function's serving pod (echoImage) for the file at
+// path, as the function itself sees it: its content and true, or false
+// when the function cannot read it.
+func readFile(t *testing.T, cs kubernetes.Interface, ns, fn, path string) (string, bool) {
+	t.Helper()
+	pod := servingPod(t, cs, ns, fn)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://" + net.JoinHostPort(pod.Status.PodIP, fmt.Sprint(kubefaas.Port)) + "/read?path=" + url.QueryEscape(path))
+	if err != nil {
+		t.Fatalf("GET the pod: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return string(b), true
+	case http.StatusForbidden:
+		return "", false
+	}
+	t.Fatalf("GET /read on the pod = %d %q", resp.StatusCode, b)
+	return "", false
 }
 
 // waitAvailable waits until the function reports want available replicas
@@ -285,5 +389,194 @@ func TestLastError(t *testing.T) {
 			t.Fatalf("LastError = %q after 60s, want ErrImageNeverPull", st.LastError)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSecretsDelivery checks how a function's own values are stored and
+// delivered: one Secret with the ownership labels, owned by the
+// Deployment, mounted read-only at /var/openfaas/secrets, only the hash
+// on the pod template, never a value in the Deployment or the pod's
+// environment; an unchanged Apply writes nothing, dropping the values
+// deletes the Secret, Remove deletes it, and a foreign Secret of that
+// name is left alone.
+func TestSecretsDelivery(t *testing.T) {
+	r, c, ns := newRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs := c.Client(t)
+	const value = "delivery-secret-51e2"
+	fn := preview.Function{
+		Name:    "sec-pr-1",
+		Image:   echoImage,
+		Labels:  preview.OwnerLabels("", preview.Target{App: "sec", PR: 1, Commit: "c0ffee1"}),
+		Secrets: map[string]string{"sec-pr-1-token": value},
+	}
+	fn.Annotations = map[string]string{preview.AnnotationSecretsHash: preview.SecretsHash(fn)}
+	if err := r.Apply(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := readFile(t, cs, ns, fn.Name, preview.SecretsDir+"/sec-pr-1-token"); !ok || got != value {
+		t.Fatalf("the function reads %q (%v), want %q", got, ok, value)
+	}
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, kubefaas.SecretName(fn.Name), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := cs.AppsV1().Deployments(ns).Get(ctx, fn.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Labels[preview.LabelManagedBy] != "glimpse" || sec.Labels[preview.LabelApp] != "sec" || sec.Labels[kubefaas.LabelFunction] != fn.Name {
+		t.Errorf("secret labels %v lack the ownership labels", sec.Labels)
+	}
+	if len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != dep.UID {
+		t.Errorf("secret owners %+v, want the deployment %s", sec.OwnerReferences, dep.UID)
+	}
+	js, _ := json.Marshal(dep)
+	if strings.Contains(string(js), value) {
+		t.Errorf("the deployment carries the secret's value: %s", js)
+	}
+	if got := dep.Spec.Template.Annotations[preview.AnnotationSecretsHash]; got != preview.SecretsHash(fn) {
+		t.Errorf("pod template hash annotation = %q, want %q", got, preview.SecretsHash(fn))
+	}
+	var mounted bool
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.MountPath == preview.SecretsDir {
+			mounted = m.ReadOnly
+		}
+	}
+	if !mounted {
+		t.Errorf("no read-only mount at %s: %+v", preview.SecretsDir, dep.Spec.Template.Spec.Containers[0].VolumeMounts)
+	}
+	if env, _ := readFile(t, cs, ns, fn.Name, "/proc/self/environ"); env == "" || strings.Contains(env, value) {
+		t.Errorf("the function's environment %q is unreadable or carries the secret's value", env)
+	}
+
+	// Unchanged: nothing written.
+	if err := r.Apply(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	again, err := cs.CoreV1().Secrets(ns).Get(ctx, sec.Name, metav1.GetOptions{})
+	if err != nil || again.ResourceVersion != sec.ResourceVersion {
+		t.Fatalf("unchanged Apply moved the secret's resourceVersion %s -> %v (%v)", sec.ResourceVersion, again.ResourceVersion, err)
+	}
+
+	// Without values of its own the function's Secret goes.
+	plain := fn
+	plain.Secrets, plain.Annotations = nil, nil
+	if err := r.Apply(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, sec.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("secret after an Apply without secrets: %v, want it deleted", err)
+	}
+	if _, ok := readFile(t, cs, ns, fn.Name, preview.SecretsDir+"/sec-pr-1-token"); ok {
+		t.Fatal("the function still reads its secret after an Apply without secrets")
+	}
+
+	// Remove takes the Secret with the function.
+	if err := r.Apply(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Remove(ctx, fn.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, sec.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("secret after Remove: %v, want it deleted", err)
+	}
+
+	// A Secret of that name that is not Glimpse's refuses the Apply and
+	// survives Remove.
+	createSecret(t, cs, ns, kubefaas.SecretName(fn.Name), "theirs")
+	if err := r.Apply(ctx, fn); preview.CodeOf(err) != preview.FailedPrecondition {
+		t.Fatalf("Apply over a foreign secret: %v, want FailedPrecondition", err)
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, fn.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("deployment after the refused Apply: %v; want none written", err)
+	}
+	if err := r.Remove(ctx, fn.Name); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := cs.CoreV1().Secrets(ns).Get(ctx, sec.Name, metav1.GetOptions{}); err != nil || string(s.Data[sec.Name]) != "theirs" {
+		t.Fatalf("foreign secret after Remove: %v, %v; want it kept", s, err)
+	}
+}
+
+// TestRemoveWithoutSecretAccess checks that credentials that may not
+// touch Secrets (the in-cluster daemon's gc) still remove a function with
+// secrets: Remove succeeds and leaves the Secret, owned by the Deployment,
+// to the garbage collector. A control plane of its own, with RBAC (no
+// controller-manager runs there, so the Secret stays for the check).
+func TestRemoveWithoutSecretAccess(t *testing.T) {
+	for env, what := range map[string]string{kubetest.EnvEtcd: "etcd", kubetest.EnvAPIServer: "kube-apiserver"} {
+		testenv.Require(t, env, what)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := kubetest.Start(ctx, kubetest.Options{Authorization: "RBAC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	admin := c.Client(t)
+	ns := c.Namespace(t)
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "gc"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "gc"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "delete"}},
+		},
+	}
+	if _, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "gc"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gc", Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "gc"},
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deployer, err := kubefaas.New(admin, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := preview.Function{Name: "sec-pr-2", Image: echoImage, Labels: preview.OwnerLabels("", preview.Target{App: "sec", PR: 2}),
+		Secrets: map[string]string{"sec-pr-2-token": "v"}}
+	if err := deployer.Apply(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := admin.AppsV1().Deployments(ns).Get(ctx, fn.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.ServiceAccountConfig(ctx, ns, "gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gcClient.CoreV1().Secrets(ns).Get(ctx, kubefaas.SecretName(fn.Name), metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("reading the secret as gc: %v, want Forbidden", err)
+	}
+	gc, err := kubefaas.New(gcClient, ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gc.Remove(ctx, fn.Name); err != nil {
+		t.Fatalf("Remove without access to secrets: %v", err)
+	}
+	if _, err := admin.AppsV1().Deployments(ns).Get(ctx, fn.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("deployment after Remove: %v, want it deleted", err)
+	}
+	sec, err := admin.CoreV1().Secrets(ns).Get(ctx, kubefaas.SecretName(fn.Name), metav1.GetOptions{})
+	if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != dep.UID {
+		t.Fatalf("secret left to the garbage collector: %+v, %v; want it owned by the deleted deployment %s", sec, err, dep.UID)
 	}
 }

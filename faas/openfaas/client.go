@@ -2,6 +2,7 @@ package openfaas
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/openfaas/faas-provider/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -73,6 +75,14 @@ type Options struct {
 	ScaleSettle time.Duration
 	// HTTPClient replaces the default client (no proxy, 10 s to connect).
 	HTTPClient *http.Client
+	// ScaleDeployments, when not nil, makes Scale and ScaleExact scale
+	// faas-netes' Deployment of the function in the functions namespace
+	// (Namespace, else DefaultFunctionNamespace) through this client's
+	// scale subresource instead of asking the gateway, so that zero
+	// sticks on OpenFaaS Community Edition; Scale to one or more returns
+	// once a replica is available, waiting at most Timeout (kubescale.go
+	// says what it relies on).
+	ScaleDeployments kubernetes.Interface
 }
 
 // Client is a preview.FunctionRuntime over the REST API of an OpenFaaS
@@ -96,6 +106,9 @@ type Client struct {
 	zeroRefused atomic.Bool
 	// asleep is what Endpoint answers from (see invoke.go).
 	asleep asleepSet
+	// scaler scales faas-netes' Deployments (Options.ScaleDeployments);
+	// nil scales through the gateway.
+	scaler *deploymentScaler
 }
 
 var _ preview.FunctionRuntime = (*Client)(nil)
@@ -153,11 +166,15 @@ func New(baseURL string, opts *Options) (*Client, error) {
 		}
 		hc = &http.Client{Transport: tr}
 	}
-	return &Client{
+	c := &Client{
 		base: u, namespace: o.Namespace, user: o.Username, password: o.Password, hc: hc,
 		timeout: o.Timeout, maxRetries: o.MaxRetries, settle: o.ScaleSettle,
 		backoffBase: 100 * time.Millisecond,
-	}, nil
+	}
+	if o.ScaleDeployments != nil {
+		c.scaler = &deploymentScaler{client: o.ScaleDeployments, namespace: cmp.Or(o.Namespace, DefaultFunctionNamespace)}
+	}
+	return c, nil
 }
 
 // loadCAFile returns the system roots plus the certificates in the PEM

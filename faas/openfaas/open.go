@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/glimpse-dev/glimpse/internal/kubeapi"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -21,11 +23,14 @@ func init() {
 	preview.Runtimes.Register("openfaas", open)
 }
 
-// open opens "openfaas://host:port?namespace=ns&tls=true&timeout=2m".
+// open opens "openfaas://host:port?namespace=ns&tls=true&timeout=2m&scaleDeployments=true".
 // Credentials come from ResolveCredentials; OPENFAAS_CA_FILE names extra
-// certificate authorities for tls=true.
+// certificate authorities for tls=true. scaleDeployments=true sets
+// Options.ScaleDeployments (scale to zero on OpenFaaS CE in a cluster,
+// kubescale.go) with the cluster credentials internal/kubeapi finds
+// (KUBECONFIG, else the in-cluster service account, else ~/.kube/config).
 func open(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.FunctionRuntime, error) {
-	q, err := preview.QueryParams(u, "namespace", "tls", "timeout")
+	q, err := preview.QueryParams(u, "namespace", "tls", "timeout", "scaleDeployments")
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +74,21 @@ func open(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Func
 	}
 	if scheme == "https" {
 		opts.CAFile = o.Env("OPENFAAS_CA_FILE")
+	}
+	if v := q.Get("scaleDeployments"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "scaleDeployments=%q is not a boolean", v)
+		}
+		if on {
+			cfg, err := kubeapi.Config(o)
+			if err != nil {
+				return nil, err
+			}
+			if opts.ScaleDeployments, err = kubernetes.NewForConfig(cfg); err != nil {
+				return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
+			}
+		}
 	}
 	return New(gateway, opts)
 }

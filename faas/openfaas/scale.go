@@ -88,12 +88,24 @@ func (c *Client) Scale(ctx context.Context, name string, replicas int) (int, err
 // reading for up to Options.ScaleSettle while it differs from replicas
 // (faas-netes reports from an informer cache that may lag), unless the
 // gateway refused outright or has refused zero before on this client.
+//
+// With Options.ScaleDeployments it scales faas-netes' Deployment instead
+// (kubescale.go): the count is the one the API server accepted, never
+// clamped, and a scale to one or more returns once a replica is
+// available.
 func (c *Client) ScaleExact(ctx context.Context, name string, replicas int) (int, error) {
 	if replicas < 0 {
 		return 0, preview.Errorf(preview.InvalidArgument, "function %s: replicas must not be negative, got %d", name, replicas)
 	}
 	if _, err := c.get(ctx, name); err != nil {
 		return 0, err
+	}
+	if c.scaler != nil {
+		n, err := c.scaler.scale(ctx, name, replicas, c.timeout)
+		if err == nil || n > 0 {
+			c.asleep.note(name, uint64(n))
+		}
+		return n, err
 	}
 	req := types.ScaleServiceRequest{ServiceName: name, Replicas: uint64(replicas), Namespace: c.namespace}
 	err := c.do(ctx, http.MethodPost, "/system/scale-function/"+name, c.query(), req, nil)

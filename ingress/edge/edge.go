@@ -55,6 +55,14 @@ type Options struct {
 	// plus StateFile.log, one line per change); ignored when Routes is
 	// set.
 	StateFile string
+	// Source puts the edge in cluster mode (see RouteSource): it serves
+	// the routes Source holds, following Source's watch, and delegates
+	// its preview.Router calls to Source. New waits for Source's first
+	// list, up to SourceSyncTimeout (0: DefaultSourceSyncTimeout). Source
+	// excludes Routes and StateFile (but see SourceStore); Close stops
+	// the watch.
+	Source            RouteSource
+	SourceSyncTimeout time.Duration
 	// Logger receives proxy and state errors; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -132,6 +140,10 @@ type Edge struct {
 	metrics *metrics
 	store   RouteStore
 	blobs   *blobCache // nil: serve blobs straight from the store (see static.go)
+
+	// source and stopSource are set in cluster mode (routesource.go).
+	source     RouteSource
+	stopSource func()
 }
 
 var _ preview.Router = (*Edge)(nil)
@@ -180,6 +192,21 @@ func New(opts Options) (*Edge, error) {
 		MaxHeaderBytes:    opts.Limits.MaxHeaderBytes,
 	}
 	e.blobs = newBlobCache(opts.Assets, opts.AssetCacheBytes, opts.AssetCacheMaxBlob)
+	if ss, ok := opts.Routes.(sourceStore); ok && opts.Source == nil {
+		opts.Source, opts.Routes, opts.StateFile = ss.src, nil, ""
+	}
+	if opts.Source != nil {
+		if opts.Routes != nil || opts.StateFile != "" {
+			return nil, preview.Errorf(preview.InvalidArgument, "edge: a route source excludes a route store and a state file")
+		}
+		e.source, e.store = opts.Source, memoryStore{}
+		e.table.Store(&map[string]*route{})
+		if err := e.startSource(); err != nil {
+			e.tr.Close()
+			return nil, err
+		}
+		return e, nil
+	}
 	store := opts.Routes
 	if store == nil && opts.StateFile != "" {
 		js, err := OpenJournalStore(opts.StateFile)
@@ -217,6 +244,9 @@ func New(opts Options) (*Edge, error) {
 func (e *Edge) Close() error {
 	if e.closed.Swap(true) {
 		return nil
+	}
+	if e.stopSource != nil {
+		e.stopSource()
 	}
 	e.srv.Close()
 	e.tr.Close()
@@ -283,12 +313,17 @@ func (e *Edge) HasHost(host string) bool { return e.lookup(host) != nil }
 // invalid routes are InvalidArgument; a state file that cannot be written
 // leaves the routes unchanged and returns an Internal (or
 // PermissionDenied) error. A tombstone (r.Deleted) is stored but not
-// served: its host answers 404.
+// served: its host answers 404. In cluster mode (Options.Source) it is
+// the source's SetRoute, and the edge serves the change once the
+// source's watch delivers it.
 func (e *Edge) SetRoute(ctx context.Context, r preview.Route) (preview.Route, error) {
 	if err := ctx.Err(); err != nil {
 		return preview.Route{}, err
 	}
 	r.Host = preview.NormalizeHost(r.Host)
+	if e.source != nil {
+		return e.source.SetRoute(ctx, r)
+	}
 	if err := r.Validate(); err != nil {
 		return preview.Route{}, err
 	}
@@ -328,12 +363,15 @@ func newVersion() string {
 
 // DeleteRoute removes the route for host, a tombstone included; a missing
 // route is success. The table is persisted; on a write error nothing
-// changes.
+// changes. In cluster mode it is the source's DeleteRoute.
 func (e *Edge) DeleteRoute(ctx context.Context, host string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	host = preview.NormalizeHost(host)
+	if e.source != nil {
+		return e.source.DeleteRoute(ctx, host)
+	}
 	if _, ok := (*e.table.Load())[host]; !ok {
 		return nil
 	}
@@ -347,10 +385,13 @@ func (e *Edge) DeleteRoute(ctx context.Context, host string) error {
 }
 
 // Route returns the stored route for host, a tombstone included, or
-// NotFound.
+// NotFound. In cluster mode it is the source's Route.
 func (e *Edge) Route(ctx context.Context, host string) (preview.Route, error) {
 	if err := ctx.Err(); err != nil {
 		return preview.Route{}, err
+	}
+	if e.source != nil {
+		return e.source.Route(ctx, preview.NormalizeHost(host))
 	}
 	rt := (*e.table.Load())[preview.NormalizeHost(host)]
 	if rt == nil {
@@ -360,11 +401,14 @@ func (e *Edge) Route(ctx context.Context, host string) (preview.Route, error) {
 }
 
 // Routes returns the routes whose labels match selector, tombstones
-// included, sorted by host.
+// included, sorted by host. In cluster mode it is the source's Routes.
 // The result is a copy; changing it changes nothing in the Edge.
 func (e *Edge) Routes(ctx context.Context, selector preview.Labels) ([]preview.Route, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if e.source != nil {
+		return e.source.Routes(ctx, selector)
 	}
 	t := *e.table.Load()
 	out := []preview.Route{}

@@ -2,7 +2,10 @@ package k8singress_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -63,4 +66,81 @@ func BenchmarkRawUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSourceRouteChange measures, with 1,000 previews in the
+// namespace, how long a route change takes to be served by an edge in
+// cluster mode through the informer (edge.Options.Source): each
+// iteration turns one preview's route into a tombstone or back with
+// Router.SetRoute, as `glimpse up` would from outside, and waits until
+// the edge's served table shows it (Edge.HasHost, what ServeHTTP
+// consults). Its baseline, from the same iterations, is the change's API
+// round trip (the SetRoute call: a read and a conditional update).
+// Metrics: api-ms/op, served-ms/op (from the start of the SetRoute),
+// served/api (their ratio), max-served-ms (the slowest iteration) and
+// max-after-api-ms (the longest wait after SetRoute returned).
+//
+//	go test -run '^$' -bench SourceRouteChange ./ingress/k8singress/
+func BenchmarkSourceRouteChange(b *testing.B) {
+	const previews = 1000
+	c := kubetest.Shared(b, kubetest.Options{})
+	ns := c.Namespace(b)
+	cli, err := k8singress.New(c.Client(b), ns, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	routes := make([]preview.Route, previews)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < previews; i += 8 {
+				rt, err := cli.SetRoute(ctx, fnRoute(fmt.Sprintf("pr-%d.bench.example.com", i), i+1))
+				if err != nil {
+					errs <- err
+					return
+				}
+				routes[i] = rt
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	e := clusterEdge(b, c, ns, "127.0.0.1:1")
+	if !e.HasHost(routes[previews-1].Host) {
+		b.Fatal("the edge does not serve the routes that existed when it started")
+	}
+	var api, served, worst, worstAfter time.Duration
+	i := 0
+	for b.Loop() {
+		rt := &routes[i%previews]
+		i++
+		rt.Deleted = !rt.Deleted
+		start := time.Now()
+		if *rt, err = cli.SetRoute(ctx, *rt); err != nil {
+			b.Fatal(err)
+		}
+		apiD := time.Since(start)
+		api += apiD
+		for e.HasHost(rt.Host) == rt.Deleted {
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("%s not served 10s after the change", rt.Host)
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+		d := time.Since(start)
+		served += d
+		worst = max(worst, d)
+		worstAfter = max(worstAfter, d-apiD)
+	}
+	n := float64(b.N)
+	b.ReportMetric(api.Seconds()*1000/n, "api-ms/op")
+	b.ReportMetric(served.Seconds()*1000/n, "served-ms/op")
+	b.ReportMetric(served.Seconds()/api.Seconds(), "served/api")
+	b.ReportMetric(worst.Seconds()*1000, "max-served-ms")
+	b.ReportMetric(worstAfter.Seconds()*1000, "max-after-api-ms")
 }

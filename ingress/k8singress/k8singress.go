@@ -32,9 +32,15 @@
 //
 //	k8s-ingress://NAMESPACE[?class=nginx][&service=glimpse-edge][&port=80]
 //
+// Route source: a Router is also an edge.RouteSource (Watch, watch.go),
+// so an edge in the cluster (edge.Options.Source) serves the routes these
+// Ingresses hold, whichever replica or CLI wrote them, through a client-go
+// informer on the Glimpse-labelled Ingresses of the namespace.
+//
 // Credentials come from the kubeconfig named by KUBECONFIG, else the
 // in-cluster service account, else ~/.kube/config (internal/kubeapi). It
-// needs get, list, create, update and delete on ingresses in NAMESPACE.
+// needs get, list, create, update and delete on ingresses in NAMESPACE,
+// and watch for Watch.
 // Unknown query parameters are errors.
 package k8singress
 

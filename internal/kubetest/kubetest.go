@@ -1,7 +1,9 @@
 // Package kubetest starts a real Kubernetes control plane for a test
 // package: etcd and kube-apiserver on free loopback ports over a temporary
 // directory, with token authentication (one admin token in group
-// system:masters) and AlwaysAllow authorization. With Options.Node it also
+// system:masters) and AlwaysAllow authorization (RBAC with
+// Options.Authorization). With Options.FakeNode it adds kwok's fake node
+// (kwok.go); with Options.Node it also
 // starts kube-controller-manager, kube-scheduler, a private containerd with
 // a bridge CNI network, and a real kubelet, so Deployments produce pods
 // whose containers really run (see node.go).
@@ -56,6 +58,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -74,6 +77,8 @@ const (
 	EnvContainerd        = "GLIMPSE_CONTAINERD_BIN"
 	EnvCtr               = "GLIMPSE_CTR_BIN"
 	EnvCNIBinDir         = "GLIMPSE_CNI_BIN_DIR"
+	EnvKwok              = "GLIMPSE_KWOK_BIN"
+	EnvKwokStages        = "GLIMPSE_KWOK_STAGES"
 )
 
 // Options say what to start.
@@ -83,6 +88,17 @@ type Options struct {
 	Node bool
 	// Timeout bounds the start-up; zero means 90s.
 	Timeout time.Duration
+	// FakeNode adds kube-controller-manager, kube-scheduler and kwok with
+	// one fake node (Cluster.FakeNodeName) that takes up to FakeNodePods
+	// pods: pods are scheduled and turn Running and Ready without a
+	// kubelet (nothing runs in them), for figures at a scale real pods
+	// would not fit (see kwok.go). It excludes Node.
+	FakeNode bool
+	// Authorization is the API server's --authorization-mode: empty means
+	// AlwaysAllow; "RBAC" checks every request against Roles and
+	// bindings, to test what a service account may do (the admin token's
+	// group, system:masters, may still do anything).
+	Authorization string
 }
 
 // Cluster is a running control plane (and node, with Options.Node). Its
@@ -104,6 +120,8 @@ type Cluster struct {
 	NodeName string
 	// ContainerdAddress is the node's containerd socket, with Options.Node.
 	ContainerdAddress string
+	// FakeNodeName is kwok's node, with Options.FakeNode.
+	FakeNodeName string
 
 	ctrBin string
 	bridge string
@@ -133,6 +151,12 @@ func required(opts Options) map[string]string {
 		r[EnvCtr] = "ctr binary (apt-get install docker.io)"
 		r[EnvCNIBinDir] = "CNI plugins directory (apt-get install containernetworking-plugins)"
 	}
+	if opts.FakeNode {
+		r[EnvControllerManager] = "kube-controller-manager binary (.ci/steps/50-kubernetes.sh builds it)"
+		r[EnvScheduler] = "kube-scheduler binary (.ci/steps/50-kubernetes.sh builds it)"
+		r[EnvKwok] = "kwok binary (.ci/steps/50-kubernetes.sh builds it)"
+		r[EnvKwokStages] = "kwok stages file (.ci/steps/50-kubernetes.sh writes it)"
+	}
 	return r
 }
 
@@ -145,6 +169,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		if os.Getenv(env) == "" {
 			return nil, fmt.Errorf("%s is not set: no %s", env, what)
 		}
+	}
+	if opts.Node && opts.FakeNode {
+		return nil, errors.New("kubetest: Options.Node and Options.FakeNode exclude each other")
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 90 * time.Second
@@ -161,7 +188,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	if err := c.startControlPlane(ctx); err != nil {
+	if err := c.startControlPlane(ctx, opts); err != nil {
 		return nil, err
 	}
 	if opts.Node {
@@ -169,10 +196,19 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if opts.FakeNode {
+		if err := c.startFakeNode(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
-func (c *Cluster) startControlPlane(ctx context.Context) error {
+func (c *Cluster) startControlPlane(ctx context.Context, opts Options) error {
+	authz := opts.Authorization
+	if authz == "" {
+		authz = "AlwaysAllow"
+	}
 	etcdPort, etcdPeerPort, apiPort, err := freePort3()
 	if err != nil {
 		return err
@@ -216,7 +252,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--service-account-key-file", saPub,
 		"--service-account-signing-key-file", saKey,
 		"--service-account-issuer", "https://kubernetes.default.svc",
-		"--authorization-mode", "AlwaysAllow",
+		"--authorization-mode", authz,
 		"--endpoint-reconciler-type", "none",
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--cert-dir", certDir,
@@ -357,6 +393,27 @@ func (c *Cluster) Config() *rest.Config {
 		QPS:             1000,
 		Burst:           2000,
 	}
+}
+
+// ServiceAccountConfig returns a client configuration that authenticates
+// as the service account namespace/name with a token from the API server's
+// TokenRequest API (what a pod's projected token is), valid for an hour:
+// with Options.Authorization "RBAC", its requests get exactly what the
+// service account's bindings allow. The service account must exist.
+func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	cs, err := kubernetes.NewForConfig(c.Config())
+	if err != nil {
+		return nil, err
+	}
+	hour := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("token for service account %s/%s: %w", namespace, name, err)
+	}
+	cfg := c.Config()
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
 }
 
 // Client returns a clientset for the admin user, failing tb on error.

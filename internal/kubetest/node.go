@@ -35,27 +35,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	saKey := filepath.Join(c.Dir, "sa.key")
-	if _, err := c.run(ctx, "kube-controller-manager", os.Getenv(EnvControllerManager),
-		"--kubeconfig", c.Kubeconfig,
-		"--authentication-kubeconfig", c.Kubeconfig,
-		"--authorization-kubeconfig", c.Kubeconfig,
-		"--service-account-private-key-file", saKey,
-		"--bind-address", "127.0.0.1",
-		"--secure-port", strconv.Itoa(ports[0]),
-		"--controllers", "*,-serviceaccount-token",
-		"--leader-elect=false",
-	); err != nil {
-		return err
-	}
-	if _, err := c.run(ctx, "kube-scheduler", os.Getenv(EnvScheduler),
-		"--kubeconfig", c.Kubeconfig,
-		"--authentication-kubeconfig", c.Kubeconfig,
-		"--authorization-kubeconfig", c.Kubeconfig,
-		"--bind-address", "127.0.0.1",
-		"--secure-port", strconv.Itoa(ports[1]),
-		"--leader-elect=false",
-	); err != nil {
+	if err := c.startControllers(ctx, ports[0], ports[1]); err != nil {
 		return err
 	}
 
@@ -209,6 +189,34 @@ makeIPTablesUtilChains: false
 			return fmt.Errorf("node %s not Ready: %w", c.NodeName, err)
 		}
 	}
+}
+
+// startControllers starts kube-controller-manager and kube-scheduler on
+// the given loopback ports, with the admin kubeconfig; extra are more
+// flags for both.
+func (c *Cluster) startControllers(ctx context.Context, cmPort, schedPort int, extra ...string) error {
+	saKey := filepath.Join(c.Dir, "sa.key")
+	if _, err := c.run(ctx, "kube-controller-manager", os.Getenv(EnvControllerManager), append([]string{
+		"--kubeconfig", c.Kubeconfig,
+		"--authentication-kubeconfig", c.Kubeconfig,
+		"--authorization-kubeconfig", c.Kubeconfig,
+		"--service-account-private-key-file", saKey,
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(cmPort),
+		"--controllers", "*,-serviceaccount-token",
+		"--leader-elect=false",
+	}, extra...)...); err != nil {
+		return err
+	}
+	_, err := c.run(ctx, "kube-scheduler", os.Getenv(EnvScheduler), append([]string{
+		"--kubeconfig", c.Kubeconfig,
+		"--authentication-kubeconfig", c.Kubeconfig,
+		"--authorization-kubeconfig", c.Kubeconfig,
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(schedPort),
+		"--leader-elect=false",
+	}, extra...)...)
+	return err
 }
 
 // ImportBinary imports into the node's containerd (namespace k8s.io) an
