@@ -67,9 +67,10 @@ type Stack struct {
 	// (cycles, scale-downs, clamps) and glimpse_previews{state}.
 	Metrics *prometheus.Registry
 
-	api      http.Handler
-	apiHosts map[string]bool
-	limits   Limits
+	api         http.Handler
+	apiHosts    map[string]bool
+	limits      Limits
+	idleDefault preview.IdleTimeout
 }
 
 // Providers are the parts a daemon composes. A nil field is filled from
@@ -148,6 +149,8 @@ func Open(home string, opts *Options) (*Stack, error) {
 		apiHosts: map[string]bool{"localhost": true, "127.0.0.1": true, "[::1]": true, "::1": true, "": true},
 		Runtime:  prov.Runtime,
 		Assets:   prov.Assets,
+
+		idleDefault: idleDefault(opts.IdleAfter),
 	}
 	if !prov.NoRegistry {
 		if s.Registry, err = embedregistry.New(filepath.Join(home, "registry"), nil); err != nil {
@@ -185,7 +188,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", s.serveHealth)
 	if s.Registry != nil {
 		mux.Handle("/v2/", loopbackWrites(s.Password, s.Registry.Handler()))
 	}
@@ -216,7 +219,10 @@ func Open(home string, opts *Options) (*Stack, error) {
 func (s *Stack) dashboardSource() dashboard.Source {
 	pl := &preview.Pipeline{Runtime: s.Runtime, Router: s.Edge, Owner: preview.AnyOwner}
 	return dashboard.Source{
-		List: func(ctx context.Context) ([]preview.Preview, error) { return pl.List(ctx, "") },
+		List: func(ctx context.Context) ([]preview.Preview, error) {
+			list, err := pl.List(ctx, "")
+			return preview.DefaultIdle(list, s.idleDefault), err
+		},
 		Wake: func(ctx context.Context, fn string) error {
 			_, err := s.Runtime.Scale(ctx, fn, 1)
 			return err

@@ -32,6 +32,14 @@ type Gate interface {
 // whichever is later, so a restarted daemon does not put everything to
 // sleep at once and a new preview gets its full idle duration.
 //
+// A deploy counts as activity: a function first deployed (CreatedAt) after
+// its last request, or whose generation or commit changed since the last
+// cycle (an Up of the preview), is active as of that deploy, so a fresh
+// commit gets its full idle duration however long ago the last request
+// was. A change is noticed at the first cycle that lists it and dated to
+// that cycle, never earlier; the controller keeps one small entry per
+// function it lists.
+//
 // A Controller must not be copied after first use; Cycle and Run are not
 // meant to be called concurrently.
 type Controller struct {
@@ -64,6 +72,42 @@ type Controller struct {
 	lastTotal    uint64
 	haveBaseline bool
 	shortest     time.Duration // shortest idle-after seen in the last cycle
+	deploys      map[string]deployMark
+}
+
+// deployMark is what the controller last saw of a function's deploy: its
+// generation and commit, and when it saw them change (zero: never, only
+// the first sighting).
+type deployMark struct {
+	generation int64
+	commit     string
+	at         time.Time
+}
+
+// deployedAt records in seen f's generation and commit as of now and
+// returns when the controller last saw them change; zero when they did
+// not change since it first listed f.
+func (c *Controller) deployedAt(f preview.FunctionStatus, now time.Time, seen map[string]deployMark) time.Time {
+	m := deployMark{generation: preview.GenerationOf(f.Annotations), commit: f.Labels[preview.LabelCommit]}
+	if prev, ok := c.deploys[f.Name]; ok {
+		m.at = prev.at
+		if prev.generation != m.generation || prev.commit != m.commit {
+			m.at = now
+		}
+	}
+	seen[f.Name] = m
+	return m.at
+}
+
+// later returns the latest of ts.
+func later(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }
 
 // CycleResult says what one cycle did.
@@ -143,20 +187,20 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 
 	c.shortest = 0
 	obs := make([]preview.Observation, 0, len(fns))
+	seen := make(map[string]deployMark, len(fns))
 	for _, f := range fns {
 		a := byName[f.Name]
 		a.Function = f.Name
 		if a.LastActivity.IsZero() {
 			// Never requested since the edge started: idle since the
-			// controller started or the function was deployed, whichever
-			// is later.
+			// controller started at the earliest.
 			a.LastActivity = c.started
-			if f.CreatedAt.After(a.LastActivity) {
-				a.LastActivity = f.CreatedAt
-			}
 		}
+		// A deploy is activity: the first one (CreatedAt) and every
+		// later change of generation or commit.
+		a.LastActivity = later(a.LastActivity, f.CreatedAt, c.deployedAt(f, now, seen))
 		o := preview.Observation{Activity: a, Replicas: f.Replicas, AlwaysOn: f.Annotations[preview.AnnotationAlwaysOn] == "true"}
-		if d, err := time.ParseDuration(f.Annotations[preview.AnnotationIdleAfter]); err == nil && d > 0 {
+		if d, ok := preview.IdleAfterOf(f.Annotations); ok {
 			o.IdleAfter = d
 			if c.shortest == 0 || d < c.shortest {
 				c.shortest = d
@@ -164,6 +208,7 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 		}
 		obs = append(obs, o)
 	}
+	c.deploys = seen // functions no longer listed are forgotten
 	res.Observed = len(obs)
 	c.Metrics.cycle()
 	policy := c.Policy

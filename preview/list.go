@@ -2,8 +2,10 @@ package preview
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -14,7 +16,8 @@ import (
 // whose function has no ready replica because its start failed or it
 // crashed (FunctionStatus.LastError) with StatusFailed.
 // Tombstones (previews taken down) are not listed; what a Down left behind
-// them is, as partial.
+// them is, as partial. Idle is set where the app's glimpse.yaml sets the
+// idle timeout; DefaultIdle fills in the daemon's for the others.
 func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 	sel := Selector(p.Owner, app, 0)
 	type key struct {
@@ -59,6 +62,7 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 			present[f.Name] = f
 			if pv := get(f.Labels); pv != nil {
 				pv.Replicas, pv.Image, pv.LastError = f.Replicas, f.Image, f.LastError
+				pv.Idle = appIdle(f.Annotations)
 				if pv.Function == "" {
 					pv.Function = f.Name
 				}
@@ -73,7 +77,7 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		case pv.Host == "":
 		case pv.Function == "":
 			pv.Status = StatusReady
-		case ok && f.LastError != "" && f.AvailableReplicas == 0:
+		case ok && f.Failed():
 			pv.Status = StatusFailed
 		case ok && f.Replicas == 0:
 			pv.Status = StatusSleeping
@@ -107,4 +111,130 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		return out[i].PR < out[j].PR
 	})
 	return out, nil
+}
+
+// Failed reports whether the function has failed: the runtime says its
+// last start failed or its process crashed (LastError) and no replica is
+// ready, whether it is restarting or scaled to zero. List reports its
+// preview StatusFailed; the edge answers its requests that it failed to
+// start instead of promising a wake.
+func (f FunctionStatus) Failed() bool { return f.LastError != "" && f.AvailableReplicas == 0 }
+
+// IdleSource says where the idle timeout in force for a preview comes
+// from. The app's setting beats the daemon's, which beats the default.
+type IdleSource string
+
+// Idle timeout sources, strongest first.
+const (
+	// IdleFromApp: the app's glimpse.yaml idle.after or idle.alwaysOn,
+	// carried by the function's AnnotationIdleAfter and AnnotationAlwaysOn.
+	IdleFromApp IdleSource = "glimpse.yaml"
+	// IdleFromServe: the daemon's `glimpse serve --idle-after`, or
+	// idle.after of its serve config.
+	IdleFromServe IdleSource = "serve"
+	// IdleFromDefault: nothing sets it; the idle controller's default
+	// (15m, idle.DefaultAfter).
+	IdleFromDefault IdleSource = "default"
+)
+
+// IdleTimeout is the idle timeout in force for a preview: how long its
+// function may go without a request (or a deploy) before the idle
+// controller scales it to zero, and where that duration comes from.
+// In JSON it reads {"after": "15m0s", "seconds": 900, "source": "default"},
+// with "alwaysOn": true (and no after) for an app that never sleeps.
+type IdleTimeout struct {
+	After    time.Duration
+	AlwaysOn bool
+	Source   IdleSource
+}
+
+type idleTimeoutJSON struct {
+	After    string     `json:"after,omitempty"`
+	Seconds  float64    `json:"seconds,omitempty"`
+	AlwaysOn bool       `json:"alwaysOn,omitempty"`
+	Source   IdleSource `json:"source"`
+}
+
+// MarshalJSON writes the JSON form described at IdleTimeout.
+func (t IdleTimeout) MarshalJSON() ([]byte, error) {
+	j := idleTimeoutJSON{AlwaysOn: t.AlwaysOn, Source: t.Source}
+	if t.After > 0 && !t.AlwaysOn {
+		j.After, j.Seconds = t.After.String(), t.After.Seconds()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads the JSON form described at IdleTimeout; "after" is
+// a Go duration ("15m0s", "2s"). A malformed duration is InvalidArgument.
+func (t *IdleTimeout) UnmarshalJSON(b []byte) error {
+	var j idleTimeoutJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*t = IdleTimeout{AlwaysOn: j.AlwaysOn, Source: j.Source}
+	if j.After != "" {
+		d, err := time.ParseDuration(j.After)
+		if err != nil {
+			return Errorf(InvalidArgument, "idle timeout %q is not a duration such as 15m", j.After)
+		}
+		t.After = d
+	}
+	return nil
+}
+
+// String is the idle timeout for people: "15m (default)", "2s
+// (glimpse.yaml)", "never (always-on, glimpse.yaml)".
+func (t IdleTimeout) String() string {
+	if t.AlwaysOn {
+		return "never (always-on, " + string(t.Source) + ")"
+	}
+	s := t.After.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, z) {
+			s = strings.TrimSuffix(s, z[1:])
+		}
+	}
+	return s + " (" + string(t.Source) + ")"
+}
+
+// IdleAfterOf returns the idle duration a function's annotations set
+// (AnnotationIdleAfter, from the app's idle.after); false when they set
+// none or one that is not a positive duration.
+func IdleAfterOf(annotations map[string]string) (time.Duration, bool) {
+	d, err := time.ParseDuration(annotations[AnnotationIdleAfter])
+	return d, err == nil && d > 0
+}
+
+// appIdle returns the idle timeout a function's annotations set (its
+// app's glimpse.yaml), or nil when they leave it to the daemon.
+func appIdle(annotations map[string]string) *IdleTimeout {
+	if annotations[AnnotationAlwaysOn] == "true" {
+		return &IdleTimeout{AlwaysOn: true, Source: IdleFromApp}
+	}
+	if d, ok := IdleAfterOf(annotations); ok {
+		return &IdleTimeout{After: d, Source: IdleFromApp}
+	}
+	return nil
+}
+
+// DefaultIdle sets the idle timeout of every preview of list that has a
+// function and whose app sets none to def, the daemon's (its Source
+// IdleFromServe or IdleFromDefault): the app's setting wins. It changes
+// list in place and returns it.
+func DefaultIdle(list []Preview, def IdleTimeout) []Preview {
+	for i := range list {
+		if list[i].Function != "" {
+			list[i].Idle = IdleOr(list[i].Idle, def)
+		}
+	}
+	return list
+}
+
+// IdleOr returns app, the idle timeout a preview's app sets, or def (the
+// daemon's) when app is nil: the app's setting wins.
+func IdleOr(app *IdleTimeout, def IdleTimeout) *IdleTimeout {
+	if app != nil {
+		return app
+	}
+	return &def
 }

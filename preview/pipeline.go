@@ -26,6 +26,9 @@ type Preview struct {
 	LastError string `json:"lastError,omitempty"`
 	// LastRequest is the last activity the edge saw; nil when unknown.
 	LastRequest *time.Time `json:"lastRequest,omitempty"`
+	// Idle is the idle timeout in force and its source; nil when unknown
+	// (see List and DefaultIdle).
+	Idle *IdleTimeout `json:"idle,omitempty"`
 }
 
 // Status summarises a preview's state.

@@ -21,7 +21,10 @@ func newList(g *globalFlags) *cobra.Command {
 		Long: "ls lists the previews of the configured owner, found by their labels. With DIR,\n" +
 			"the previews of DIR's app, with the providers of DIR/glimpse.yaml (as up and down\n" +
 			"read them); with --dir DIR, every app's previews on DIR's providers; otherwise\n" +
-			"every app's previews on the local stack.",
+			"every app's previews on the local stack.\n\n" +
+			"IDLE AFTER (idle in JSON) is the idle timeout in force and where it comes from:\n" +
+			"the app's glimpse.yaml idle.after beats the daemon's 'glimpse serve --idle-after'\n" +
+			"(serve), else the default 15m (default).",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var providers config.Providers
@@ -58,6 +61,9 @@ func newList(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if def := daemonIdle(cmd.Context(), home, providers); def != nil {
+				list = preview.DefaultIdle(list, *def)
+			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
@@ -69,14 +75,14 @@ func newList(g *globalFlags) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tPR\tCOMMIT\tSTATUS\tREPLICAS\tLAST REQUEST\tURL")
+			fmt.Fprintln(tw, "APP\tPR\tCOMMIT\tSTATUS\tREPLICAS\tLAST REQUEST\tIDLE AFTER\tURL")
 			now := time.Now()
 			for _, p := range list {
 				last := "-"
 				if p.LastRequest != nil {
 					last = now.Sub(*p.LastRequest).Round(time.Second).String() + " ago"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", p.App, p.PR, shortCommit(p.Commit), p.Status, p.Replicas, last, p.URL)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", p.App, p.PR, shortCommit(p.Commit), p.Status, p.Replicas, last, idleColumn(p.Idle), p.URL)
 			}
 			return tw.Flush()
 		},

@@ -26,6 +26,9 @@ type previewStatus struct {
 	Status preview.Status `json:"status"`
 	// LastRequest is the last activity the edge saw; nil when unknown.
 	LastRequest *time.Time `json:"lastRequest,omitempty"`
+	// Idle is the idle timeout in force and its source (see ls); nil
+	// when unknown.
+	Idle *preview.IdleTimeout `json:"idle,omitempty"`
 
 	Image    *imageStatus    `json:"image"`
 	Function *functionStatus `json:"function"`
@@ -82,7 +85,9 @@ func newStatus(g *globalFlags) *cobra.Command {
 		Long: "status shows the preview's state and its resources as the providers report\n" +
 			"them: the image, the function (replicas, last start, crashes), the route\n" +
 			"(host, served and claimed generations, asset manifest), the asset manifest\n" +
-			"and the DNS record when a DNS provider is configured. The app name comes from\n" +
+			"and the DNS record when a DNS provider is configured, and the idle timeout in\n" +
+			"force with its source (glimpse.yaml beats serve --idle-after beats the default).\n" +
+			"The app name comes from\n" +
 			"DIR/glimpse.yaml (default .), or from --app.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -108,6 +113,9 @@ func newStatus(g *globalFlags) *cobra.Command {
 			st, err := readStatus(cmd.Context(), pl, app, pr)
 			if err != nil {
 				return err
+			}
+			if def := daemonIdle(cmd.Context(), home, providers); def != nil && st.Function != nil {
+				st.Idle = preview.IdleOr(st.Idle, *def)
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -216,7 +224,7 @@ func readStatus(ctx context.Context, pl *preview.Pipeline, app string, pr int) (
 	}
 	for _, p := range list {
 		if p.PR == pr {
-			st.Status, st.URL, st.LastRequest = p.Status, p.URL, p.LastRequest
+			st.Status, st.URL, st.LastRequest, st.Idle = p.Status, p.URL, p.LastRequest, p.Idle
 			if p.Commit != "" {
 				st.Commit = p.Commit
 			}
@@ -243,6 +251,9 @@ func printStatus(w io.Writer, st previewStatus) error {
 		row("url", "%s", st.URL)
 	}
 	row("last request", "%s", ts(st.LastRequest))
+	if st.Function != nil {
+		row("idle after", "%s", idleColumn(st.Idle))
+	}
 	if st.Image != nil {
 		row("image", "%s", st.Image.Ref)
 	} else {

@@ -73,8 +73,9 @@ type Options struct {
 	Waker       Waker
 	WakeTimeout time.Duration
 	// WaitingPage answers a browser navigation (GET accepting text/html)
-	// to a sleeping function with a page that reloads itself while the
-	// function wakes, instead of holding the request. Off by default.
+	// to a sleeping function with a page that reloads itself when the
+	// function is ready (it listens to WakeEventsPath), instead of holding
+	// the request. Off by default.
 	WaitingPage bool
 	// Metrics, when set, receives the edge's Prometheus metrics (wakes,
 	// wake latency, sleeps).
@@ -527,8 +528,13 @@ func (e *Edge) ctxOf(w http.ResponseWriter, r *http.Request) context.Context {
 	return r.Context()
 }
 
-// route serves r by rt: the function or the static files.
+// route serves r by rt: the wake event stream, the function or the
+// static files.
 func (e *Edge) route(w http.ResponseWriter, r *http.Request, rt *route) {
+	if rt.function != "" && r.URL.Path == WakeEventsPath {
+		e.serveWakeEvents(w, r, rt)
+		return
+	}
 	if rt.paths != nil && rt.matchFunction(r.URL.Path) {
 		e.proxy(w, r, rt)
 		return

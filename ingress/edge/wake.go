@@ -65,6 +65,9 @@ func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
 			return addr, nil
 		}
 	}
+	if code == preview.Unavailable && e.failed(wctx, a.name) {
+		return "", fmt.Errorf("%w: %w", errStartFailed, err)
+	}
 	if w, ok := e.opts.Upstreams.(preview.EndpointWaiter); ok {
 		addr, err = w.WaitEndpoint(wctx, a.name)
 		if err != nil {
@@ -73,6 +76,28 @@ func (e *Edge) endpoint(ctx context.Context, a *fnActivity) (string, error) {
 		return addr, nil
 	}
 	return "", err
+}
+
+// statusGetter is the part of a preview.FunctionRuntime that says why a
+// function is not ready; a Waker that has it (the daemon's runtime) is
+// asked before a request waits for a function that is not ready.
+type statusGetter interface {
+	Get(ctx context.Context, name string) (preview.FunctionStatus, error)
+}
+
+// failed reports whether the runtime (Options.Waker, when it is a
+// statusGetter) says the function has failed (preview.FunctionStatus's
+// Failed: its last start failed or its process crashed, and no replica is
+// ready), so that a request is told so at once instead of waiting for a
+// wake that a crash loop will not finish. A runtime that cannot say, or
+// fails to answer, counts as not failed.
+func (e *Edge) failed(ctx context.Context, name string) bool {
+	g, ok := e.opts.Waker.(statusGetter)
+	if !ok {
+		return false
+	}
+	st, err := g.Get(ctx, name)
+	return err == nil && st.Failed()
 }
 
 func (e *Edge) wakeErr(ctx context.Context, err error) error {
@@ -119,6 +144,19 @@ func (e *Edge) wake(ctx context.Context, a *fnActivity) error {
 	}
 }
 
+// waitingPage is the page a browser gets while the function wakes: it
+// reloads when the wake event stream sends any event (then the function
+// answers, or the page says it failed to start), and every two seconds
+// where JavaScript does not run.
+const waitingPage = `<!doctype html><html><head><meta charset="utf-8"><title>Waking up…</title>` +
+	`<noscript><meta http-equiv="refresh" content="2"></noscript></head>` +
+	`<body style="font-family:system-ui,sans-serif;margin:3rem"><h1>This preview is waking up</h1>` +
+	`<p>It was asleep to save resources; this page reloads by itself as soon as it is ready.</p>` +
+	`<script>(function(){var s=new EventSource("` + WakeEventsPath + `");` +
+	`function reload(){s.close();location.reload()}` +
+	`["` + WakeEventReady + `","` + WakeEventFailed + `","` + WakeEventTimeout + `"].forEach(function(n){s.addEventListener(n,reload)})})()</script>` +
+	`</body></html>`
+
 // wantsWaitingPage reports whether r is a browser navigation that should
 // get the self-reloading waiting page instead of being held.
 func (e *Edge) wantsWaitingPage(r *http.Request) bool {
@@ -133,8 +171,11 @@ func (e *Edge) wantsWaitingPage(r *http.Request) bool {
 	return false
 }
 
-// serveWaitingPage starts the wake in the background and answers 503 with
-// a page that reloads itself every second; when the last wake failed (the
+// serveWaitingPage starts the wake in the background and answers 503 at
+// once (the browser's request is not held) with a page that listens to
+// the wake event stream (WakeEventsPath) and reloads when it reports the
+// function ready, failed or timed out; without JavaScript the page
+// reloads itself every two seconds. When the last wake failed (the
 // function does not start) it answers 502 with a page that says so and
 // does not reload, while the background wake tries again (a new deploy
 // may have fixed it).
@@ -158,6 +199,5 @@ func (e *Edge) serveWaitingPage(w http.ResponseWriter, a *fnActivity) {
 	h["Cache-Control"] = hdrNoStore
 	h["Retry-After"] = hdrRetryAfter
 	w.WriteHeader(http.StatusServiceUnavailable)
-	fmt.Fprintf(w, `<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="1"><title>Waking up…</title></head>`+
-		`<body style="font-family:system-ui,sans-serif;margin:3rem"><h1>This preview is waking up</h1><p>It was asleep to save resources; this page reloads by itself in a moment.</p></body></html>`)
+	fmt.Fprint(w, waitingPage)
 }
