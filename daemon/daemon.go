@@ -62,6 +62,8 @@ type Stack struct {
 	Password string
 	// Idle is the idle controller; RunIdle runs it.
 	Idle *idle.Controller
+	// steps records the pipeline steps the daemon runs (ObserveEvent).
+	steps *stepMetrics
 	// Metrics holds the daemon's Prometheus metrics, served at /metrics:
 	// the edge's (wakes, wake latency, sleeps), the idle controller's
 	// (cycles, scale-downs, clamps) and glimpse_previews{state}.
@@ -175,6 +177,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		}
 	}
 	s.Metrics = prometheus.NewRegistry()
+	s.steps = newStepMetrics(s.Metrics)
 	s.Edge, err = edge.New(edge.Options{
 		Assets: s.Assets, Upstreams: upstreams, Routes: prov.Routes, StateFile: filepath.Join(home, "routes.json"), Logger: log,
 		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,

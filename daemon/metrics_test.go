@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glimpse-dev/glimpse/internal/testapp"
 	"github.com/glimpse-dev/glimpse/preview"
@@ -90,4 +91,29 @@ func TestMetricsScraped(t *testing.T) {
 	m = scrape(t, srv)
 	want(m, `glimpse_idle_cycles_total`, 1)
 	want(m, `glimpse_idle_scale_downs_total`, 0) // just requested: not idle
+}
+
+// TestDeployStepMetrics: the steps of an Up the daemon runs (the GitHub
+// loop's, through ObserveEvent) are counted by step and result.
+func TestDeployStepMetrics(t *testing.T) {
+	_, st, srv := newPipeline(t)
+	st.ObserveEvent(preview.Event{Step: preview.StepBuild, State: preview.EventStarted})
+	st.ObserveEvent(preview.Event{Step: preview.StepBuild, State: preview.EventDone, Elapsed: 1500 * time.Millisecond})
+	st.ObserveEvent(preview.Event{Step: preview.StepDeploy, State: preview.EventFailed, Elapsed: 200 * time.Millisecond})
+	st.ObserveEvent(preview.Event{Step: preview.StepDNS, State: preview.EventSkipped})
+	m := scrape(t, srv)
+	for series, want := range map[string]float64{
+		`glimpse_deploy_step_seconds_count{result="done",step="build"}`:    1,
+		`glimpse_deploy_step_seconds_sum{result="done",step="build"}`:      1.5,
+		`glimpse_deploy_step_seconds_count{result="failed",step="deploy"}`: 1,
+	} {
+		if got, ok := m[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	for s := range m {
+		if strings.Contains(s, `step="dns"`) || strings.Contains(s, `result="started"`) {
+			t.Errorf("%s recorded: started and skipped steps are not", s)
+		}
+	}
 }

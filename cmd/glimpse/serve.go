@@ -95,7 +95,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	}
 	defer os.Remove(filepath.Join(home, serveFile))
 	if gh != nil && gh.repo != "" {
-		stop, err := gh.start(ctx, home, srv, log)
+		stop, err := gh.start(ctx, home, srv, log, st.ObserveEvent)
 		if err != nil {
 			return err
 		}

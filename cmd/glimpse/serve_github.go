@@ -57,7 +57,7 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 // of open pull requests) and every --github-reconcile, and returns a stop
 // function that waits for running jobs. Call it once the daemon's API is
 // listening (the pipeline talks to it).
-func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger) (func(), error) {
+func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, observe func(preview.Event)) (func(), error) {
 	secret, ok, err := githubloop.SecretFromEnv(os.Getenv)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "%v", err)
@@ -73,7 +73,7 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 			return openPipeline(ctx, home, p)
 		}}
 	q := &githubloop.Queue{
-		Runner: runner,
+		Runner: observedRunner{Runner: runner, observe: observe},
 		Policy: f.policy, Settle: f.settle, StaleAfter: f.staleAfter, Logger: log.With("github", f.repo),
 	}
 	if f.reconcile <= 0 {
@@ -156,4 +156,20 @@ func (f *githubFlags) appAuth() (*githubloop.AppAuth, error) {
 		return nil, preview.WithCode(preview.InvalidArgument, fmt.Errorf("%s: %w", keyFile, err))
 	}
 	return &githubloop.AppAuth{AppID: f.appID, InstallationID: f.appInstallation, Key: key}, nil
+}
+
+// observedRunner is a githubloop.Runner whose Ups also report their
+// pipeline events to observe (the daemon's step metrics).
+type observedRunner struct {
+	githubloop.Runner
+	observe func(preview.Event)
+}
+
+func (r observedRunner) Up(ctx context.Context, job githubloop.Job, onEvent func(preview.Event)) (preview.Preview, error) {
+	return r.Runner.Up(ctx, job, func(e preview.Event) {
+		if r.observe != nil {
+			r.observe(e)
+		}
+		onEvent(e)
+	})
 }

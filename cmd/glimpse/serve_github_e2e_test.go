@@ -315,4 +315,8 @@ func TestGitHubDaemonKilledMidBuild(t *testing.T) {
 	if n := gh.Issued(); n != 2 {
 		t.Errorf("%d installation tokens issued, want 2 (one per daemon)", n)
 	}
+	// The restarted daemon's two builds are in its step metrics.
+	if n := s.metric(t, `glimpse_deploy_step_seconds_count{result="done",step="build"}`); n < 2 {
+		t.Errorf("glimpse_deploy_step_seconds_count of done builds = %v, want at least 2", n)
+	}
 }
