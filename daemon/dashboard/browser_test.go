@@ -144,6 +144,9 @@ func TestDashboardWithoutJavaScript(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `id="hello-pr-3" data-state="live"`) || !strings.Contains(body, `action="/previews/hello-pr-3/sleep"`) {
 		t.Fatalf("GET / = %d\n%s", code, body)
 	}
+	if !strings.Contains(body, `<td class="idle">15m (glimpse.yaml)</td>`) {
+		t.Fatalf("GET / does not show the idle timeout examples/hello sets:\n%s", body)
+	}
 	if code, _, _ := do("POST", "/previews/hello-pr-3/sleep", map[string]string{"Sec-Fetch-Site": "cross-site"}); code != 403 {
 		t.Fatalf("a cross-site post = %d, want 403", code)
 	}
