@@ -520,27 +520,10 @@ func TestRemoveWithoutSecretAccess(t *testing.T) {
 	defer c.Stop()
 	admin := c.Client(t)
 	ns := c.Namespace(t)
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "gc"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "gc"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "delete"}},
-			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "delete"}},
-		},
-	}
-	if _, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "gc"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gc", Namespace: ns}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "gc"},
-	}
-	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	gcClient := c.RoleClient(ctx, t, ns, "gc", []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "delete"}},
+	})
 	deployer, err := kubefaas.New(admin, ns, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -551,14 +534,6 @@ func TestRemoveWithoutSecretAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	dep, err := admin.AppsV1().Deployments(ns).Get(ctx, fn.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := c.ServiceAccountConfig(ctx, ns, "gc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gcClient, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

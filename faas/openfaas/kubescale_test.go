@@ -416,35 +416,10 @@ func TestScaleDeploymentsRBAC(t *testing.T) {
 	defer kc.Stop()
 	admin := kc.Client(t)
 	ns := kc.Namespace(t)
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "glimpse"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "scale"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "watch"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
-		},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scale"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "glimpse", Namespace: ns}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "scale"},
-	}
-	if _, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := kc.ServiceAccountConfig(ctx, ns, "glimpse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	restricted, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restricted := kc.RoleClient(ctx, t, ns, "glimpse", []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
+	})
 	srv := openfaastest.NewServer(t, openfaastest.Options{Provider: openfaastest.FaasNetes, Gateway: true, Namespaces: []string{ns}})
 	c, err := New(srv.URL, &Options{Namespace: ns, ScaleDeployments: restricted, Timeout: 2 * time.Second})
 	if err != nil {

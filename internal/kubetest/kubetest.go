@@ -60,6 +60,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -414,6 +415,40 @@ func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name stri
 	cfg := c.Config()
 	cfg.BearerToken = tr.Status.Token
 	return cfg, nil
+}
+
+// RoleClient creates, in namespace, the service account name, a Role
+// name with rules and the RoleBinding name between them, and returns a
+// clientset that authenticates as that service account (see
+// ServiceAccountConfig): with Options.Authorization "RBAC" it can do
+// exactly what rules allow. It fails tb on error.
+func (c *Cluster) RoleClient(ctx context.Context, tb testing.TB, namespace, name string, rules []rbacv1.PolicyRule) kubernetes.Interface {
+	tb.Helper()
+	admin := c.Client(tb)
+	if _, err := admin.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("kubetest: service account %s: %v", name, err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
+	if _, err := admin.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("kubetest: role %s: %v", name, err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+	}
+	if _, err := admin.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("kubetest: role binding %s: %v", name, err)
+	}
+	cfg, err := c.ServiceAccountConfig(ctx, namespace, name)
+	if err != nil {
+		tb.Fatalf("kubetest: %v", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		tb.Fatalf("kubetest: client: %v", err)
+	}
+	return cs
 }
 
 // Client returns a clientset for the admin user, failing tb on error.
