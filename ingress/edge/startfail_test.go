@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -58,6 +59,20 @@ func TestFunctionThatDoesNotStartIsReportedFailed(t *testing.T) {
 	code, body = do("text/html")
 	if code != http.StatusBadGateway || !strings.Contains(body, "failed to start") || strings.Contains(body, "refresh") {
 		t.Fatalf("browser after a failed wake = %d %q; want a 502 page that does not reload", code, body)
+	}
+	// The browser's request started a wake in the background; let it end
+	// so that the next request cannot join it instead of trying again.
+	a := e.act.get("crash-pr-1")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		idle := a.waking == nil
+		a.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background wake did not end")
+		}
 	}
 	before := waker.calls.Load()
 	do("")
