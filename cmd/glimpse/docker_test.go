@@ -1,20 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	_ "github.com/glimpse-dev/glimpse/builder/dockerbuild" // docker:// (also wired in stack.go)
-	"github.com/glimpse-dev/glimpse/internal/testapp"
-	"github.com/glimpse-dev/glimpse/internal/testenv"
 )
 
 // TestUpWithDockerBuilder runs `glimpse up` on examples/hello with the
@@ -24,40 +16,17 @@ import (
 // and a failing Dockerfile is one error line naming the step.
 func TestUpWithDockerBuilder(t *testing.T) {
 	t.Parallel()
-	host := testenv.Require(t, "GLIMPSE_DOCKER_HOST", "Docker engine to build on")
-	_, home := inProcessStack(t)
-	info, err := findServe(context.Background(), home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := testapp.Copy(t, "../../examples/hello")
-	fn := filepath.Join(dir, "function")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "hello", ".")
-	build.Dir = fn
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	a := newDockerApp(t)
+	a.buildFunction("function/hello")
+	fn := filepath.Join(a.dir, "function")
 	dockerfile := filepath.Join(fn, "Dockerfile")
-	if err := os.WriteFile(dockerfile, []byte("FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	a.write("function/Dockerfile", "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n")
 	// Go sources stay out of the image and out of the source hash.
-	if err := os.WriteFile(filepath.Join(fn, ".dockerignore"), []byte("*.go\ngo.mod\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	yaml := filepath.Join(dir, "glimpse.yaml")
-	y, _ := os.ReadFile(yaml)
-	y = append(y, "providers:\n  builder: docker://"+host+"?network=none\n"...)
-	if err := os.WriteFile(yaml, y, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	a.write("function/.dockerignore", "*.go\ngo.mod\n")
+	y, _ := os.ReadFile(filepath.Join(a.dir, "glimpse.yaml"))
+	a.write("glimpse.yaml", string(y)+"providers:\n  builder: docker://"+a.host+"?network=none\n")
 
-	up := func(commit string) (string, string, error) {
-		var out, errb bytes.Buffer
-		err := runUp(context.Background(), &globalFlags{home: home}, &upFlags{pr: "5", commit: commit}, dir, &out, &errb)
-		return out.String(), errb.String(), err
-	}
+	up := func(commit string) (string, string, error) { return a.up("5", commit) }
 	stdout, stderr, err := up("d0c4e51")
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, stderr)
@@ -68,22 +37,10 @@ func TestUpWithDockerBuilder(t *testing.T) {
 			t.Errorf("up's progress lacks %q:\n%s", want, stderr)
 		}
 	}
-	url := strings.TrimSpace(stdout)
-	_, port, _ := net.SplitHostPort(info.Addr)
-	if url != "http://pr-5.hello.localhost:"+port+"/" {
+	if url := strings.TrimSpace(stdout); url != "http://pr-5.hello.localhost:"+a.port()+"/" {
 		t.Fatalf("up printed %q", url)
 	}
-	req, _ := http.NewRequest("POST", "http://"+info.Addr+"/graphql", strings.NewReader(`{}`))
-	req.Host = "pr-5.hello.localhost:" + port
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"pr":5`) || !strings.Contains(string(body), "d0c4e51") {
-		t.Fatalf("POST /graphql = %d %s", resp.StatusCode, body)
-	}
+	a.graphql("5", `"pr":5`, "d0c4e51")
 
 	// A Go source change alone is ignored by .dockerignore: nothing built.
 	os.WriteFile(filepath.Join(fn, "main.go"), append([]byte("// changed\n"), must(os.ReadFile(filepath.Join(fn, "main.go")))...), 0o644)

@@ -28,8 +28,8 @@ func limitsEdge(t *testing.T, opts Options, up http.Handler) (*Edge, string) {
 func takenOverConn(t *testing.T, addr string) *rawClient {
 	t.Helper()
 	rc := dialRaw(t, addr)
-	rc.send("GET /warm HTTP/1.1\r\nHost: " + bodyHost + "\r\n\r\n")
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
+	rc.Send("GET /warm HTTP/1.1\r\nHost: " + bodyHost + "\r\n\r\n")
+	if resp, _ := rc.Read("GET"); resp.StatusCode != 200 {
 		t.Fatalf("warm-up GET: %d", resp.StatusCode)
 	}
 	return rc
@@ -39,8 +39,8 @@ func takenOverConn(t *testing.T, addr string) *rawClient {
 // the client gives up after limit; bytes the server still sends are
 // skipped.
 func closedWithin(rc *rawClient, limit time.Duration) bool {
-	rc.c.SetReadDeadline(time.Now().Add(limit))
-	_, err := io.Copy(io.Discard, rc.br)
+	rc.Conn.SetReadDeadline(time.Now().Add(limit))
+	_, err := io.Copy(io.Discard, rc.R)
 	var ne net.Error
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
@@ -91,7 +91,7 @@ func TestTakeoverSlowloris(t *testing.T) {
 			if i < len(head) {
 				b = head[i]
 			}
-			if _, err := rc.c.Write([]byte{b}); err != nil {
+			if _, err := rc.Conn.Write([]byte{b}); err != nil {
 				return
 			}
 			select {
@@ -101,8 +101,8 @@ func TestTakeoverSlowloris(t *testing.T) {
 			}
 		}
 	}()
-	rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(rc.br, nil)
+	rc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(rc.R, nil)
 	if err != nil {
 		t.Fatalf("no answer to a header that never ends: %v", err)
 	}
@@ -128,9 +128,9 @@ func TestSlowBodyTimesOut(t *testing.T) {
 			okHandler(w, r)
 		}))
 		rc := takenOverConn(t, addr)
-		rc.send("POST /upload HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1000\r\n\r\n0123456789")
-		rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(rc.br, nil)
+		rc.Send("POST /upload HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1000\r\n\r\n0123456789")
+		rc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(rc.R, nil)
 		if err != nil {
 			t.Fatalf("no answer to a stalled body: %v", err)
 		}
@@ -150,12 +150,12 @@ func TestTakeoverHeaderCap(t *testing.T) {
 	t.Parallel()
 	_, addr := limitsEdge(t, Options{Limits: Limits{MaxHeaderBytes: 4096}}, okHandler)
 	rc := takenOverConn(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: " + bodyHost + "\r\nX-Fits: " + strings.Repeat("x", 3000) + "\r\n\r\n")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "ok" {
+	rc.Send("GET / HTTP/1.1\r\nHost: " + bodyHost + "\r\nX-Fits: " + strings.Repeat("x", 3000) + "\r\n\r\n")
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("3 KB header: %d %q", resp.StatusCode, body)
 	}
-	rc.send("GET / HTTP/1.1\r\nHost: " + bodyHost + "\r\nX-Big: " + strings.Repeat("x", 8000) + "\r\n\r\n")
-	if resp, body := rc.read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || strings.Count(body, "\n") != 1 {
+	rc.Send("GET / HTTP/1.1\r\nHost: " + bodyHost + "\r\nX-Big: " + strings.Repeat("x", 8000) + "\r\n\r\n")
+	if resp, body := rc.Read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || strings.Count(body, "\n") != 1 {
 		t.Fatalf("8 KB header: %d %q, want 431 and one line", resp.StatusCode, body)
 	}
 	if !closedWithin(rc, 10*time.Second) {
@@ -184,30 +184,30 @@ func TestBodyCap(t *testing.T) {
 			}
 		}
 		rc := takenOverConn(t, addr)
-		rc.send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("a", 1000))
-		resp, body := rc.read("POST")
+		rc.Send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("a", 1000))
+		resp, body := rc.Read("POST")
 		check("1000 bytes", resp, body, 200)
 
-		rc.send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1001\r\n\r\n" + strings.Repeat("a", 1001))
-		resp, body = rc.read("POST")
+		rc.Send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 1001\r\n\r\n" + strings.Repeat("a", 1001))
+		resp, body = rc.Read("POST")
 		check("declared 1001 bytes", resp, body, 413)
 		if reached.Load() != 1 {
 			t.Fatalf("the function saw %d POSTs, want only the one under the cap", reached.Load())
 		}
 
 		rc = takenOverConn(t, addr)
-		rc.send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nTransfer-Encoding: chunked\r\n\r\n")
+		rc.Send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nTransfer-Encoding: chunked\r\n\r\n")
 		for range 3 {
-			rc.send("1f4\r\n" + strings.Repeat("b", 500) + "\r\n")
+			rc.Send("1f4\r\n" + strings.Repeat("b", 500) + "\r\n")
 		}
-		rc.send("0\r\n\r\n")
-		resp, body = rc.read("POST")
+		rc.Send("0\r\n\r\n")
+		resp, body = rc.Read("POST")
 		check("chunked 1500 bytes", resp, body, 413)
 
 		rc = takenOverConn(t, addr)
-		rc.send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
-		rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, err := rc.br.ReadString('\n')
+		rc.Send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+		rc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := rc.R.ReadString('\n')
 		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 413 ") {
 			t.Fatalf("Expect: 100-continue over the cap: first line %q, %v; want a 413 and no 100 Continue", line, err)
 		}
@@ -221,9 +221,9 @@ func TestBadRequestBodyOneLine(t *testing.T) {
 	bothModes(t, func(t *testing.T) {
 		_, addr := limitsEdge(t, Options{}, okHandler)
 		rc := takenOverConn(t, addr)
-		rc.send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
-		rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(rc.br), nil)
+		rc.Send("POST /u HTTP/1.1\r\nHost: " + bodyHost + "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+		rc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(rc.R), nil)
 		if err != nil {
 			t.Fatalf("no answer to a malformed body: %v", err)
 		}

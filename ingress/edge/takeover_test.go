@@ -1,15 +1,14 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/rawhttp"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -36,47 +35,10 @@ func staticEdgeWith(t *testing.T, opts Options, ups Upstreams) (*Edge, *httptest
 	return staticEdge(t, opts)
 }
 
-type rawClient struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
+// rawClient is one raw HTTP/1.1 connection to the edge.
+type rawClient = rawhttp.Client
 
-func dialRaw(t *testing.T, addr string) *rawClient {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
-}
-
-func (rc *rawClient) send(s string) {
-	rc.t.Helper()
-	if _, err := io.WriteString(rc.c, s); err != nil {
-		rc.t.Fatal(err)
-	}
-}
-
-func (rc *rawClient) read(method string) (*http.Response, string) {
-	rc.t.Helper()
-	resp, err := http.ReadResponse(rc.br, &http.Request{Method: method})
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-// closed reports whether the server closed the connection.
-func (rc *rawClient) closed() bool {
-	_, err := rc.br.ReadByte()
-	return err != nil
-}
+func dialRaw(t *testing.T, addr string) *rawClient { return rawhttp.Dial(t, addr) }
 
 func takenOver(e *Edge) int { return e.srv.Conns() }
 
@@ -84,8 +46,8 @@ func TestTakeoverKeepAliveAndPipelining(t *testing.T) {
 	t.Parallel()
 	e, addr := rawEdge(t, Options{})
 	rc := dialRaw(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
-	resp, body := rc.read("GET")
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
+	resp, body := rc.Read("GET")
 	if resp.StatusCode != 200 || body != site["/index.html"] || resp.ContentLength != int64(len(body)) {
 		t.Fatalf("first request: %d %q len %d", resp.StatusCode, body, resp.ContentLength)
 	}
@@ -93,28 +55,28 @@ func TestTakeoverKeepAliveAndPipelining(t *testing.T) {
 		t.Fatalf("%d connections taken over, want 1", n)
 	}
 	// Three pipelined requests in one write, one with a body.
-	rc.send("GET /style.css HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n" +
+	rc.Send("GET /style.css HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n" +
 		"POST /x HTTP/1.1\r\nHost: fn.localhost\r\nContent-Length: 5\r\n\r\nhello" +
 		"HEAD /big.txt HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != site["/style.css"] || resp.Header.Get("Date") == "" {
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || body != site["/style.css"] || resp.Header.Get("Date") == "" {
 		t.Fatalf("pipelined 1: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
-	if resp, body := rc.read("POST"); resp.StatusCode != 200 || body != "echo:hello" || resp.Header.Get("X-Method") != "POST" {
+	if resp, body := rc.Read("POST"); resp.StatusCode != 200 || body != "echo:hello" || resp.Header.Get("X-Method") != "POST" {
 		t.Fatalf("pipelined 2: %d %q", resp.StatusCode, body)
 	}
-	if resp, body := rc.read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != 1000 {
+	if resp, body := rc.Read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != 1000 {
 		t.Fatalf("pipelined HEAD: %d %q len %d", resp.StatusCode, body, resp.ContentLength)
 	}
 	// A chunked request body, then Connection: close.
-	rc.send("PUT /y HTTP/1.1\r\nHost: fn.localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
-	if resp, body := rc.read("PUT"); resp.StatusCode != 200 || body != "echo:abc" {
+	rc.Send("PUT /y HTTP/1.1\r\nHost: fn.localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	if resp, body := rc.Read("PUT"); resp.StatusCode != 200 || body != "echo:abc" {
 		t.Fatalf("chunked body: %d %q", resp.StatusCode, body)
 	}
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nConnection: close\r\n\r\n")
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 || !resp.Close {
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nConnection: close\r\n\r\n")
+	if resp, _ := rc.Read("GET"); resp.StatusCode != 200 || !resp.Close {
 		t.Fatalf("Connection: close request: %d close=%v", resp.StatusCode, resp.Close)
 	}
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("connection open after Connection: close")
 	}
 }
@@ -126,24 +88,24 @@ func TestTakeoverFallbackAndErrors(t *testing.T) {
 	})
 	_, addr := rawEdge(t, Options{Fallback: fallback})
 	rc := dialRaw(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: localhost:8080\r\n\r\n")
-	rc.read("GET")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "fallback for localhost:8080" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: localhost:8080\r\n\r\n")
+	rc.Read("GET")
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || body != "fallback for localhost:8080" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
 		t.Fatalf("fallback: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 	// A header block over the limit is refused and the connection closed.
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nX-Big: " + strings.Repeat("x", DefaultMaxHeaderBytes) + "\r\n\r\n")
-	if resp, _ := rc.read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nX-Big: " + strings.Repeat("x", DefaultMaxHeaderBytes) + "\r\n\r\n")
+	if resp, _ := rc.Read("GET"); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("huge header: %d", resp.StatusCode)
 	}
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("connection open after a refused header")
 	}
 
 	rc = dialRaw(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\nthis is not http\r\n\r\n")
-	rc.read("GET")
-	if resp, _ := rc.read("GET"); resp.StatusCode != http.StatusBadRequest {
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\nthis is not http\r\n\r\n")
+	rc.Read("GET")
+	if resp, _ := rc.Read("GET"); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("garbage request: %d", resp.StatusCode)
 	}
 }
@@ -152,10 +114,10 @@ func TestTakeoverCloseEndsIdleConnections(t *testing.T) {
 	t.Parallel()
 	e, addr := rawEdge(t, Options{})
 	rc := dialRaw(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
-	rc.read("GET")
+	rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
+	rc.Read("GET")
 	e.Close()
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("idle taken-over connection survived Close")
 	}
 }
@@ -165,8 +127,8 @@ func TestTakeoverDisabled(t *testing.T) {
 	e, addr := rawEdge(t, Options{DisableConnTakeover: true})
 	rc := dialRaw(t, addr)
 	for range 2 {
-		rc.send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
-		if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
+		rc.Send("GET / HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")
+		if resp, _ := rc.Read("GET"); resp.StatusCode != 200 {
 			t.Fatal(resp.Status)
 		}
 	}
@@ -181,15 +143,15 @@ func TestTakeoverStartsAtBodylessRequest(t *testing.T) {
 	t.Parallel()
 	e, addr := rawEdge(t, Options{})
 	rc := dialRaw(t, addr)
-	rc.send("POST /x HTTP/1.1\r\nHost: fn.localhost\r\nContent-Length: 2\r\n\r\nhi")
-	if resp, body := rc.read("POST"); body != "echo:hi" {
+	rc.Send("POST /x HTTP/1.1\r\nHost: fn.localhost\r\nContent-Length: 2\r\n\r\nhi")
+	if resp, body := rc.Read("POST"); body != "echo:hi" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 	if n := takenOver(e); n != 0 {
 		t.Fatalf("taken over at a request with a body")
 	}
-	rc.send("GET /z HTTP/1.1\r\nHost: fn.localhost\r\n\r\n")
-	if resp, body := rc.read("GET"); body != "echo:" {
+	rc.Send("GET /z HTTP/1.1\r\nHost: fn.localhost\r\n\r\n")
+	if resp, body := rc.Read("GET"); body != "echo:" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 	if n := takenOver(e); n != 1 {

@@ -1,11 +1,9 @@
 package h1
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glimpse-dev/glimpse/ingress/edge/internal/rawhttp"
 )
 
 // testHandler is the handler the engine tests run: a few paths that
@@ -120,56 +120,14 @@ func engine(t *testing.T, srv *Server) (*testHandler, string) {
 	return h, strings.TrimPrefix(ts.URL, "http://")
 }
 
-type rawClient struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
+// rawClient is one raw HTTP/1.1 connection to the engine.
+type rawClient = rawhttp.Client
 
+// dialRaw connects with a 10-second deadline on the whole exchange.
 func dialRaw(t *testing.T, addr string) *rawClient {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
-}
-
-func (rc *rawClient) send(s string) {
-	rc.t.Helper()
-	if _, err := io.WriteString(rc.c, s); err != nil {
-		rc.t.Fatal(err)
-	}
-}
-
-func (rc *rawClient) read(method string) (*http.Response, string) {
-	rc.t.Helper()
-	resp, err := http.ReadResponse(rc.br, &http.Request{Method: method})
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		rc.t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-// closed reports whether the server closed the connection (EOF or reset
-// before any further byte).
-func (rc *rawClient) closed() bool {
-	_, err := rc.br.ReadByte()
-	return err != nil
-}
-
-// get sends a body-less GET (which takes the connection over if it is not
-// yet) and returns the answer.
-func (rc *rawClient) get(path string) (*http.Response, string) {
-	rc.t.Helper()
-	rc.send("GET " + path + " HTTP/1.1\r\nHost: a.localhost\r\n\r\n")
-	return rc.read("GET")
+	rc := rawhttp.Dial(t, addr)
+	rc.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return rc
 }
 
 func TestKeepAliveAndPipelining(t *testing.T) {
@@ -177,38 +135,38 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 	srv := &Server{}
 	_, addr := engine(t, srv)
 	rc := dialRaw(t, addr)
-	if resp, body := rc.get("/text?n=3"); resp.StatusCode != 200 || body != "yyy" || resp.ContentLength != 3 {
+	if resp, body := rc.Get("/text?n=3"); resp.StatusCode != 200 || body != "yyy" || resp.ContentLength != 3 {
 		t.Fatalf("first request: %d %q len %d", resp.StatusCode, body, resp.ContentLength)
 	}
 	if n := srv.Conns(); n != 1 {
 		t.Fatalf("%d connections taken over, want 1", n)
 	}
 	// Three pipelined requests in one write, one with a body.
-	rc.send("GET /text?n=2 HTTP/1.1\r\nHost: a\r\n\r\n" +
+	rc.Send("GET /text?n=2 HTTP/1.1\r\nHost: a\r\n\r\n" +
 		"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
 		"HEAD /text?n=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "yy" || resp.Header.Get("Date") == "" {
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || body != "yy" || resp.Header.Get("Date") == "" {
 		t.Fatalf("pipelined 1: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
-	if resp, body := rc.read("POST"); resp.StatusCode != 200 || body != "echo:hello" || resp.Header.Get("X-Method") != "POST" {
+	if resp, body := rc.Read("POST"); resp.StatusCode != 200 || body != "echo:hello" || resp.Header.Get("X-Method") != "POST" {
 		t.Fatalf("pipelined 2: %d %q", resp.StatusCode, body)
 	}
-	if resp, body := rc.read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != -1 {
+	if resp, body := rc.Read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != -1 {
 		// A HEAD handler's body is discarded unbuffered: no length.
 		t.Fatalf("pipelined HEAD: %d %q len %d", resp.StatusCode, body, resp.ContentLength)
 	}
-	rc.send("PUT /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
-	if resp, body := rc.read("PUT"); resp.StatusCode != 200 || body != "echo:abc" {
+	rc.Send("PUT /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	if resp, body := rc.Read("PUT"); resp.StatusCode != 200 || body != "echo:abc" {
 		t.Fatalf("chunked body: %d %q", resp.StatusCode, body)
 	}
 	if n := srv.Conns(); n != 1 {
 		t.Fatalf("%d connections taken over after keep-alive requests, want 1", n)
 	}
-	rc.send("GET /text?n=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 || !resp.Close {
+	rc.Send("GET /text?n=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if resp, _ := rc.Read("GET"); resp.StatusCode != 200 || !resp.Close {
 		t.Fatalf("Connection: close request: %d close=%v", resp.StatusCode, resp.Close)
 	}
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("connection open after Connection: close")
 	}
 }
@@ -218,40 +176,40 @@ func TestExpect(t *testing.T) {
 	_, addr := engine(t, &Server{})
 	t.Run("100-continue", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
-		line, err := rc.br.ReadString('\n')
+		rc.Get("/")
+		rc.Send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+		line, err := rc.R.ReadString('\n')
 		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
 			t.Fatalf("interim response: %q %v", line, err)
 		}
-		rc.br.ReadString('\n')
-		rc.send("data")
-		if resp, body := rc.read("POST"); resp.StatusCode != 200 || body != "echo:data" {
+		rc.R.ReadString('\n')
+		rc.Send("data")
+		if resp, body := rc.Read("POST"); resp.StatusCode != 200 || body != "echo:data" {
 			t.Fatalf("after 100-continue: %d %q", resp.StatusCode, body)
 		}
 	})
 	t.Run("refused body", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
-		resp, body := rc.read("POST")
+		rc.Get("/")
+		rc.Send("POST /refuse HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+		resp, body := rc.Read("POST")
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "413 too large\n" || !resp.Close {
 			t.Fatalf("refused body: %d %q close=%v (no 100 Continue expected first)", resp.StatusCode, body, resp.Close)
 		}
-		if !rc.closed() {
+		if !rc.Closed() {
 			t.Fatal("connection open after a refused body")
 		}
 	})
 	t.Run("unknown expectation", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: something\r\n\r\ndata")
-		resp, body := rc.read("POST")
+		rc.Get("/")
+		rc.Send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: something\r\n\r\ndata")
+		resp, body := rc.Read("POST")
 		if resp.StatusCode != http.StatusExpectationFailed || body != "417 expectation failed\n" ||
 			resp.Header.Get("Cache-Control") != "no-store" || !resp.Close {
 			t.Fatalf("unknown Expect: %d %q %v", resp.StatusCode, body, resp.Header)
 		}
-		if !rc.closed() {
+		if !rc.Closed() {
 			t.Fatal("connection open after 417")
 		}
 	})
@@ -261,26 +219,26 @@ func TestHTTP10(t *testing.T) {
 	t.Parallel()
 	_, addr := engine(t, &Server{})
 	rc := dialRaw(t, addr)
-	rc.send("GET /text?n=4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-	resp, body := rc.read("GET")
+	rc.Send("GET /text?n=4 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	resp, body := rc.Read("GET")
 	if resp.StatusCode != 200 || body != "yyyy" || resp.Header.Get("Connection") != "keep-alive" {
 		t.Fatalf("HTTP/1.0 keep-alive: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 	// Too long to buffer: close-delimited, as HTTP/1.0 has no chunks.
-	rc.send("GET /text?n=5000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || len(body) != 5000 || resp.ContentLength != -1 {
+	rc.Send("GET /text?n=5000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || len(body) != 5000 || resp.ContentLength != -1 {
 		t.Fatalf("long HTTP/1.0 answer: %d len %d (%d)", resp.StatusCode, len(body), resp.ContentLength)
 	}
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("connection open after a close-delimited answer")
 	}
 	rc = dialRaw(t, addr)
-	rc.send("GET /text?n=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /text?n=2 HTTP/1.0\r\n\r\n")
-	rc.read("GET")
-	if resp, body := rc.read("GET"); resp.StatusCode != 200 || body != "yy" {
+	rc.Send("GET /text?n=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /text?n=2 HTTP/1.0\r\n\r\n")
+	rc.Read("GET")
+	if resp, body := rc.Read("GET"); resp.StatusCode != 200 || body != "yy" {
 		t.Fatalf("HTTP/1.0: %d %q", resp.StatusCode, body)
 	}
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("HTTP/1.0 connection without keep-alive stayed open")
 	}
 }
@@ -305,13 +263,13 @@ func TestBadRequests(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rc := dialRaw(t, addr)
-			rc.get("/")
-			rc.send(c.req)
-			resp, _ := rc.read("GET")
+			rc.Get("/")
+			rc.Send(c.req)
+			resp, _ := rc.Read("GET")
 			if resp.StatusCode != c.status {
 				t.Fatalf("%d, want %d", resp.StatusCode, c.status)
 			}
-			if c.status != 200 && (!resp.Close || !rc.closed()) {
+			if c.status != 200 && (!resp.Close || !rc.Closed()) {
 				t.Fatal("connection open after a refused request")
 			}
 		})
@@ -324,9 +282,9 @@ func TestTimeouts(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		t.Parallel()
 		rc := dialRaw(t, addr)
-		rc.get("/")
+		rc.Get("/")
 		start := time.Now()
-		if _, err := rc.br.ReadByte(); err == nil {
+		if _, err := rc.R.ReadByte(); err == nil {
 			t.Fatal("an idle connection was sent bytes")
 		}
 		if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
@@ -336,9 +294,9 @@ func TestTimeouts(t *testing.T) {
 	t.Run("header", func(t *testing.T) {
 		t.Parallel()
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("GET / HTTP/1.1\r\nHost: a\r\n") // and never the end
-		if resp, _ := rc.read("GET"); resp.StatusCode != http.StatusRequestTimeout {
+		rc.Get("/")
+		rc.Send("GET / HTTP/1.1\r\nHost: a\r\n") // and never the end
+		if resp, _ := rc.Read("GET"); resp.StatusCode != http.StatusRequestTimeout {
 			t.Fatalf("slow header: %d, want 408", resp.StatusCode)
 		}
 	})
@@ -349,10 +307,10 @@ func TestCloseEndsConnections(t *testing.T) {
 	srv := &Server{}
 	_, addr := engine(t, srv)
 	rc := dialRaw(t, addr)
-	rc.get("/")
+	rc.Get("/")
 	srv.Close()
 	srv.Close() // idempotent
-	if !rc.closed() {
+	if !rc.Closed() {
 		t.Fatal("idle taken-over connection survived Close")
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -364,8 +322,8 @@ func TestCloseEndsConnections(t *testing.T) {
 	}
 	// Taken over after Close: closed at once, nothing served.
 	rc = dialRaw(t, addr)
-	rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	if !rc.closed() {
+	rc.Send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if !rc.Closed() {
 		t.Fatal("a connection taken over after Close was served")
 	}
 }
@@ -374,7 +332,7 @@ func TestResponseWriterFraming(t *testing.T) {
 	t.Parallel()
 	_, addr := engine(t, &Server{})
 	rc := dialRaw(t, addr)
-	rc.get("/")
+	rc.Get("/")
 	for _, c := range []struct {
 		path     string
 		status   int
@@ -388,22 +346,22 @@ func TestResponseWriterFraming(t *testing.T) {
 		{"/nocontent", 204, 0, false, "", 0},
 		{"/flush", 200, -1, true, "text/plain; charset=utf-8", 2},
 	} {
-		resp, body := rc.get(c.path)
+		resp, body := rc.Get(c.path)
 		chunked := len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
 		if resp.StatusCode != c.status || resp.ContentLength != c.length || chunked != c.chunked || resp.Header.Get("Content-Type") != c.ctype || len(body) != c.bodySize {
 			t.Errorf("%s: %d len %d chunked %v type %q body %d", c.path, resp.StatusCode, resp.ContentLength, chunked, resp.Header.Get("Content-Type"), len(body))
 		}
 	}
-	if resp, _ := rc.get("/inject"); resp.Header.Get("Injected") != "" {
+	if resp, _ := rc.Get("/inject"); resp.Header.Get("Injected") != "" {
 		t.Fatalf("header injection: %v", resp.Header)
 	}
-	if resp, body := rc.get("/trailer"); body != "body" || resp.Trailer.Get("X-Sum") != "42" {
+	if resp, body := rc.Get("/trailer"); body != "body" || resp.Trailer.Get("X-Sum") != "42" {
 		t.Fatalf("trailer: %q %v", body, resp.Trailer)
 	}
 	// A body shorter than its Content-Length ends the connection, so the
 	// client sees the truncation instead of waiting.
-	rc.send("GET /short-body HTTP/1.1\r\nHost: a\r\n\r\n")
-	resp, err := http.ReadResponse(rc.br, nil)
+	rc.Send("GET /short-body HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(rc.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,17 +377,17 @@ func TestContextAndNesting(t *testing.T) {
 	t.Parallel()
 	h, addr := engine(t, &Server{})
 	rc := dialRaw(t, addr)
-	rc.get("/ctx")
-	rc.get("/ctx")
+	rc.Get("/ctx")
+	rc.Get("/ctx")
 	if a, b := <-h.ctxs, <-h.ctxs; a != b || a.Err() != nil {
 		t.Fatalf("contexts of two requests on one connection: %v %v", a, b)
 	}
-	if resp, body := rc.get("/nested"); body != "nested" || resp.StatusCode != 200 || h.nested.Load() != 1 {
+	if resp, body := rc.Get("/nested"); body != "nested" || resp.StatusCode != 200 || h.nested.Load() != 1 {
 		t.Fatalf("nested TakeOver: %q, TakeOver state %d (1: declined)", body, h.nested.Load())
 	}
-	rc.send("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
+	rc.Send("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(watchDelay / 2)
-	rc.c.Close()
+	rc.Conn.Close()
 	if !<-h.ctxDone {
 		t.Fatal("the connection context was not canceled when the client went away")
 	}
@@ -440,32 +398,32 @@ func TestCloseAfterPanicHijack(t *testing.T) {
 	_, addr := engine(t, &Server{})
 	t.Run("CloseAfter", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("POST /closeafter HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nxyz")
-		if resp, body := rc.read("POST"); body != "closing" || !resp.Close {
+		rc.Get("/")
+		rc.Send("POST /closeafter HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nxyz")
+		if resp, body := rc.Read("POST"); body != "closing" || !resp.Close {
 			t.Fatalf("CloseAfter: %q close=%v", body, resp.Close)
 		}
-		if !rc.closed() {
+		if !rc.Closed() {
 			t.Fatal("connection open after CloseAfter")
 		}
 	})
 	t.Run("panic", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
-		if !rc.closed() {
+		rc.Get("/")
+		rc.Send("GET /panic HTTP/1.1\r\nHost: a\r\n\r\n")
+		if !rc.Closed() {
 			t.Fatal("a handler panic did not break the connection")
 		}
 	})
 	t.Run("hijack", func(t *testing.T) {
 		rc := dialRaw(t, addr)
-		rc.get("/")
-		rc.send("GET /hijack HTTP/1.1\r\nHost: a\r\n\r\n")
-		resp, err := http.ReadResponse(rc.br, nil)
+		rc.Get("/")
+		rc.Send("GET /hijack HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(rc.R, nil)
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("hijacked answer: %v %v", resp, err)
 		}
-		b, _ := io.ReadAll(rc.br)
+		b, _ := io.ReadAll(rc.R)
 		if string(b) != "hello" {
 			t.Fatalf("after the hijacked head: %q, then the connection closes", b)
 		}
