@@ -32,11 +32,21 @@ type Serve struct {
 	Assets string
 	// Routes is the file the edge journals its routes to, or the URL of
 	// a route source whose routes the edge serves and writes
-	// (k8s-ingress://NAMESPACE: the Ingresses every replica shares);
+	// (k8s-ingress://NAMESPACE or k8s-gateway://NAMESPACE?gateway=NAME:
+	// the Ingresses or HTTPRoutes every replica shares);
 	// empty means GLIMPSE_HOME/routes.json.
 	Routes string
 	// Registry is "embedded" (the default) or "none".
 	Registry string
+	// LeaderElection says which replica runs the work only one may run
+	// (the idle controller): "NAMESPACE/NAME" contends for that
+	// coordination.k8s.io Lease and runs it only while leading; "off"
+	// runs it in this process without an election; empty (auto) elects
+	// on the Lease glimpse-leader in the pod's own namespace when the
+	// daemon runs in a cluster (a service account is mounted) with a
+	// Kubernetes runtime or route source, and runs without an election
+	// otherwise. Every replica serves the edge either way.
+	LeaderElection string
 
 	IdleAfter   time.Duration
 	MaxAwake    int
@@ -80,7 +90,7 @@ var ServeKeys = []ServeKey{
 		set: providerURL(func(s *Serve) *string { return &s.Runtime })},
 	{Key: "assets", Flag: "assets", Kind: "url", Usage: "asset store the edge serves static files from, such as s3://bucket?endpoint=... (default: files in GLIMPSE_HOME/assets)",
 		set: providerURL(func(s *Serve) *string { return &s.Assets })},
-	{Key: "routes", Flag: "routes", Kind: "string", Usage: "file the edge journals its routes to (default GLIMPSE_HOME/routes.json), or a route source URL such as k8s-ingress://NAMESPACE (routes kept as Ingresses every replica serves)",
+	{Key: "routes", Flag: "routes", Kind: "string", Usage: "file the edge journals its routes to (default GLIMPSE_HOME/routes.json), or a route source URL such as k8s-ingress://NAMESPACE or k8s-gateway://NAMESPACE?gateway=NAME (routes kept as Ingresses or HTTPRoutes every replica serves)",
 		set: func(s *Serve, v string) error { s.Routes = v; return nil }},
 	{Key: "registry", Flag: "registry", Kind: "string", Usage: "embedded: serve the embedded OCI registry under /v2/; none: do not (builds push elsewhere)",
 		set: func(s *Serve, v string) error {
@@ -88,6 +98,19 @@ var ServeKeys = []ServeKey{
 				return fmt.Errorf("%q: want embedded or none", v)
 			}
 			s.Registry = v
+			return nil
+		}},
+	{Key: "leaderElection", Flag: "leader-elect", Kind: "string", Usage: "NAMESPACE/NAME: run the idle controller only while holding that Lease (every replica serves the edge); off: run it here without an election (default: the Lease glimpse-leader in the pod's namespace when running in a cluster with a Kubernetes provider, else off)",
+		set: func(s *Serve, v string) error {
+			if v == "off" {
+				s.LeaderElection = v
+				return nil
+			}
+			ns, name, ok := strings.Cut(v, "/")
+			if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+				return fmt.Errorf("%q: want NAMESPACE/NAME of a Lease, or off", v)
+			}
+			s.LeaderElection = v
 			return nil
 		}},
 	{Key: "idle.after", Flag: "idle-after", Kind: "duration", Usage: "scale a preview to zero after this long without requests, unless its glimpse.yaml sets idle.after (default 15m)",

@@ -159,7 +159,7 @@ func TestStackWarnings(t *testing.T) {
 		t.Fatalf("applied: labels %v annotations %v env %v", fs.Labels, fs.Annotations, fs.Env)
 	}
 	w := f.StackFunction.Warnings(f.Providers.Builder)
-	for _, key := range []string{"secrets", "limits", "requests", "constraints", "readonly_root_filesystem", "build_args", "build_options"} {
+	for _, key := range []string{"secrets", "constraints", "readonly_root_filesystem", "build_args", "build_options"} {
 		n := 0
 		for _, l := range w {
 			if strings.Contains(l, "functions.hello."+key+" is ignored: ") && !strings.Contains(l, "\n") {
@@ -170,11 +170,15 @@ func TestStackWarnings(t *testing.T) {
 			t.Errorf("warnings name %s %d times, want once: %q", key, n, w)
 		}
 	}
-	if len(w) != 7 {
-		t.Errorf("%d warnings, want 7: %q", len(w), w)
+	if len(w) != 5 {
+		t.Errorf("%d warnings, want 5: %q", len(w), w)
+	}
+	// limits and requests are the function's resources.
+	if want := (preview.Resources{Requests: preview.ResourceList{Memory: "64Mi"}, Limits: preview.ResourceList{CPU: "100m", Memory: "128Mi"}}); fs.Resources != want {
+		t.Errorf("resources %+v, want %+v", fs.Resources, want)
 	}
 	for _, l := range w {
-		if strings.Contains(l, "labels") || strings.Contains(l, "annotations") || strings.Contains(l, "environment") {
+		if strings.Contains(l, "labels") || strings.Contains(l, "annotations") || strings.Contains(l, "environment") || strings.Contains(l, "limits") || strings.Contains(l, "requests") {
 			t.Errorf("warning about an applied setting: %q", l)
 		}
 	}

@@ -80,7 +80,8 @@ type StackFunction struct {
 	// Labels and Annotations are set on the deployed function.
 	Labels      map[string]string `yaml:"labels,omitempty"`
 	Annotations map[string]string `yaml:"annotations,omitempty"`
-	// Limits and Requests are the function's resources.
+	// Limits and Requests are the function's resources; glimpse.yaml's
+	// function.resources takes the fields it leaves empty from them.
 	Limits   *StackResources `yaml:"limits,omitempty"`
 	Requests *StackResources `yaml:"requests,omitempty"`
 	// Constraints are placement constraints.
@@ -297,7 +298,39 @@ func applyStack(dir, app string, fs *preview.FunctionSpec, lookup func(string) (
 	}
 	fs.Labels = overlay(f.Labels, fs.Labels)
 	fs.Annotations = overlay(f.Annotations, fs.Annotations)
+	if err := f.Resources().Validate(fs.Stack + ": functions." + f.Name); err != nil {
+		return nil, nil, err
+	}
+	fs.Resources = overlayResources(f.Resources(), fs.Resources)
 	return s, f, nil
+}
+
+// Resources are the function's limits and requests as preview.Resources
+// (faas-cli's memory and cpu are Kubernetes quantities on faas-netes).
+func (f *StackFunction) Resources() preview.Resources {
+	var r preview.Resources
+	if f.Requests != nil {
+		r.Requests = preview.ResourceList{CPU: f.Requests.CPU, Memory: f.Requests.Memory}
+	}
+	if f.Limits != nil {
+		r.Limits = preview.ResourceList{CPU: f.Limits.CPU, Memory: f.Limits.Memory}
+	}
+	return r
+}
+
+// overlayResources returns stack's resources with every field that
+// glimpse.yaml's (own) sets taken from own.
+func overlayResources(stack, own preview.Resources) preview.Resources {
+	pick := func(a, b string) string {
+		if b != "" {
+			return b
+		}
+		return a
+	}
+	return preview.Resources{
+		Requests: preview.ResourceList{CPU: pick(stack.Requests.CPU, own.Requests.CPU), Memory: pick(stack.Requests.Memory, own.Requests.Memory)},
+		Limits:   preview.ResourceList{CPU: pick(stack.Limits.CPU, own.Limits.CPU), Memory: pick(stack.Limits.Memory, own.Limits.Memory)},
+	}
 }
 
 // expandEnv substitutes environment variables in s (see ParseStack).
@@ -551,9 +584,11 @@ func (f *StackFunction) templateDirs() []string {
 // BuilderURL returned it), so that none is silently ignored. Applied, and
 // so not listed: environment, environment_file and fprocess (the
 // function's environment), labels and annotations (set on the deployed
-// function beside Glimpse's own), and with a docker:// builder build_args,
-// build_options (templates) and configuration.copy. Listed: secrets,
-// limits, requests, constraints, readonly_root_filesystem, build_secrets,
+// function beside Glimpse's own), limits and requests (the function's
+// resources, under glimpse.yaml's function.resources), and with a
+// docker:// builder build_args, build_options (templates) and
+// configuration.copy. Listed: secrets, constraints,
+// readonly_root_filesystem, build_secrets,
 // platforms, skip_build, and the build settings a ko:// (or other)
 // builder has no use for. It does no I/O.
 func (f *StackFunction) Warnings(builder string) []string {
@@ -563,12 +598,6 @@ func (f *StackFunction) Warnings(builder string) []string {
 	}
 	if len(f.Secrets) > 0 {
 		add("secrets", "Glimpse has no secret store to mount "+strings.Join(f.Secrets, ", ")+" from; give previews their values through glimpse.yaml function.env")
-	}
-	if f.Limits != nil && (f.Limits.CPU != "" || f.Limits.Memory != "") {
-		add("limits", "Glimpse's runtimes set no CPU or memory limits on a preview")
-	}
-	if f.Requests != nil && (f.Requests.CPU != "" || f.Requests.Memory != "") {
-		add("requests", "Glimpse's runtimes reserve no CPU or memory for a preview")
 	}
 	if len(f.Constraints) > 0 {
 		add("constraints", "Glimpse does not choose the node a preview runs on")

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,8 @@ type Stack struct {
 	Idle *idle.Controller
 	// steps records the pipeline steps the daemon runs (ObserveEvent).
 	steps *stepMetrics
+	// history is the last Up of each preview the daemon ran (TrackUp).
+	history *dashboard.History
 	// Metrics holds the daemon's Prometheus metrics, served at /metrics:
 	// the edge's (wakes, wake latency, sleeps), the idle controller's
 	// (cycles, scale-downs, clamps) and glimpse_previews{state}.
@@ -73,6 +76,7 @@ type Stack struct {
 	apiHosts    map[string]bool
 	limits      Limits
 	idleDefault preview.IdleTimeout
+	leader      atomic.Pointer[LeaderStatus] // SetLeader; nil: no election
 }
 
 // Providers are the parts a daemon composes. A nil field is filled from
@@ -178,6 +182,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 	}
 	s.Metrics = prometheus.NewRegistry()
 	s.steps = newStepMetrics(s.Metrics)
+	s.history = &dashboard.History{}
 	s.Edge, err = edge.New(edge.Options{
 		Assets: s.Assets, Upstreams: upstreams, Routes: prov.Routes, StateFile: filepath.Join(home, "routes.json"), Logger: log,
 		Waker: s.Runtime, WakeTimeout: opts.WakeTimeout, WaitingPage: opts.WaitingPage, Metrics: s.Metrics,
@@ -218,10 +223,17 @@ func Open(home string, opts *Options) (*Stack, error) {
 // dashboardSource is what the dashboard at / shows: the previews of every
 // owner over the daemon's runtime and edge, with wake (a scale to
 // one) and sleep (a scale to zero through the edge's gate, which gives up
-// when a request arrives meanwhile).
+// when a request arrives meanwhile); per preview the last Up the daemon
+// ran (TrackUp) and its function's logs (when the runtime is a
+// preview.LogReader); delete (Down) and redeploy (TrackUp's redo).
 func (s *Stack) dashboardSource() dashboard.Source {
 	pl := &preview.Pipeline{Runtime: s.Runtime, Router: s.Edge, Owner: preview.AnyOwner}
+	var logs func(context.Context, string, preview.LogOptions, func(preview.LogLine) error) error
+	if lr, ok := s.Runtime.(preview.LogReader); ok {
+		logs = lr.Logs
+	}
 	return dashboard.Source{
+		History: s.history, Logs: logs, Delete: s.Down,
 		List: func(ctx context.Context) ([]preview.Preview, error) {
 			list, err := pl.List(ctx, "")
 			return preview.DefaultIdle(list, s.idleDefault), err

@@ -21,6 +21,33 @@ type Health struct {
 	// idle.DefaultAfter (source "default"). glimpse ls and status show
 	// it for those previews.
 	Idle preview.IdleTimeout `json:"idle"`
+	// Leader is this replica's part in the leader election that decides
+	// which replica runs the idle controller; absent when the daemon runs
+	// none (it then runs the controller itself). See SetLeader.
+	Leader *LeaderStatus `json:"leader,omitempty"`
+}
+
+// LeaderStatus is what /healthz says about the leader election.
+type LeaderStatus struct {
+	// Lease is the coordination.k8s.io Lease contended for,
+	// NAMESPACE/NAME.
+	Lease string `json:"lease"`
+	// Identity is this replica's name in the Lease (holderIdentity).
+	Identity string `json:"identity"`
+	// Leading is whether this replica holds the Lease now, and so runs
+	// the idle controller.
+	Leading bool `json:"leading"`
+}
+
+// SetLeader records this replica's part in the leader election, for
+// /healthz; nil means no election. It is safe to call at any time, from
+// any goroutine (the election calls it when leadership changes).
+func (s *Stack) SetLeader(st *LeaderStatus) {
+	if st != nil {
+		c := *st
+		st = &c
+	}
+	s.leader.Store(st)
 }
 
 // idleDefault is the idle timeout of previews whose app sets none, and
@@ -42,7 +69,7 @@ func (s *Stack) serveHealth(w http.ResponseWriter, r *http.Request) {
 	for _, v := range r.Header["Accept"] {
 		if strings.Contains(v, "application/json") {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(Health{Status: "ok", Idle: s.idleDefault})
+			json.NewEncoder(w).Encode(Health{Status: "ok", Idle: s.idleDefault, Leader: s.leader.Load()})
 			return
 		}
 	}

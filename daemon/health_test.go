@@ -56,3 +56,41 @@ func TestHealthzIdleDefault(t *testing.T) {
 		st.Close()
 	}
 }
+
+// /healthz says whether this replica leads once the election reports it,
+// and says nothing of an election the daemon does not run.
+func TestHealthzLeader(t *testing.T) {
+	st, err := daemon.Open(t.TempDir(), &daemon.Options{Logger: slog.New(slog.DiscardHandler), Providers: daemon.Providers{NoRegistry: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(st)
+	defer srv.Close()
+	health := func() (daemon.Health, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/healthz", nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var h daemon.Health
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h, string(b)
+	}
+	if h, body := health(); h.Leader != nil {
+		t.Errorf("no election: /healthz = %s; want no leader field", body)
+	}
+	st.SetLeader(&daemon.LeaderStatus{Lease: "glimpse/glimpse-leader", Identity: "pod-a"})
+	if h, body := health(); h.Leader == nil || h.Leader.Leading || h.Leader.Identity != "pod-a" {
+		t.Errorf("a follower: /healthz = %s", body)
+	}
+	st.SetLeader(&daemon.LeaderStatus{Lease: "glimpse/glimpse-leader", Identity: "pod-a", Leading: true})
+	if h, body := health(); h.Leader == nil || !h.Leader.Leading || h.Leader.Lease != "glimpse/glimpse-leader" {
+		t.Errorf("the leader: /healthz = %s", body)
+	}
+}

@@ -45,7 +45,8 @@ func scrape(t *testing.T, srv *httptest.Server) map[string]float64 {
 
 // TestMetricsScraped scrapes the daemon's /metrics through a preview's
 // life and checks the series: previews by state, the edge's wakes and
-// wake latency, the idle controller's cycles.
+// wake latency, the idle controller's cycles, the edge's requests and
+// their latency by preview (gone once the preview is taken down).
 func TestMetricsScraped(t *testing.T) {
 	pl, st, srv := newPipeline(t)
 	ctx := context.Background()
@@ -91,6 +92,31 @@ func TestMetricsScraped(t *testing.T) {
 	m = scrape(t, srv)
 	want(m, `glimpse_idle_cycles_total`, 1)
 	want(m, `glimpse_idle_scale_downs_total`, 0) // just requested: not idle
+
+	// Edge requests by preview: the POST above (which woke the function)
+	// and a static 404; the wake's time is in the request's.
+	host := preview.Host("hello", 1, "localhost")
+	if code, _ := request(t, srv, "GET", host, "/missing.txt"); code != 404 {
+		t.Fatalf("GET /missing.txt = %d, want 404", code)
+	}
+	m = scrape(t, srv)
+	want(m, `glimpse_edge_requests_total{app="hello",code_class="2xx",pr="1"}`, 1)
+	want(m, `glimpse_edge_requests_total{app="hello",code_class="4xx",pr="1"}`, 1)
+	want(m, `glimpse_edge_request_duration_seconds_count{app="hello",pr="1"}`, 2)
+	if sum := m[`glimpse_edge_request_duration_seconds_sum{app="hello",pr="1"}`]; sum < m[`glimpse_edge_wake_seconds_sum`] {
+		t.Fatalf("request time %v is less than the wake's %v", sum, m[`glimpse_edge_wake_seconds_sum`])
+	}
+	// Taken down, the preview's series go.
+	if err := pl.Down(ctx, "hello", 1); err != nil {
+		t.Fatal(err)
+	}
+	m = scrape(t, srv)
+	for s := range m {
+		if strings.Contains(s, `app="hello"`) {
+			t.Fatalf("%s is still reported after the preview was taken down", s)
+		}
+	}
+	want(m, `glimpse_previews{state="live"}`, 0)
 }
 
 // TestDeployStepMetrics: the steps of an Up the daemon runs (the GitHub

@@ -281,6 +281,8 @@ func TestRBAC(t *testing.T) {
 			access{ns: fns, resource: "services", verb: v})
 	}
 	can = append(can,
+		// k8singress's server-side apply is a patch.
+		access{ns: ns, group: "networking.k8s.io", resource: "ingresses", verb: "patch"},
 		access{ns: fns, group: "apps", resource: "deployments", sub: "scale", verb: "get"},
 		access{ns: fns, group: "apps", resource: "deployments", sub: "scale", verb: "update"},
 		access{ns: fns, resource: "pods", verb: "get"},

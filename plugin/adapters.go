@@ -436,7 +436,7 @@ func (a activityReporter) Activity(ctx context.Context) ([]preview.Activity, err
 	}
 	out := make([]preview.Activity, len(resp.Activity))
 	for i, x := range resp.Activity {
-		out[i] = preview.Activity{Function: x.Function, Started: x.Started, InFlight: x.InFlight, Finished: x.Finished, LastActivity: fromUnixNano(x.LastActivityUnixNano)}
+		out[i] = preview.Activity{Function: x.Function, Host: x.Host, Started: x.Started, InFlight: x.InFlight, Finished: x.Finished, LastActivity: fromUnixNano(x.LastActivityUnixNano)}
 	}
 	return out, nil
 }

@@ -34,14 +34,33 @@ func labelsIn(m map[string]string) preview.Labels {
 }
 
 func functionOut(f preview.Function) *pb.Function {
-	return &pb.Function{Name: f.Name, Image: f.Image, Env: f.Env, Labels: f.Labels, Annotations: f.Annotations}
+	return &pb.Function{Name: f.Name, Image: f.Image, Env: f.Env, Labels: f.Labels, Annotations: f.Annotations, Resources: resourcesOut(f.Resources)}
+}
+
+// resourcesOut is nil for no resources, so a function without them is
+// the same message as before the field existed.
+func resourcesOut(r preview.Resources) *pb.Resources {
+	if r == (preview.Resources{}) {
+		return nil
+	}
+	return &pb.Resources{
+		Requests: &pb.ResourceList{Cpu: r.Requests.CPU, Memory: r.Requests.Memory},
+		Limits:   &pb.ResourceList{Cpu: r.Limits.CPU, Memory: r.Limits.Memory},
+	}
+}
+
+func resourcesIn(r *pb.Resources) preview.Resources {
+	return preview.Resources{
+		Requests: preview.ResourceList{CPU: r.GetRequests().GetCpu(), Memory: r.GetRequests().GetMemory()},
+		Limits:   preview.ResourceList{CPU: r.GetLimits().GetCpu(), Memory: r.GetLimits().GetMemory()},
+	}
 }
 
 func functionIn(f *pb.Function) preview.Function {
 	if f == nil {
 		return preview.Function{}
 	}
-	return preview.Function{Name: f.Name, Image: f.Image, Env: f.Env, Labels: labelsIn(f.Labels), Annotations: f.Annotations}
+	return preview.Function{Name: f.Name, Image: f.Image, Env: f.Env, Labels: labelsIn(f.Labels), Annotations: f.Annotations, Resources: resourcesIn(f.Resources)}
 }
 
 func statusOut(s preview.FunctionStatus) *pb.FunctionStatus {
@@ -93,7 +112,7 @@ func routeOut(r preview.Route) *pb.Route {
 	return &pb.Route{
 		Host: r.Host, AssetPrefix: r.AssetPrefix, Function: r.Function, FunctionPaths: r.FunctionPaths,
 		Labels: r.Labels, Generation: r.Generation, ClaimedCommit: r.ClaimedCommit, Served: r.Served,
-		Deleted: r.Deleted, Version: r.Version,
+		Deleted: r.Deleted, Version: r.Version, Failure: r.Failure,
 	}
 }
 
@@ -104,6 +123,6 @@ func routeIn(r *pb.Route) preview.Route {
 	return preview.Route{
 		Host: r.Host, AssetPrefix: r.AssetPrefix, Function: r.Function, FunctionPaths: r.FunctionPaths,
 		Labels: labelsIn(r.Labels), Generation: r.Generation, ClaimedCommit: r.ClaimedCommit, Served: r.Served,
-		Deleted: r.Deleted, Version: r.Version,
+		Deleted: r.Deleted, Version: r.Version, Failure: r.Failure,
 	}
 }

@@ -44,7 +44,7 @@ func (collectingAssets) CollectBlobs(_ context.Context, o preview.BlobCollectOpt
 type activeRouter struct{ *previewtest.MemRouter }
 
 func (activeRouter) Activity(context.Context) ([]preview.Activity, error) {
-	return []preview.Activity{{Function: "f", Started: 5, InFlight: 1, Finished: 4, LastActivity: time.Unix(100, 0)}}, nil
+	return []preview.Activity{{Function: "f", Started: 5, InFlight: 1, Finished: 4, LastActivity: time.Unix(100, 0)}, {Host: "pr-1.app.localhost", LastActivity: time.Unix(101, 0)}}, nil
 }
 
 type recordingCDN struct{ got *preview.PurgeRequest }
@@ -117,7 +117,8 @@ func TestOptionalInterfacesRoundTrip(t *testing.T) {
 	if !ok {
 		t.Fatal("router adapter lacks ActivityReporter")
 	}
-	if acts, err := ar.Activity(ctx); err != nil || len(acts) != 1 || acts[0] != (preview.Activity{Function: "f", Started: 5, InFlight: 1, Finished: 4, LastActivity: time.Unix(100, 0)}) {
+	if acts, err := ar.Activity(ctx); err != nil || len(acts) != 2 || acts[0] != (preview.Activity{Function: "f", Started: 5, InFlight: 1, Finished: 4, LastActivity: time.Unix(100, 0)}) ||
+		acts[1] != (preview.Activity{Host: "pr-1.app.localhost", LastActivity: time.Unix(101, 0)}) { // a static-only preview's requests
 		t.Errorf("Activity = %+v, %v", acts, err)
 	}
 
@@ -137,5 +138,22 @@ func TestOptionalInterfacesRoundTrip(t *testing.T) {
 	}
 	if _, ok := must[preview.Registry](t)(plain.Registry(ctx)).(preview.AppLister); ok {
 		t.Error("plain registry adapter has AppLister")
+	}
+}
+
+// A function's resources cross the wire both ways, and no resources stay
+// none (not an empty set of each).
+func TestFunctionResourcesRoundTrip(t *testing.T) {
+	for _, r := range []preview.Resources{
+		{},
+		{Requests: preview.ResourceList{CPU: "100m", Memory: "64Mi"}, Limits: preview.ResourceList{Memory: "128Mi"}},
+	} {
+		f := preview.Function{Name: "fn", Image: "img", Resources: r}
+		if got := functionIn(functionOut(f)); got.Resources != r {
+			t.Errorf("resources %+v came back as %+v", r, got.Resources)
+		}
+	}
+	if functionOut(preview.Function{Name: "fn"}).Resources != nil {
+		t.Error("a function without resources is sent with a resources message")
 	}
 }

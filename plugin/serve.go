@@ -503,7 +503,7 @@ func (s *routerServer) Activity(ctx context.Context, _ *pb.ActivityRequest) (*pb
 	}
 	out := &pb.ActivityResponse{Activity: make([]*pb.Activity, len(acts))}
 	for i, a := range acts {
-		out.Activity[i] = &pb.Activity{Function: a.Function, Started: a.Started, InFlight: a.InFlight, Finished: a.Finished, LastActivityUnixNano: unixNano(a.LastActivity)}
+		out.Activity[i] = &pb.Activity{Function: a.Function, Host: a.Host, Started: a.Started, InFlight: a.InFlight, Finished: a.Finished, LastActivityUnixNano: unixNano(a.LastActivity)}
 	}
 	return out, nil
 }

@@ -255,7 +255,9 @@ func (b *AssetBucket) Publish(ctx context.Context, prefix string, m Manifest, la
 // writing its own manifest); where the backend has no lock, the same
 // grace period that protects a lookup's answer protects it. What it does
 // not do is repair: a blob deleted behind the store's back (by hand, by a
-// bucket lifecycle rule) is not re-sent, as a full Publish would.
+// bucket lifecycle rule) is not re-sent, as a full Publish would (the
+// Pipeline does a full Publish when asked: UpRequest.VerifyAssets,
+// `glimpse up --verify-assets`).
 type AssetBasePublisher interface {
 	PublishOnto(ctx context.Context, prefix string, m Manifest, labels Labels, open func(path string) (io.ReadCloser, error), base string) (PublishStats, error)
 }

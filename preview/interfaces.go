@@ -93,6 +93,11 @@ type Function struct {
 	// Glimpse's, and removing the function leaves them. Apply fails with
 	// FailedPrecondition when one does not exist.
 	SecretNames []string `json:"secretNames,omitempty"`
+	// Resources are the CPU and memory each replica reserves and may use
+	// (validated by Validate; the zero value sets none). The Pipeline
+	// also records them in AnnotationResources, so that runtimes that do
+	// not report them back still see a change as one.
+	Resources Resources `json:"resources,omitzero"`
 }
 
 // FunctionStatus is a deployed function as the runtime reports it.
@@ -231,6 +236,13 @@ type Route struct {
 	// Served is the generation of the Up that last switched the route to
 	// its content; 0 when no Up has yet.
 	Served int64 `json:"served,omitempty"`
+	// Failure is why the Up that claimed Generation failed before it
+	// switched the route (one line), written by that Up while its claim
+	// is the stored one; empty otherwise, and cleared by the next claim.
+	// List reports a preview that nothing is served for yet and whose
+	// Up failed as StatusFailed with this reason. Routers that cannot
+	// store it drop it (the preview then lists as partial).
+	Failure string `json:"failure,omitempty"`
 	// Deleted marks a tombstone: the preview was taken down; the route
 	// serves nothing (the edge answers 404) and is kept so that Ups that
 	// claimed an older generation cannot bring the preview back.
@@ -274,8 +286,13 @@ type DNS interface {
 }
 
 // Activity is what the edge observed of one function.
+//
+// An entry with Host set (and Function empty) counts the static requests
+// of that host: only LastActivity is kept for it, so that a preview
+// without a function (or one whose function nobody calls) is seen in use.
 type Activity struct {
 	Function     string    `json:"function"`
+	Host         string    `json:"host,omitempty"`
 	Started      uint64    `json:"started"`
 	InFlight     int64     `json:"inFlight"`
 	Finished     uint64    `json:"finished"`

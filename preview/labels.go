@@ -26,6 +26,11 @@ const (
 	// AnnotationAlwaysOn ("true") on a function keeps it awake: the
 	// per-function opt-out of scale to zero.
 	AnnotationAlwaysOn = LabelPrefix + "always-on"
+	// LabelTTL on a route is the preview's glimpse.yaml ttl ("7d"), and
+	// LabelDeployedAt the Unix second its last Up switched the route; gc
+	// and the daemon expire previews by them (see Lifetime).
+	LabelTTL        = LabelPrefix + "ttl"
+	LabelDeployedAt = LabelPrefix + "deployed-at"
 
 	// ManagedByValue is the value of LabelManagedBy.
 	ManagedByValue = "glimpse"

@@ -14,7 +14,10 @@ import (
 // is missing (an interrupted Up or Down), or whose route no Up has switched
 // yet (the first Up is in progress), is listed with StatusPartial; one
 // whose function has no ready replica because its start failed or it
-// crashed (FunctionStatus.LastError) with StatusFailed.
+// crashed (FunctionStatus.LastError) with StatusFailed, routed or not; so
+// is one that nothing is served for yet whose Up failed (Route.Failure,
+// as LastError): a first Up whose function never started is failed, not
+// in progress.
 // Tombstones (previews taken down) are not listed; what a Down left behind
 // them is, as partial. Idle is set where the app's glimpse.yaml sets the
 // idle timeout; DefaultIdle fills in the daemon's for the others.
@@ -38,6 +41,9 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		byKey[k] = pv
 		return pv
 	}
+	// upFailed: previews that nothing is served for and whose Up failed
+	// (Route.Failure).
+	upFailed := map[*Preview]string{}
 	if p.Router != nil {
 		routes, err := p.Router.Routes(ctx, sel)
 		if err != nil {
@@ -47,8 +53,13 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 			if r.Deleted {
 				continue // a tombstone: taken down
 			}
-			if pv := get(r.Labels); pv != nil && r.Served > 0 {
+			pv := get(r.Labels)
+			if pv != nil && r.Served == 0 && r.Failure != "" {
+				upFailed[pv] = r.Failure
+			}
+			if pv != nil && r.Served > 0 {
 				pv.Host, pv.URL, pv.AssetPrefix, pv.Function = r.Host, p.url(r.Host), r.AssetPrefix, r.Function
+				readLifetime(pv, r.Labels)
 			}
 		}
 	}
@@ -71,14 +82,22 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		}
 	}
 	// A routed preview is ready when its function (if it has one) exists;
-	// sleeping when that function has no replicas; partial otherwise.
+	// sleeping when that function has no replicas; partial otherwise. A
+	// function that failed is failed whether or not an Up routed it yet:
+	// the first Up of a function that never starts stops before the route
+	// switch, and waiting would not help.
 	for _, pv := range byKey {
 		switch f, ok := present[pv.Function]; {
+		case ok && f.Failed():
+			pv.Status = StatusFailed
+		case pv.Host == "" && upFailed[pv] != "":
+			pv.Status = StatusFailed
+			if pv.LastError == "" {
+				pv.LastError = upFailed[pv]
+			}
 		case pv.Host == "":
 		case pv.Function == "":
 			pv.Status = StatusReady
-		case ok && f.Failed():
-			pv.Status = StatusFailed
 		case ok && f.Replicas == 0:
 			pv.Status = StatusSleeping
 		case ok:
@@ -90,12 +109,23 @@ func (p *Pipeline) List(ctx context.Context, app string) ([]Preview, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read activity: %w", err)
 		}
+		// A preview's last request is the newer of its function's and its
+		// host's static requests.
 		last := make(map[string]time.Time, len(acts))
 		for _, a := range acts {
-			last[a.Function] = a.LastActivity
+			if a.Function != "" {
+				last[a.Function] = later(last[a.Function], a.LastActivity)
+			}
+			if a.Host != "" {
+				last["host "+a.Host] = later(last["host "+a.Host], a.LastActivity)
+			}
 		}
 		for _, pv := range byKey {
-			if t, ok := last[pv.Function]; ok && !t.IsZero() {
+			t := last["host "+pv.Host]
+			if pv.Function != "" {
+				t = later(t, last[pv.Function])
+			}
+			if !t.IsZero() {
 				pv.LastRequest = &t
 			}
 		}
@@ -237,4 +267,11 @@ func IdleOr(app *IdleTimeout, def IdleTimeout) *IdleTimeout {
 		return app
 	}
 	return &def
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

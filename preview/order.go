@@ -110,7 +110,7 @@ func claimRoute(cur Route, exists bool, host string, labels Labels, gen int64) R
 		return Route{Host: host, Labels: labels, Generation: gen, ClaimedCommit: labels[LabelCommit], Version: cur.Version}
 	}
 	next := cur
-	next.Generation, next.ClaimedCommit = gen, labels[LabelCommit]
+	next.Generation, next.ClaimedCommit, next.Failure = gen, labels[LabelCommit], ""
 	return next
 }
 

@@ -3,6 +3,7 @@ package preview_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -291,7 +292,8 @@ func TestSupersededUpRemovesFunctionForStaticWinner(t *testing.T) {
 
 // TestInterruptedUpAfterDownIsPartial: an Up that claims after a Down and
 // then fails leaves an empty route; List used to report it ready (the
-// claim kept the generation the tombstone's route had served).
+// claim kept the generation the tombstone's route had served). It is
+// failed, with the Up's reason (Route.Failure), and unrouted.
 func TestInterruptedUpAfterDownIsPartial(t *testing.T) {
 	s := newMemStack()
 	dir, spec := app(t, "page")
@@ -309,8 +311,8 @@ func TestInterruptedUpAfterDownIsPartial(t *testing.T) {
 		t.Fatal("Up with a failing build: nil error")
 	}
 	pvs, err := s.pl.List(ctx, "hello")
-	if err != nil || len(pvs) != 1 || pvs[0].Status != preview.StatusPartial {
-		t.Fatalf("List = %+v, %v; want one partial preview", pvs, err)
+	if err != nil || len(pvs) != 1 || pvs[0].Status != preview.StatusFailed || pvs[0].Host != "" || !strings.Contains(pvs[0].LastError, "the build died") {
+		t.Fatalf("List = %+v, %v; want one unrouted preview, failed with the build's error", pvs, err)
 	}
 }
 

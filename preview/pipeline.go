@@ -29,6 +29,11 @@ type Preview struct {
 	// Idle is the idle timeout in force and its source; nil when unknown
 	// (see List and DefaultIdle).
 	Idle *IdleTimeout `json:"idle,omitempty"`
+	// TTL is the glimpse.yaml ttl its last Up routed with ("7d"); empty
+	// when none. DeployedAt is when that Up switched the route; nil when
+	// unknown (a route of an older Glimpse). See Lifetime.
+	TTL        string     `json:"ttl,omitempty"`
+	DeployedAt *time.Time `json:"deployedAt,omitempty"`
 }
 
 // Status summarises a preview's state.
@@ -156,6 +161,13 @@ type UpRequest struct {
 	// Force claims a generation newer than the preview's whatever
 	// Generation says: the operator's "deploy this commit now".
 	Force bool
+	// VerifyAssets publishes the assets as a first deploy does, looking
+	// every blob up in the store, instead of taking the blobs of the
+	// served manifest as stored (AssetBasePublisher) or reusing that
+	// manifest when nothing changed: a blob deleted behind the store's
+	// back (by hand, by a bucket lifecycle rule) is sent again. It costs
+	// one lookup of all blobs (s3assets: one listing per 1,000).
+	VerifyAssets bool
 }
 
 func (p *Pipeline) emit(e Event) {

@@ -65,6 +65,10 @@ func (pl upPlan) function(spec *FunctionSpec, idle IdleSpec, built BuildResult, 
 			AnnotationGeneration: strconv.FormatInt(pl.Generation, 10),
 		}),
 	}
+	fn.Resources = spec.Resources
+	if r := spec.Resources.String(); r != "" {
+		fn.Annotations[AnnotationResources] = r
+	}
 	if idle.After != "" {
 		fn.Annotations[AnnotationIdleAfter] = idle.After
 	}
@@ -144,13 +148,15 @@ func planCleanup(cur Route, manifests []ManifestInfo, fns []FunctionStatus, want
 // sameFunction reports whether the deployed function cur already matches
 // the desired fn, apart from the generation stamp. Labels and annotations
 // need only be a subset of what the runtime reports (runtimes such as
-// faas-netes add their own); the environment must be equal, and counts as
+// faas-netes add their own), except AnnotationResources, which must be
+// equal (present on both or neither); the environment must be equal, and counts as
 // unknown (so not the same) when the runtime does not report it.
 func sameFunction(cur, fn Function) bool {
 	want := Labels(fn.Annotations).Clone()
 	delete(want, AnnotationGeneration)
 	return cur.Name == fn.Name && cur.Image == fn.Image &&
-		sameMap(cur.Env, fn.Env) && Labels(cur.Labels).Matches(fn.Labels) && Labels(cur.Annotations).Matches(want)
+		sameMap(cur.Env, fn.Env) && Labels(cur.Labels).Matches(fn.Labels) && Labels(cur.Annotations).Matches(want) &&
+		cur.Annotations[AnnotationResources] == fn.Annotations[AnnotationResources]
 }
 
 // merged returns a new map with user's entries overlaid by ours (Glimpse's

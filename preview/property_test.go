@@ -208,7 +208,10 @@ func (o *propOp) claimGen() int64 {
 
 // switchEntry is an Up's route switch, nil when it did not switch.
 func (o *propOp) switchEntry() *ledgerEntry {
-	if o.kind == opUp && len(o.writes) > 1 {
+	// An Up's route writes are its claim, then its switch (serving its
+	// generation), or instead the failure it records on its claim
+	// (Route.Failure), which switches nothing.
+	if o.kind == opUp && len(o.writes) > 1 && o.writes[1].route.Served == o.claimGen() {
 		return &o.writes[1]
 	}
 	return nil
@@ -1037,7 +1040,8 @@ func (c *checker) routeWriter(r preview.Route) *propOp {
 
 // checkList checks, at any time, that List reports a preview as ready or
 // sleeping only when its route serves content: an interrupted Up or Down
-// is partial.
+// is partial, an Up that failed before anything was served failed
+// (Route.Failure), unrouted.
 func (c *checker) checkList() {
 	w := c.w
 	pl := &preview.Pipeline{Runtime: w.rt, Assets: w.assets, Router: w.router, Owner: propOwner, BaseDomain: propDomain}
@@ -1046,7 +1050,7 @@ func (c *checker) checkList() {
 		c.bad("list", "List: %v", err)
 	}
 	for _, pv := range pvs {
-		if pv.Status == preview.StatusPartial {
+		if pv.Status == preview.StatusPartial || pv.Status == preview.StatusFailed && pv.Host == "" {
 			continue
 		}
 		if st := c.state(pv.PR); !st.hasContent() {

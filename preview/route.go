@@ -57,8 +57,9 @@ func NormalizeHost(h string) string {
 }
 
 // Validate checks a function before a runtime deploys it: the name is a DNS
-// label, the image is set, and every secret name (Secrets and SecretNames)
-// is valid (ValidateSecretName) and given once. Runtimes call it first in
+// label, the image is set, Resources are valid (Resources.Validate), and
+// every secret name (Secrets and SecretNames) is valid
+// (ValidateSecretName) and given once. Runtimes call it first in
 // Apply; errors have code InvalidArgument and never hold a secret's value.
 func (f Function) Validate() error {
 	if err := ValidateDNSLabel(f.Name); err != nil {
@@ -66,6 +67,9 @@ func (f Function) Validate() error {
 	}
 	if f.Image == "" {
 		return Errorf(InvalidArgument, "function %s: image must not be empty", f.Name)
+	}
+	if err := f.Resources.Validate("function " + f.Name + ": resources"); err != nil {
+		return err
 	}
 	return f.validateSecrets()
 }

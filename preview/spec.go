@@ -20,6 +20,10 @@ type Spec struct {
 	Assets *AssetsSpec `json:"assets,omitempty" yaml:"assets,omitempty"`
 	// Idle overrides the idle policy for this app.
 	Idle IdleSpec `json:"idle,omitempty" yaml:"idle,omitempty"`
+	// TTL is how long a preview may live after its last deploy (its last
+	// push), such as "7d", "36h" or "90m" (units d, h, m, s); `glimpse
+	// gc` and the daemon take older previews down. Empty means no limit.
+	TTL string `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 }
 
 // FunctionSpec describes the app's function.
@@ -54,6 +58,14 @@ type FunctionSpec struct {
 	// Database, when set, gives each preview of the app its own database
 	// on the Pipeline's Database provider (see DatabaseSpec).
 	Database *DatabaseSpec `json:"database,omitempty" yaml:"database,omitempty"`
+	// Resources are the CPU and memory each replica of the function
+	// reserves (requests) and may use (limits), in Kubernetes quantity
+	// syntax: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: 500m,
+	// memory: 128Mi}}. Default none: the runtime's or the cluster's
+	// defaults apply. The kubefaas and openfaas runtimes apply them; the
+	// local runtime ignores them. With function.stack, the stack file's
+	// limits and requests fill in the fields left empty here.
+	Resources Resources `json:"resources,omitzero" yaml:"resources,omitempty"`
 }
 
 // DatabaseSpec is the database of each preview: copied from Template, or
@@ -147,6 +159,9 @@ func (s *Spec) Validate(appDir string) error {
 			}
 			seen[name] = true
 		}
+		if err := s.Function.Resources.Validate("glimpse.yaml: function.resources"); err != nil {
+			return err
+		}
 		if d := s.Function.Database; d != nil {
 			if err := d.validate(appDir); err != nil {
 				return err
@@ -161,6 +176,11 @@ func (s *Spec) Validate(appDir string) error {
 	if s.Idle.After != "" {
 		if d, err := time.ParseDuration(s.Idle.After); err != nil || d <= 0 {
 			return Errorf(InvalidArgument, "glimpse.yaml: idle.after: %q is not a positive duration such as 15m", s.Idle.After)
+		}
+	}
+	if s.TTL != "" {
+		if _, err := ParseTTL(s.TTL); err != nil {
+			return Errorf(InvalidArgument, "glimpse.yaml: ttl: %v", err)
 		}
 	}
 	return nil

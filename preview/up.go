@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxClaimAttempts bounds the compare-and-swap retries of a claim (or a
@@ -84,7 +85,7 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 		}
 	}
 
-	u := &upRun{p: p, spec: &spec}
+	u := &upRun{p: p, spec: &spec, verifyAssets: req.VerifyAssets}
 	host := Host(t.App, t.PR, p.BaseDomain)
 	if err := p.step(StepClaim, func() (string, bool, error) {
 		claim, quiescent, err := p.claim(ctx, host, OwnerLabels(p.Owner, t), req.Generation, req.Force)
@@ -143,7 +144,11 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(buildErr, assetErr); err != nil {
-		return Preview{}, firstReal(buildErr, assetErr)
+		err = firstReal(buildErr, assetErr)
+		if !errors.Is(err, ErrSuperseded) {
+			u.recordFailure(ctx, err)
+		}
+		return Preview{}, err
 	}
 
 	pv := Preview{App: t.App, PR: t.PR, Commit: t.Commit, Host: pl.Host, URL: p.url(pl.Host), Status: StatusReady, AssetPrefix: u.prefix}
@@ -173,6 +178,7 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	}
 
 	routed := pl.route(u.claim, spec.Function, u.prefix)
+	routed.Labels = lifetimeLabels(routed.Labels, spec.TTL, time.Now())
 	if err := p.step(StepRoute, func() (string, bool, error) {
 		stored, err := p.Router.SetRoute(ctx, routed)
 		if CodeOf(err) == Aborted {
@@ -272,6 +278,8 @@ type upRun struct {
 	applied bool
 	// db is the preview's database, once ensured; nil without one.
 	db *DatabaseInfo
+	// verifyAssets: publish with a full lookup (UpRequest.VerifyAssets).
+	verifyAssets bool
 }
 
 // database ensures the preview's database (Pipeline.Database) for the
@@ -306,7 +314,8 @@ func (u *upRun) database(ctx context.Context, appDir string) (string, bool, erro
 }
 
 // publish scans the assets and publishes them under the plan's prefix, or
-// reuses the manifest the route serves when it has the same files.
+// reuses the manifest the route serves when it has the same files (not
+// with verifyAssets, which also looks every blob up).
 func (u *upRun) publish(ctx context.Context, adir string) (string, bool, error) {
 	p := u.p
 	m, err := ScanAssets(adir)
@@ -317,7 +326,7 @@ func (u *upRun) publish(ctx context.Context, adir string) (string, bool, error) 
 		u.paths = append(u.paths, path)
 	}
 	sort.Strings(u.paths)
-	if served := u.claim.AssetPrefix; served != "" && !u.claim.Deleted {
+	if served := u.claim.AssetPrefix; served != "" && !u.claim.Deleted && !u.verifyAssets {
 		if cur, err := p.Assets.Manifest(ctx, served); err == nil && cur.Equal(m) {
 			u.prefix = served
 			return fmt.Sprintf("%d files, unchanged: reused the served manifest, uploaded nothing", len(m.Files)), true, nil
@@ -330,7 +339,7 @@ func (u *upRun) publish(ctx context.Context, adir string) (string, bool, error) 
 		return os.Open(filepath.Join(adir, filepath.FromSlash(strings.TrimPrefix(path, "/"))))
 	}
 	var st PublishStats
-	if bp, ok := p.Assets.(AssetBasePublisher); ok && u.claim.AssetPrefix != "" && !u.claim.Deleted {
+	if bp, ok := p.Assets.(AssetBasePublisher); ok && u.claim.AssetPrefix != "" && !u.claim.Deleted && !u.verifyAssets {
 		// A redeploy looks up only the blobs the served manifest lacks.
 		st, err = bp.PublishOnto(ctx, u.plan.Prefix, m, labels, open, u.claim.AssetPrefix)
 	} else {
@@ -492,9 +501,11 @@ func (u *upRun) cleanup(ctx context.Context) (string, bool, error) {
 // it is still this generation's and the route no longer names a function
 // (a Down came after it, or a newer Up switched to a static-only commit).
 // Its DNS record needs nothing: it follows the route (see syncDNS). Other
-// failures leave everything for the next Up's clean-up. It returns err.
+// failures leave everything for the next Up's clean-up, and are recorded
+// on the route (recordFailure). It returns err.
 func (u *upRun) abandon(ctx context.Context, err error) error {
 	if !errors.Is(err, ErrSuperseded) {
+		u.recordFailure(ctx, err)
 		return err
 	}
 	p := u.p

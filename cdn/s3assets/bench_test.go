@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,19 +98,57 @@ func rcloneCopy(tb testing.TB, srv *s3test.Server, dir, dest string) {
 //	GLIMPSE_VERSITYGW_BIN=... go test -run XXX -bench Publish -benchtime 3x ./cdn/s3assets/
 //
 // It reports milliseconds per step and the ratios baseline / s3assets.
-// GLIMPSE_BENCH_UPLOADS=N sets Options.Uploads (default 16).
+// GLIMPSE_BENCH_UPLOADS=N sets Options.Uploads (default 16);
+// GLIMPSE_BENCH_RCLONE=0 leaves rclone out.
+//
+// It also reports what bounds a cold publish: the CPU time per PUT that
+// versitygw (server-cpu-us-per-put, from /proc) and this process
+// (client-cpu-us-per-put, getrusage) spent in the sequential baseline and
+// in s3assets' cold publish, and x-cold-ceiling, the most a concurrent
+// uploader can beat sequential PUTs by on this machine when server and
+// client share its cores: sequential wall time per PUT divided by the
+// cold publish's CPU time per PUT (server + client) over the number of
+// cores.
 func BenchmarkPublish(b *testing.B) {
 	srv := s3test.Start(b)
 	benchPublish(b, srv, 200, 4)
 }
 
-// BenchmarkPublish10k is the figure: 10,000 small files.
+// BenchmarkPublish10k is the figure: 10,000 small files
+// (GLIMPSE_BENCH_FILES=N for another number).
 func BenchmarkPublish10k(b *testing.B) {
 	if os.Getenv("GLIMPSE_BENCH_10K") == "" {
 		b.Skip("set GLIMPSE_BENCH_10K=1: 10,000 files take minutes here")
 	}
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("GLIMPSE_BENCH_FILES")); err == nil && v > 0 {
+		n = v
+	}
 	srv := s3test.Start(b)
-	benchPublish(b, srv, 10000, 0)
+	benchPublish(b, srv, n, 0)
+}
+
+// selfCPU returns the CPU time (user + system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures the CPU time the server and this process spend
+// between start and stop.
+type cpuMeter struct {
+	srv            *s3test.Server
+	server, client time.Duration
+	s0, c0         time.Duration
+}
+
+func (m *cpuMeter) start() { m.s0, m.c0 = m.srv.CPUTime(), selfCPU() }
+func (m *cpuMeter) stop() {
+	m.server += m.srv.CPUTime() - m.s0
+	m.client += selfCPU() - m.c0
 }
 
 func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
@@ -121,10 +161,16 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		b.Fatal(err)
 	}
 	_, hasRclone := exec.LookPath("rclone")
+	if os.Getenv("GLIMPSE_BENCH_RCLONE") == "0" {
+		hasRclone = exec.ErrNotFound
+	}
 	var sum struct {
 		seq, cold, unchanged, change, onto, rcCold, rcUnchanged, rcChange time.Duration
 		unchangedReq, changeReq, ontoReq                                  map[string]int
+		coldPUTs                                                          int
+		seqDials, coldDials                                               int64
 	}
+	seqCPU, coldCPU := &cpuMeter{srv: srv}, &cpuMeter{srv: srv}
 	run := 0
 	for b.Loop() {
 		run++
@@ -132,17 +178,25 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		// Fresh prefixes each round: every cold step starts empty.
 		uploads, _ := strconv.Atoi(os.Getenv("GLIMPSE_BENCH_UPLOADS"))
 		s, c := newCounted(b, srv, bucket, Options{Prefix: fmt.Sprintf("glimpse-%d", run), Uploads: uploads})
+		d0 := c.dials.Load()
+		seqCPU.start()
 		t0 := time.Now()
 		sequentialPUTs(ctx, b, s.Client(), bucket, fmt.Sprintf("seq-%d", run), dir, m)
 		sum.seq += time.Since(t0)
+		seqCPU.stop()
+		sum.seqDials += c.dials.Load() - d0
 
 		c.take()
+		d0 = c.dials.Load()
+		coldCPU.start()
 		t0 = time.Now()
 		if _, err := s.Publish(ctx, "hello/pr-1/1", m, nil, opener(dir)); err != nil {
 			b.Fatal(err)
 		}
 		sum.cold += time.Since(t0)
-		c.take()
+		coldCPU.stop()
+		sum.coldDials += c.dials.Load() - d0
+		sum.coldPUTs += c.take()["PUT"]
 
 		t0 = time.Now()
 		st, err := s.Publish(ctx, "hello/pr-1/1", m, nil, opener(dir))
@@ -207,6 +261,18 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 	b.ReportMetric(ms(sum.change), "s3assets-1change-ms")
 	b.ReportMetric(ms(sum.onto), "s3assets-1change-onto-ms")
 	b.ReportMetric(float64(sum.seq)/float64(sum.cold), "x-cold-vs-seqput")
+	seqPUTs := float64(len(m.Files) * run)
+	us := func(d time.Duration, puts float64) float64 { return float64(d) / 1e3 / puts }
+	coldPUTs := float64(sum.coldPUTs)
+	b.ReportMetric(us(sum.seq, seqPUTs), "seqput-wall-us-per-put")
+	b.ReportMetric(us(seqCPU.server, seqPUTs), "seqput-server-cpu-us-per-put")
+	b.ReportMetric(us(seqCPU.client, seqPUTs), "seqput-client-cpu-us-per-put")
+	b.ReportMetric(us(sum.cold, coldPUTs), "s3assets-cold-wall-us-per-put")
+	b.ReportMetric(us(coldCPU.server, coldPUTs), "s3assets-cold-server-cpu-us-per-put")
+	b.ReportMetric(us(coldCPU.client, coldPUTs), "s3assets-cold-client-cpu-us-per-put")
+	if cpu := coldCPU.server + coldCPU.client; cpu > 0 {
+		b.ReportMetric(us(sum.seq, seqPUTs)/(us(cpu, coldPUTs)/float64(runtime.NumCPU())), "x-cold-ceiling")
+	}
 	if hasRclone == nil {
 		b.ReportMetric(ms(sum.rcCold), "rclone-cold-ms")
 		b.ReportMetric(ms(sum.rcUnchanged), "rclone-unchanged-ms")
@@ -216,5 +282,6 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		b.ReportMetric(float64(sum.rcChange)/float64(sum.change), "x-1change-vs-rclone")
 		b.ReportMetric(float64(sum.rcChange)/float64(sum.onto), "x-1change-onto-vs-rclone")
 	}
+	b.Logf("connections opened: sequential PUTs %d, cold publishes %d (%d rounds)", sum.seqDials, sum.coldDials, run)
 	b.Logf("files %d (%d small, %d of 1 MiB); last round's requests: unchanged publish %v, one change %v, one change onto the served manifest %v", len(m.Files), small, big, sum.unchangedReq, sum.changeReq, sum.ontoReq)
 }

@@ -165,7 +165,11 @@ func New(ctx context.Context, bucket string, opts *Options) (*Store, error) {
 		}
 		// Blobs are verified on upload (by the store, against their
 		// SHA-256) and are content-addressed; readers that care verify
-		// the digest they asked for.
+		// the digest they asked for. So no CRC32 is computed for PUTs
+		// that do not need one (the SDK's default since 2025): blob PUTs
+		// carry their SHA-256 (PutBlob) and the manifest is small JSON
+		// the store writes atomically.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,9 +67,10 @@ func TestConformanceUnderPrefix(t *testing.T) {
 // counter counts the requests a store sends, by method and by S3
 // operation ("PUT", "GET?list-type").
 type counter struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
+	dials atomic.Int64 // connections opened
+	next  http.RoundTripper
+	mu    sync.Mutex
+	n     map[string]int
 }
 
 func (c *counter) Do(r *http.Request) (*http.Response, error) {
@@ -92,7 +94,18 @@ func (c *counter) take() map[string]int {
 
 func newCounted(t testing.TB, srv *s3test.Server, bucket string, o Options) (*Store, *counter) {
 	t.Helper()
-	c := &counter{next: http.DefaultTransport, n: map[string]int{}}
+	// Not http.DefaultTransport: it keeps 2 idle connections per host,
+	// so 16 concurrent uploads would open a new connection for most
+	// requests. Store's own client (o.HTTPClient nil) sizes its pool to
+	// Uploads + Lookups; this does the same.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	c := &counter{next: tr, n: map[string]int{}}
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c.dials.Add(1)
+		return dial(ctx, network, addr)
+	}
 	o.Endpoint, o.PathStyle, o.Region = srv.Endpoint, true, "us-east-1"
 	o.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")
 	o.HTTPClient = c

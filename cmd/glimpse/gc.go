@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/forge/githubloop"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -21,16 +23,29 @@ type gcFlags struct {
 	dir    string
 	dryRun bool
 	output string
+	// githubRepo (owner/name) is where the PRs of the apps named by
+	// --app and DIR are looked up; "" reads GITHUB_REPOSITORY.
+	githubRepo string
+	// githubRepoSet: githubRepo came from the flag (not the environment).
+	githubRepoSet bool
 	// blobGrace is the grace period of asset blob collection.
 	blobGrace time.Duration
 }
 
 func newGC(g *globalFlags) *cobra.Command {
 	f := &gcFlags{}
+	var yes bool
 	c := &cobra.Command{
-		Use:   "gc [DIR] [--app NAME]... [--dry-run] [-o json]",
-		Short: "Delete the image tags of previews that are gone",
-		Long: "gc deletes the registry tags that no preview needs any more: pr-N-<commit> tags of\n" +
+		Use:   "gc [DIR] [--app NAME]... [--yes] [-o json]",
+		Short: "Take down expired previews and delete what no preview needs",
+		Long: "gc is a dry run unless --yes: it says what it would remove, one line each with the\n" +
+			"reason, and removes nothing.\n\n" +
+			"It takes down the previews past their glimpse.yaml ttl (time since their last deploy,\n" +
+			"read from their route), and, with a GitHub token (" + githubloop.EnvToken + " or GITHUB_TOKEN)\n" +
+			"and --github-repo (or GITHUB_REPOSITORY), the previews of the apps named by --app or\n" +
+			"DIR whose pull request is closed, or unknown to GitHub (orphans); without them it says\n" +
+			"that closed pull requests were not checked. The daemon expires previews by the same rule.\n\n" +
+			"It deletes the registry tags that no preview needs any more: pr-N-<commit> tags of\n" +
 			"pull requests that have no preview, and src-<hash> build-cache tags whose image no\n" +
 			"kept tag has. A tag whose image a function runs is never deleted. Apps examined: those\n" +
 			"with a preview, those named with --app (or by --dir's glimpse.yaml), and every app the\n" +
@@ -51,6 +66,11 @@ func newGC(g *globalFlags) *cobra.Command {
 				}
 				f.dir = args[0]
 			}
+			if yes && f.dryRun {
+				return preview.Errorf(preview.InvalidArgument, "give --yes (act) or --dry-run (the default), not both")
+			}
+			f.dryRun = !yes
+			f.githubRepoSet = cmd.Flags().Changed("github-repo")
 			if f.blobGrace <= 0 {
 				return preview.Errorf(preview.InvalidArgument, "--blob-grace must be positive, got %s: a publish running now uploads its blobs before the manifest that names them, and a grace of zero would delete them", f.blobGrace)
 			}
@@ -63,7 +83,9 @@ func newGC(g *globalFlags) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&f.apps, "app", nil, "also examine this app's repository (repeatable)")
 	c.Flags().StringVar(&f.dir, "dir", "", "read providers (and an app) from DIR/glimpse.yaml")
-	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing")
+	c.Flags().BoolVar(&yes, "yes", false, "act: take previews down and delete (without it gc is a dry run)")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing (the default)")
+	c.Flags().StringVar(&f.githubRepo, "github-repo", "", "look the pull requests of the named apps up in this repository (owner/name; default $GITHUB_REPOSITORY)")
 	outputFlag(c, &f.output, "one line per tag")
 	c.Flags().DurationVar(&f.blobGrace, "blob-grace", preview.DefaultBlobGrace, "keep unreferenced asset blobs younger than this")
 	return c
@@ -94,6 +116,14 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	pulls, note, err := f.githubPulls(apps)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintln(stderr, note)
+	}
+	downs, downErr := expirePreviews(ctx, pl, time.Now(), pulls, f.dryRun)
 	rep, gcErr := pl.GC(ctx, preview.GCOptions{Apps: apps, DryRun: f.dryRun})
 	blobs, blobErr := collectAssetBlobs(ctx, pl.Assets, f)
 	rep.Blobs = blobs
@@ -103,10 +133,18 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := enc.Encode(struct {
+			preview.GCReport
+			Previews []gcPreview `json:"previews"`
+		}{rep, downs}); err != nil {
 			return err
 		}
-	} else if len(rep.Tags) > 0 {
+	} else {
+		for _, d := range downs {
+			fmt.Fprintln(stdout, d.line())
+		}
+	}
+	if f.output != "json" && len(rep.Tags) > 0 {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "APP\tTAG\tDIGEST\tACTION\tREASON")
 		for _, t := range rep.Tags {
@@ -128,13 +166,14 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 		}
 		fmt.Fprintln(stderr)
 	}
+	fmt.Fprintln(stderr, previewSummary(downs, f.dryRun))
 	if blobs != nil {
 		fmt.Fprintln(stderr, blobSummary(*blobs, f.blobGrace))
 	}
 	if pl.Database != nil {
 		fmt.Fprintln(stderr, databaseSummary(rep.Databases, f.dryRun))
 	}
-	if err := errors.Join(gcErr, blobErr); err != nil {
+	if err := errors.Join(downErr, gcErr, blobErr); err != nil {
 		return errors.New("gc incomplete (run it again to retry): " + oneLine(err.Error()))
 	}
 	return nil
@@ -196,4 +235,127 @@ func databaseSummary(dbs []preview.DatabaseStatus, dryRun bool) string {
 		return "gc: databases: none of a preview that is gone"
 	}
 	return fmt.Sprintf("gc: databases: %s %d of previews that are gone (%s)", verb, len(names), strings.Join(names, ", "))
+}
+
+// gcPreview is one preview gc takes down, or would in a dry run.
+type gcPreview struct {
+	App  string `json:"app"`
+	PR   int    `json:"pr"`
+	Host string `json:"host,omitempty"`
+	// Action is "remove" (a dry run), "removed" or "failed".
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+	Error  string `json:"error,omitempty"`
+}
+
+// line is the preview's one line of gc's table output.
+func (d gcPreview) line() string {
+	verb := map[string]string{"remove": "would remove", "removed": "removed", "failed": "failed to remove"}[d.Action]
+	s := fmt.Sprintf("%s %s #%d", verb, d.App, d.PR)
+	if d.Host != "" {
+		s += " (" + d.Host + ")"
+	}
+	s += ": " + d.Reason
+	if d.Error != "" {
+		s += ": " + oneLine(d.Error)
+	}
+	return s
+}
+
+// pullChecker says whether a preview's pull request is still open; nil
+// when gc cannot know (no GitHub token or repository).
+type pullChecker struct {
+	apps map[string]bool // the apps of the repository
+	pull func(ctx context.Context, n int) (githubloop.PullRequest, bool, error)
+}
+
+// githubPulls returns how gc learns which pull requests are closed: with
+// a GitHub token and repository, through githubloop's client, for the
+// named apps (a stack may hold apps of several repositories, whose PR
+// numbers mean other pull requests). Without, a note for stderr.
+func (f *gcFlags) githubPulls(apps []string) (*pullChecker, string, error) {
+	gh := githubFromEnv(os.Getenv, f.githubRepo)
+	if gh.repo == "" || gh.token == "" {
+		return nil, "gc: previews of closed pull requests not checked: that needs a GitHub token (" + githubloop.EnvToken + " or GITHUB_TOKEN) and --github-repo (or GITHUB_REPOSITORY)", nil
+	}
+	if len(apps) == 0 {
+		if f.githubRepoSet {
+			return nil, "", preview.Errorf(preview.InvalidArgument, "--github-repo needs the app(s) of that repository: give DIR (with its glimpse.yaml) or --app NAME")
+		}
+		return nil, "gc: previews of closed pull requests not checked: name the app of " + gh.repo + " with DIR or --app", nil
+	}
+	rep, err := githubloop.NewGitHubReporter(gh.repo, gh.token, gh.apiURL)
+	if err != nil {
+		return nil, "", preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
+	}
+	c := &pullChecker{apps: map[string]bool{}, pull: rep.Pull}
+	for _, a := range apps {
+		c.apps[a] = true
+	}
+	return c, "", nil
+}
+
+// expirePreviews takes down (unless dryRun) the previews that expired at
+// now by preview.Lifetime.Expired (their ttl; gc has no stale-after) and,
+// with pulls, those of the named apps whose pull request is closed or
+// unknown to GitHub. It returns one gcPreview per preview, sorted by app
+// and PR. Each Down is idempotent, so a failed one is retried by the next
+// gc; the failures are joined, the other previews still go.
+func expirePreviews(ctx context.Context, pl *preview.Pipeline, now time.Time, pulls *pullChecker, dryRun bool) ([]gcPreview, error) {
+	pvs, err := pl.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []gcPreview
+	var errs []error
+	for _, pv := range pvs {
+		reason := ""
+		if exp, ok := pv.Lifetime().Expired(now, 0); ok {
+			reason = exp.String()
+		} else if pulls != nil && pulls.apps[pv.App] {
+			pr, open, err := pulls.pull(ctx, pv.PR)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s #%d: reading the pull request: %w", pv.App, pv.PR, err))
+				continue
+			case open:
+				continue
+			case pr.Number == 0:
+				reason = "orphan: GitHub does not know pull request #" + fmt.Sprint(pv.PR)
+			default:
+				reason = "pull request closed"
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		d := gcPreview{App: pv.App, PR: pv.PR, Host: pv.Host, Action: "remove", Reason: reason}
+		if !dryRun {
+			if err := pl.Down(ctx, pv.App, pv.PR); err != nil {
+				d.Action, d.Error = "failed", err.Error()
+				errs = append(errs, fmt.Errorf("%s #%d: %w", pv.App, pv.PR, err))
+			} else {
+				d.Action = "removed"
+			}
+		}
+		out = append(out, d)
+	}
+	return out, errors.Join(errs...)
+}
+
+// previewSummary is the one-line report of the previews gc took down.
+func previewSummary(downs []gcPreview, dryRun bool) string {
+	if len(downs) == 0 {
+		return "gc: previews: none expired or closed"
+	}
+	if dryRun {
+		return fmt.Sprintf("gc (dry run): previews: would take down %d (run with --yes to act)", len(downs))
+	}
+	failed := 0
+	for _, d := range downs {
+		if d.Action == "failed" {
+			failed++
+		}
+	}
+	return fmt.Sprintf("gc: previews: took down %d, %d failed", len(downs)-failed, failed)
 }

@@ -92,6 +92,6 @@ func newRoot() *cobra.Command {
 	})
 	root.Version = versionString()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion(), newLogs(g), newStatus(g), newInit(), newOpen(g), newPlugins(g))
+	root.AddCommand(newServe(g), newUp(g), newDown(g), newList(g), newGC(g), newVersion(), newLogs(g), newStatus(g), newInit(), newOpen(g), newPlugins(g), newNotify())
 	return root
 }

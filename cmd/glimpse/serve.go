@@ -70,7 +70,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 		return preview.Errorf(preview.InvalidArgument, "listen %q: want HOST:PORT such as 127.0.0.1:8080", listen)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	opts, err := daemonOptions(ctx, home, cfg)
+	opts, err := daemonOptions(ctx, home, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	}
 	defer os.Remove(filepath.Join(home, serveFile))
 	if gh != nil && gh.repo != "" {
-		stop, err := gh.start(ctx, home, srv, log, st.ObserveEvent)
+		stop, err := gh.start(ctx, home, srv, log, st)
 		if err != nil {
 			return err
 		}
@@ -105,11 +105,16 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home,
 		"runtime", orEmbedded(cfg.Runtime), "assets", orEmbedded(cfg.Assets))
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(st.Listener(ln)) }()
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	defer stopIdle()
-	go st.RunIdle(idleCtx)
+	// The idle controller runs on the leader only (serve_leader.go).
+	go func() {
+		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, func(ctx context.Context) { st.RunIdle(ctx) }); err != nil {
+			errc <- err
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -126,7 +131,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 
 // daemonOptions opens the providers cfg names and returns the daemon's
 // options; keys left unset keep the embedded parts and defaults.
-func daemonOptions(ctx context.Context, home string, cfg config.Serve) (*daemon.Options, error) {
+func daemonOptions(ctx context.Context, home string, cfg config.Serve, log *slog.Logger) (*daemon.Options, error) {
 	opts := &daemon.Options{
 		IdleAfter: cfg.IdleAfter, MaxAwake: cfg.MaxAwake, WakeTimeout: cfg.WakeTimeout, WaitingPage: cfg.WaitingPage,
 		Limits: daemon.Limits{
@@ -139,6 +144,9 @@ func daemonOptions(ctx context.Context, home string, cfg config.Serve) (*daemon.
 	if cfg.Runtime != "" {
 		if opts.Providers.Runtime, err = preview.Runtimes.Open(ctx, cfg.Runtime, popts); err != nil {
 			return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("runtime: %w", err))
+		}
+		if opts.Providers.Runtime, err = withEndpoints(ctx, cfg.Runtime, opts.Providers.Runtime, popts, log); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.Assets != "" {

@@ -44,12 +44,12 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.policy.RequireLabel, "github-require-label", false, "build only pull requests that carry --github-label")
 	fs.BoolVar(&f.policy.BuildDrafts, "github-drafts", false, "build draft pull requests too")
 	fs.DurationVar(&f.settle, "github-settle", 2*time.Second, "wait this long for a newer push before building a pull request's head")
-	fs.DurationVar(&f.staleAfter, "github-stale-after", 0, "take an open pull request's preview down after this long without a push or a request (0: never); a push or a \""+githubloop.CommandUp+"\" comment brings it back")
+	fs.DurationVar(&f.staleAfter, "github-stale-after", 0, "take an open pull request's preview down after this long without a push or a request, static ones included (0: never); a push or a \""+githubloop.CommandUp+"\" comment brings it back")
 	fs.StringVar(&f.appID, "github-app-id", "", "authenticate as this GitHub App (its app ID or client ID) instead of "+githubloop.EnvToken+";\n"+
 		"needs --github-app-key-file (or "+githubloop.EnvAppKeyFile+")")
 	fs.StringVar(&f.appKeyFile, "github-app-key-file", "", "the GitHub App's private key (PEM, as GitHub lets you download it)")
 	fs.Int64Var(&f.appInstallation, "github-app-installation", 0, "the GitHub App's installation ID (default: the installation on --github-repo)")
-	fs.DurationVar(&f.reconcile, "github-reconcile", 10*time.Minute, "reconcile with GitHub this often: build missed pushes, remove previews of closed or deleted pull requests and stale ones")
+	fs.DurationVar(&f.reconcile, "github-reconcile", 10*time.Minute, "reconcile with GitHub this often: build missed pushes, remove previews of closed or deleted pull requests, stale ones and those past their glimpse.yaml ttl")
 }
 
 // start wires the loop into srv (the webhook path on every host),
@@ -57,7 +57,7 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 // of open pull requests) and every --github-reconcile, and returns a stop
 // function that waits for running jobs. Call it once the daemon's API is
 // listening (the pipeline talks to it).
-func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, observe func(preview.Event)) (func(), error) {
+func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, track upTracker) (func(), error) {
 	secret, ok, err := githubloop.SecretFromEnv(os.Getenv)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "%v", err)
@@ -73,9 +73,12 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 			return openPipeline(ctx, home, p)
 		}}
 	q := &githubloop.Queue{
-		Runner: observedRunner{Runner: runner, observe: observe},
 		Policy: f.policy, Settle: f.settle, StaleAfter: f.staleAfter, Logger: log.With("github", f.repo),
 	}
+	q.Runner = observedRunner{Runner: runner, track: track, app: f.app, redo: func(job githubloop.Job) error {
+		_, err := q.Redeploy(job, "redeployed from the dashboard")
+		return err
+	}}
 	if f.reconcile <= 0 {
 		return nil, preview.Errorf(preview.InvalidArgument, "--github-reconcile %s: want a positive duration", f.reconcile)
 	}
@@ -158,18 +161,52 @@ func (f *githubFlags) appAuth() (*githubloop.AppAuth, error) {
 	return &githubloop.AppAuth{AppID: f.appID, InstallationID: f.appInstallation, Key: key}, nil
 }
 
+// upTracker is where the loop's Ups report besides GitHub: the daemon's
+// step metrics (ObserveEvent) and its dashboard (TrackUp).
+type upTracker interface {
+	ObserveEvent(preview.Event)
+	TrackUp(app string, pr int, commit string, redo func(context.Context) error) (onEvent func(preview.Event), done func(error))
+}
+
 // observedRunner is a githubloop.Runner whose Ups also report their
-// pipeline events to observe (the daemon's step metrics).
+// pipeline events to the daemon: every event to its step metrics, and
+// the Up with its events and result to its dashboard, with redo (queue
+// the PR's job again) as the dashboard's redeploy. The app is known
+// before the Up when pinned (--github-app), else once a successful Up
+// returns its preview: an Up that fails before naming its app is not on
+// the dashboard's detail page (the preview's route still says it failed).
 type observedRunner struct {
 	githubloop.Runner
-	observe func(preview.Event)
+	track upTracker
+	app   string
+	redo  func(githubloop.Job) error
 }
 
 func (r observedRunner) Up(ctx context.Context, job githubloop.Job, onEvent func(preview.Event)) (preview.Preview, error) {
-	return r.Runner.Up(ctx, job, func(e preview.Event) {
-		if r.observe != nil {
-			r.observe(e)
-		}
+	if r.track == nil {
+		return r.Runner.Up(ctx, job, onEvent)
+	}
+	redo := func(context.Context) error { return r.redo(job) }
+	var early []preview.Event
+	record := func(e preview.Event) { early = append(early, e) }
+	var done func(error)
+	if r.app != "" {
+		record, done = r.track.TrackUp(r.app, job.PR.Number, job.PR.HeadSHA, redo)
+	}
+	pv, err := r.Runner.Up(ctx, job, func(e preview.Event) {
+		r.track.ObserveEvent(e)
+		record(e)
 		onEvent(e)
 	})
+	if done == nil && pv.App != "" {
+		rec, d := r.track.TrackUp(pv.App, job.PR.Number, job.PR.HeadSHA, redo)
+		for _, e := range early {
+			rec(e)
+		}
+		done = d
+	}
+	if done != nil {
+		done(err)
+	}
+	return pv, err
 }

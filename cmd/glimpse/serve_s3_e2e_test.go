@@ -89,7 +89,7 @@ func TestServeAssetsFromS3(t *testing.T) {
 		t.Fatalf("gc --blob-grace 0s: %v %s; want it refused", err, stderr)
 	}
 	time.Sleep(1100 * time.Millisecond) // PR 7's app.js is older than the grace below
-	out, stderr := s.run(t, "gc", "--blob-grace", "1s")
+	out, stderr := s.run(t, "gc", "--yes", "--blob-grace", "1s")
 	left := objects("blobs/")
 	if len(left) != 3 {
 		t.Fatalf("blobs after gc: %v, want PR 8's 3\nstdout:\n%s\nstderr:\n%s", left, out, stderr)

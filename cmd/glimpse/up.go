@@ -21,11 +21,12 @@ import (
 )
 
 type upFlags struct {
-	pr         string
-	commit     string
-	output     string
-	generation string
-	force      bool
+	pr           string
+	commit       string
+	output       string
+	generation   string
+	force        bool
+	verifyAssets bool
 }
 
 func newUp(g *globalFlags) *cobra.Command {
@@ -48,6 +49,8 @@ func newUp(g *globalFlags) *cobra.Command {
 	c.Flags().StringVar(&f.generation, "generation", "", "order of this up among the ups of the pull request, such as $GITHUB_RUN_NUMBER;\n"+
 		"an older one than the preview's changes nothing (default: $GLIMPSE_GENERATION, else the next one)")
 	c.Flags().BoolVar(&f.force, "force", false, "deploy even when --generation is older than the preview's")
+	c.Flags().BoolVar(&f.verifyAssets, "verify-assets", false, "look every asset blob up in the store and send the missing ones, instead of trusting\n"+
+		"the served manifest's (repairs a blob deleted behind the store's back; one listing per 1,000 blobs)")
 	return c
 }
 
@@ -160,7 +163,7 @@ func runUp(ctx context.Context, g *globalFlags, f *upFlags, dir string, stdout, 
 	pl.OnEvent = prog.Event
 	fmt.Fprintf(stderr, "%s: pull request #%d at %s\n", file.App, pr, shortCommit(commit))
 	start := time.Now()
-	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit, Generation: gen, Force: f.force})
+	pv, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: file.Spec, PR: pr, Commit: commit, Generation: gen, Force: f.force, VerifyAssets: f.verifyAssets})
 	prog.Close()
 	if err != nil {
 		if pv.URL != "" {

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	_ "github.com/glimpse-dev/glimpse/builder/kobuild"
@@ -34,12 +36,19 @@ const EnvChromium = "GLIMPSE_CHROMIUM_BIN"
 // page's Sleep button puts it to sleep and the page shows it asleep
 // without a reload (the event stream); its Wake button wakes it; a
 // preview whose function crashes after deploying is shown failed with the
-// crash. Each state is checked on the runtime too. With
-// GLIMPSE_SCREENSHOT=FILE the final page is saved as a PNG.
+// crash. Each state is checked on the runtime too. Then the live
+// preview's detail page shows its deploy's steps and a line its function
+// printed, and its Delete button asks (confirm()), takes it down and
+// leaves the list without its row and the runtime without its function.
+// The detail page is saved as a PNG in the test's temporary directory, or
+// in GLIMPSE_SCREENSHOT=FILE.
 func TestDashboardInChromium(t *testing.T) {
 	chromium := testenv.Require(t, EnvChromium, "Chromium, to test the dashboard in a browser")
 	st, pl, srv := stack(t)
-	deploy(t, pl, "../../examples/hello", 1)
+	var redos atomic.Int32
+	if err := trackedDeploy(t, st, pl, "../../examples/hello", 1, &redos); err != nil { // as the GitHub loop does
+		t.Fatal(err)
+	}
 	deploy(t, pl, "testdata/crashapp", 2)
 
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
@@ -84,7 +93,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(state("hello-pr-1", "live")),
 	)
-	link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr#hello-pr-1 a`), "href"))
+	link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr#hello-pr-1 a.url`), "href"))
 	if err != nil || !strings.HasPrefix(link.Value, "http://pr-1.hello.localhost:") {
 		t.Fatalf("the preview's link is %q (%v)", link.Value, err)
 	}
@@ -108,14 +117,54 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || !strings.Contains(crash, "exit status 3") {
 		t.Fatalf("the failed preview says %q (%v), want its crash", crash, err)
 	}
+
+	// The detail page: the deploy's steps and a line the function printed
+	// (server-rendered, then followed over the event stream).
+	run("open the detail page",
+		chromedp.Click(chromedp.CSS(`tr#hello-pr-1 a.detail`)),
+		chromedp.WaitVisible(chromedp.CSS(`#preview[data-state="live"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr.event[data-step="deploy"][data-state="done"]`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById("log").textContent.includes("hello function for hello#1@abcdef0 listening")`, chromedp.WithPollingTimeout(20*time.Second)),
+	)
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasSuffix(loc, "/previews/hello/1") {
+		t.Fatalf("the detail link led to %q (%v)", loc, err)
+	}
+	shot := filepath.Join(t.TempDir(), "detail.png")
 	if out := os.Getenv("GLIMPSE_SCREENSHOT"); out != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			fail("screenshot", err)
+		shot = out
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		fail("screenshot", err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Delete asks (confirm(), accepted here), then the page goes back to
+	// the list, where the row is gone; the function is gone from the
+	// runtime.
+	var asked atomic.Value
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked.Store(ev.Message)
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	}()
+	run("delete from the detail page",
+		chromedp.Click(chromedp.CSS(`button[name="delete"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr#crashy-pr-2`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr#hello-pr-1`)),
+	)
+	if m, _ := asked.Load().(string); !strings.Contains(m, "Delete the preview of hello #1?") {
+		t.Fatalf("delete asked %q, want a confirmation", m)
+	}
+	if _, err := st.Runtime.Get(context.Background(), "hello-pr-1"); !preview.IsNotFound(err) {
+		t.Fatalf("after delete from the page the function is still in the runtime (%v)", err)
 	}
 }
 

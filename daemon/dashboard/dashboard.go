@@ -1,11 +1,16 @@
 // Package dashboard is the daemon's web page of previews: every preview
 // with its app, pull request, commit, URL, state (deploying, live, asleep,
 // failed), replicas, last request and last error, and actions to wake a
-// preview or put it to sleep. The page is rendered on the server and works
-// without JavaScript (actions are plain form posts answered with a
-// redirect); where JavaScript runs, it keeps itself current from a
-// server-sent event stream (GET /events) that pushes the table whenever
-// what it shows changes, and posts actions without reloading.
+// preview, put it to sleep or delete it (the daemon's Down, after a
+// confirmation). Each preview has a detail page with the last Up the
+// daemon ran of it (its result and steps, from History) with a redeploy
+// action where the daemon can run that Up again, and its function's last
+// log lines, followed over an event stream. The pages are rendered on the
+// server and work without JavaScript (actions are plain form posts
+// answered with a redirect, delete asks on a form page); where JavaScript
+// runs, the list keeps itself current from a server-sent event stream
+// (GET /events) that pushes the table whenever what it shows changes, and
+// actions are posted without reloading (delete asks with confirm()).
 //
 // The handler does no authentication: the daemon serves it on its API
 // address behind the API's basic auth. Actions refuse cross-site requests
@@ -42,9 +47,22 @@ type Source struct {
 	// Interval is how often the event stream looks for changes; 0 means
 	// one second.
 	Interval time.Duration
+	// History holds the Ups the daemon ran: a preview's detail page
+	// shows its last one (result and steps), and its redeploy action
+	// runs it again (History.Redeploy). Nil: neither.
+	History *History
+	// Logs reads a function's log lines (the runtime's
+	// preview.LogReader.Logs); nil: the detail page shows no logs.
+	Logs func(ctx context.Context, function string, opts preview.LogOptions, fn func(preview.LogLine) error) error
+	// Delete takes a preview down (the daemon's Down); nil hides the
+	// action.
+	Delete func(ctx context.Context, app string, pr int) error
+	// LogTail is how many of the function's last log lines the detail
+	// page shows; 0 means 50.
+	LogTail int
 }
 
-//go:embed page.html
+//go:embed *.html
 var files embed.FS
 
 var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
@@ -54,7 +72,7 @@ var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		}
 		return s
 	},
-}).ParseFS(files, "page.html"))
+}).ParseFS(files, "*.html"))
 
 // row is one preview as the table shows it.
 type row struct {
@@ -64,6 +82,9 @@ type row struct {
 	LastSeen string
 	CanWake  bool
 	CanSleep bool
+	// Detail is the preview's detail page.
+	Detail    string
+	CanDelete bool
 }
 
 type view struct {
@@ -72,8 +93,12 @@ type view struct {
 }
 
 // New returns the dashboard's handler: GET / (the page), GET /events (the
-// event stream), POST /previews/{function}/wake and .../sleep. It is safe
-// for concurrent use.
+// event stream), POST /previews/{function}/wake and .../sleep; per
+// preview GET /previews/{app}/{pr} (its detail page: state, last deploy
+// and its steps, the function's last log lines), GET .../logs (the log
+// lines as an event stream, following), POST .../redeploy, GET
+// .../delete (a confirmation form) and POST .../delete. It is safe for
+// concurrent use.
 func New(src Source) http.Handler {
 	if src.Now == nil {
 		src.Now = time.Now
@@ -81,11 +106,18 @@ func New(src Source) http.Handler {
 	if src.Interval <= 0 {
 		src.Interval = time.Second
 	}
+	if src.LogTail <= 0 {
+		src.LogTail = 50
+	}
 	d := &dashboard{src: src}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.page)
 	mux.HandleFunc("GET /events", d.events)
 	mux.HandleFunc("POST /previews/{function}/{action}", d.action)
+	mux.HandleFunc("GET /previews/{app}/{pr}", d.detail)
+	mux.HandleFunc("GET /previews/{app}/{pr}/logs", d.logs)
+	mux.HandleFunc("GET /previews/{app}/{pr}/delete", d.confirmDelete)
+	mux.HandleFunc("POST /previews/{app}/{pr}/{action}", d.previewAction)
 	return mux
 }
 
@@ -118,6 +150,8 @@ func (d *dashboard) view(r *http.Request) view {
 		}
 		rw.CanWake = d.src.Wake != nil && p.Function != "" && (rw.State == "asleep" || rw.State == "failed")
 		rw.CanSleep = d.src.Sleep != nil && p.Function != "" && rw.State == "live"
+		rw.Detail = detailPath(p.App, p.PR)
+		rw.CanDelete = d.src.Delete != nil
 		v.Rows = append(v.Rows, rw)
 	}
 	return v
@@ -208,11 +242,17 @@ func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, r.PathValue("action")+" "+fn+": "+oneLine(err.Error()), preview.HTTPStatus(preview.CodeOf(err)))
 		return
 	}
+	done(w, r, "/")
+}
+
+// done answers a successful action: 204 to the page's script, a redirect
+// to next (303) to a plain form post.
+func done(w http.ResponseWriter, r *http.Request, next string) {
 	if r.Header.Get("X-Requested-With") == "fetch" {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // sameSite reports whether r comes from this site's own page: a browser

@@ -28,15 +28,33 @@
 // times, before it answers Aborted. It keeps the current replica count.
 // RemoveOlder deletes with a resourceVersion precondition, likewise.
 //
+// Resources: preview.Function.Resources (glimpse.yaml's
+// function.resources) become the container's requests and limits, over
+// Options.Resources; none by default.
+//
+// List reads the Deployments only (one list call) when every function
+// listed has its replicas ready; pods are listed too only when some
+// function is short of ready replicas, to say why (see List).
+//
 // URL (registered as kubefaas in preview.Runtimes):
 //
 //	kubefaas://NAMESPACE[?pull=Never|IfNotPresent|Always]
+//	    [&networkPolicy=true[&from=KEY=VALUE,...][&fromNamespace=NS]
+//	     [&egress=dns|internet|none][&except=CIDR,...]]
+//
+// networkPolicy=true fences every function with a NetworkPolicy
+// (netpol.go): ingress only from the daemon's pods (from, default
+// app.kubernetes.io/name=glimpse, in fromNamespace, default glimpse) on
+// the function's port; egress only DNS (egress=dns, the default), DNS and
+// non-private addresses except the CIDRs listed (egress=internet), or
+// nothing (egress=none). It needs a CNI plugin that enforces NetworkPolicy.
 //
 // Credentials come from the kubeconfig named by KUBECONFIG, else the
 // in-cluster service account, else ~/.kube/config (internal/kubeapi). It
 // needs get, list, create, update and delete on deployments and services,
-// get, create, update and delete on secrets, and get and update on
-// deployments/scale, in NAMESPACE.
+// get, create, update and delete on secrets, list on pods, and get and
+// update on deployments/scale, in NAMESPACE; with networkPolicy=true also
+// get, create, update and delete on networkpolicies.
 package kubefaas
 
 import (
@@ -51,6 +69,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -90,9 +110,16 @@ type Options struct {
 	// PullPolicy of the function's container; "" means IfNotPresent.
 	// Never fits a node whose images were imported by hand.
 	PullPolicy corev1.PullPolicy
-	// Resources of the function's container (requests and limits); the
-	// zero value sets none.
+	// Resources of the function's container (requests and limits) for
+	// every function; a field that preview.Function.Resources sets (from
+	// glimpse.yaml's function.resources) replaces the one here. The zero
+	// value sets none, so a function without resources of its own gets
+	// the namespace's LimitRange defaults, if any.
 	Resources corev1.ResourceRequirements
+	// NetworkPolicy, when set, gives every function a NetworkPolicy that
+	// admits only the daemon's pods and denies egress but DNS (netpol.go).
+	// nil writes none.
+	NetworkPolicy *NetworkPolicyOptions
 }
 
 // Runtime runs functions as Deployments in one namespace. It is safe for
@@ -120,13 +147,29 @@ func New(client kubernetes.Interface, namespace string, opts *Options) (*Runtime
 	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
 		return nil, preview.Errorf(preview.InvalidArgument, "namespace %q: %s", namespace, errs[0])
 	}
+	if o.NetworkPolicy != nil {
+		np, err := o.NetworkPolicy.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		o.NetworkPolicy = &np
+	}
 	return &Runtime{client: client, namespace: namespace, opts: o}, nil
 }
 
 func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.FunctionRuntime, error) {
-	q, err := preview.QueryParams(u, "pull")
+	q, err := preview.QueryParams(u, "pull", "networkPolicy", "from", "fromNamespace", "egress", "except")
 	if err != nil {
 		return nil, err
+	}
+	np, err := networkPolicyOptions(q)
+	if err != nil {
+		return nil, err
+	}
+	if np != nil { // checked before credentials are looked for
+		if _, err := np.withDefaults(); err != nil {
+			return nil, err
+		}
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (kubefaas://NAMESPACE), not a path")
@@ -139,7 +182,7 @@ func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.F
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
 	}
-	return New(client, u.Host, &Options{PullPolicy: corev1.PullPolicy(q.Get("pull"))})
+	return New(client, u.Host, &Options{PullPolicy: corev1.PullPolicy(q.Get("pull")), NetworkPolicy: np})
 }
 
 func (r *Runtime) what(name string) string {
@@ -148,12 +191,14 @@ func (r *Runtime) what(name string) string {
 
 // Apply creates fn's Deployment (one replica) and Service, or updates
 // them to match fn, as the package comment says, in this order: the
-// Secret of fn's own values (secrets.go), the Deployment, the Secret's
-// owner reference, the Service. A Service, Deployment or Secret of that
-// name that is not Glimpse's, or a SecretNames Secret that does not
-// exist, refuses it (FailedPrecondition) before the Deployment is written.
-// On a partial failure (the Deployment written, the Service not) a
-// repeated Apply completes it; a Secret written for a Deployment never
+// Secret of fn's own values (secrets.go), the NetworkPolicy (netpol.go;
+// with the option, else a Glimpse policy of that name is deleted), the
+// Deployment, the Secret's and the policy's owner references, the
+// Service. A Service, Deployment, Secret or NetworkPolicy of that name
+// that is not Glimpse's, or a SecretNames Secret that does not exist,
+// refuses it (FailedPrecondition) before the Deployment is written. On a
+// partial failure (the Deployment written, the Service not) a repeated
+// Apply completes it; a Secret or policy written for a Deployment never
 // created is found by its labels and removed by Remove.
 func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 	if err := fn.Validate(); err != nil {
@@ -175,12 +220,21 @@ func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 	if err := r.checkHeldSecrets(ctx, fn); err != nil {
 		return err
 	}
-	// The function's own Secret is written before the pods that mount it.
+	// The function's own Secret is written before the pods that mount it,
+	// its NetworkPolicy before the pods it fences.
 	var own *corev1.Secret
 	if len(fn.Secrets) > 0 {
 		if own, err = r.applySecret(ctx, fn, dep.Labels); err != nil {
 			return err
 		}
+	}
+	var policy *networkingv1.NetworkPolicy
+	if r.opts.NetworkPolicy != nil {
+		if policy, err = r.applyNetworkPolicy(ctx, fn.Name, dep.Labels); err != nil {
+			return err
+		}
+	} else if err := r.removeNetworkPolicy(ctx, fn.Name); err != nil {
+		return err
 	}
 	var written, prev *appsv1.Deployment
 	api := r.client.AppsV1().Deployments(r.namespace)
@@ -224,6 +278,11 @@ func (r *Runtime) Apply(ctx context.Context, fn preview.Function) error {
 			return err
 		}
 		break
+	}
+	if policy != nil {
+		if err := r.ownNetworkPolicy(ctx, policy, written); err != nil {
+			return err
+		}
 	}
 	switch {
 	case own != nil:
@@ -309,6 +368,10 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 	for _, k := range keys {
 		env = append(env, corev1.EnvVar{Name: k, Value: fn.Env[k]})
 	}
+	res, err := r.resources(fn)
+	if err != nil {
+		return nil, err
+	}
 	one := int32(1)
 	yes, no := true, false
 	uid := int64(RunAsUser)
@@ -334,7 +397,7 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 						ImagePullPolicy: r.opts.PullPolicy,
 						Env:             env,
 						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
-						Resources:       r.opts.Resources,
+						Resources:       res,
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(Port)}},
 							PeriodSeconds:    1,
@@ -354,6 +417,50 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 	}
 	addSecrets(&d.Spec.Template, fn)
 	return d, nil
+}
+
+// resources are the function's container resources: Options.Resources
+// with every field fn.Resources sets (validated) taken from fn.
+func (r *Runtime) resources(fn preview.Function) (corev1.ResourceRequirements, error) {
+	out := *r.opts.Resources.DeepCopy()
+	for _, f := range []struct {
+		list *corev1.ResourceList
+		name corev1.ResourceName
+		key  string
+		v    string
+	}{
+		{&out.Requests, corev1.ResourceCPU, "requests.cpu", fn.Resources.Requests.CPU},
+		{&out.Requests, corev1.ResourceMemory, "requests.memory", fn.Resources.Requests.Memory},
+		{&out.Limits, corev1.ResourceCPU, "limits.cpu", fn.Resources.Limits.CPU},
+		{&out.Limits, corev1.ResourceMemory, "limits.memory", fn.Resources.Limits.Memory},
+	} {
+		if f.v == "" {
+			continue
+		}
+		q, err := resource.ParseQuantity(f.v)
+		if err != nil {
+			return out, preview.Errorf(preview.InvalidArgument, "function %s: resources.%s: %q is not a quantity", fn.Name, f.key, f.v)
+		}
+		if *f.list == nil {
+			*f.list = corev1.ResourceList{}
+		}
+		(*f.list)[f.name] = q
+	}
+	return out, nil
+}
+
+// reportedResources is a container's resources as preview.Resources.
+func reportedResources(c corev1.ResourceRequirements) preview.Resources {
+	str := func(l corev1.ResourceList, n corev1.ResourceName) string {
+		if q, ok := l[n]; ok {
+			return q.String()
+		}
+		return ""
+	}
+	return preview.Resources{
+		Requests: preview.ResourceList{CPU: str(c.Requests, corev1.ResourceCPU), Memory: str(c.Requests, corev1.ResourceMemory)},
+		Limits:   preview.ResourceList{CPU: str(c.Limits, corev1.ResourceCPU), Memory: str(c.Limits, corev1.ResourceMemory)},
+	}
 }
 
 // statusOf reads a function's status back from its Deployment.
@@ -380,6 +487,7 @@ func statusOf(d *appsv1.Deployment) preview.FunctionStatus {
 			continue
 		}
 		st.Image = c.Image
+		st.Resources = reportedResources(c.Resources)
 		for _, e := range c.Env {
 			if e.Name == "PORT" {
 				continue
@@ -480,9 +588,15 @@ func podStatus(st *preview.FunctionStatus, pods []corev1.Pod) {
 	}
 }
 
-// List returns the functions whose labels match selector, in two list
-// calls (Deployments, then their pods for LastError and Restarts); only
-// Glimpse's Deployments are listed.
+// List returns the functions whose labels match selector; only
+// Glimpse's Deployments are listed. When every listed function has the
+// replicas it wants ready (the quiet case: the idle controller's every
+// cycle), that is one list call, of the Deployments, whose status says
+// how many replicas are available; LastError, Restarts and StartedAt,
+// which only pods know, are then left empty. When some function is short
+// of ready replicas (starting, crash-looping, an image that cannot be
+// pulled), a second list reads the pods and fills those fields for every
+// function, as Get does for one.
 func (r *Runtime) List(ctx context.Context, selector preview.Labels) ([]preview.FunctionStatus, error) {
 	sel, err := kubeapi.Selector(selector)
 	if err != nil {
@@ -492,9 +606,14 @@ func (r *Runtime) List(ctx context.Context, selector preview.Labels) ([]preview.
 	if err != nil {
 		return nil, kubeapi.Classify(ctx, err, "deployments in "+r.namespace)
 	}
-	pods, err := r.pods(ctx, selector)
-	if err != nil {
-		return nil, err
+	var pods map[string][]corev1.Pod
+	for i := range list.Items {
+		if !settled(&list.Items[i]) {
+			if pods, err = r.pods(ctx, selector); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 	out := make([]preview.FunctionStatus, 0, len(list.Items))
 	for i := range list.Items {
@@ -503,6 +622,20 @@ func (r *Runtime) List(ctx context.Context, selector preview.Labels) ([]preview.
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// settled reports whether d's status says its pods are all as wanted: the
+// Deployment controller has seen its latest spec and every wanted replica
+// is updated and ready, with none unavailable. Only an unsettled
+// Deployment's pods can say more (why a replica does not start).
+func settled(d *appsv1.Deployment) bool {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	return st.ObservedGeneration >= d.Generation && st.UnavailableReplicas == 0 &&
+		st.ReadyReplicas >= want && st.UpdatedReplicas >= want
 }
 
 // Scale sets the Deployment's replicas through its scale subresource and
@@ -533,8 +666,9 @@ func (r *Runtime) Scale(ctx context.Context, name string, replicas int) (int, er
 	}
 }
 
-// Remove deletes the function's Deployment (its pods go with it), Service
-// and the Secret of its own values; a missing function is success. When a
+// Remove deletes the function's Deployment (its pods go with it), Service,
+// the Secret of its own values and its NetworkPolicy; a missing function
+// is success. When a
 // delete fails after the Deployment's, a repeated Remove finishes it.
 func (r *Runtime) Remove(ctx context.Context, name string) error {
 	_, err := r.removeIf(ctx, name, func(*appsv1.Deployment) bool { return true })
@@ -576,15 +710,19 @@ func (r *Runtime) removeIf(ctx context.Context, name string, ok func(*appsv1.Dep
 }
 
 // removeRest deletes what a function has besides its Deployment, once the
-// Deployment is gone: its Service and the Secret of its own values (each
-// only if Glimpse's). It tries both and returns the first failure.
+// Deployment is gone: its Service, the Secret of its own values and its
+// NetworkPolicy (each only if Glimpse's). It tries each and returns the
+// first failure.
 func (r *Runtime) removeRest(ctx context.Context, name string) error {
 	errSvc := r.removeService(ctx, name)
 	errSec := r.removeSecret(ctx, name)
-	if errSvc != nil {
-		return errSvc
+	errPol := r.removeNetworkPolicy(ctx, name)
+	for _, err := range []error{errSvc, errSec, errPol} {
+		if err != nil {
+			return err
+		}
 	}
-	return errSec
+	return nil
 }
 
 // removeService deletes the function's Service if it is Glimpse's.

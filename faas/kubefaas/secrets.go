@@ -169,14 +169,9 @@ func (r *Runtime) ownSecret(ctx context.Context, s *corev1.Secret, dep *appsv1.D
 	name := s.Name
 	api := r.client.CoreV1().Secrets(r.namespace)
 	for attempt := 1; ; attempt++ {
-		refs := []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: dep.Name, UID: dep.UID}}
-		for _, o := range s.OwnerReferences {
-			if o.UID == dep.UID {
-				return nil
-			}
-			if o.Kind != "Deployment" || o.APIVersion != "apps/v1" {
-				refs = append(refs, o) // not a former Deployment of the function: kept
-			}
+		refs, owned := ownerRefs(s.OwnerReferences, dep)
+		if owned {
+			return nil
 		}
 		next := s.DeepCopy()
 		next.OwnerReferences = refs

@@ -66,6 +66,15 @@
 // its log), no seccomp filter and no user namespace; it shares the host's
 // kernel.
 //
+// Resources (preview.Function.Resources, glimpse.yaml's function.resources)
+// are ignored by this runtime: it applies no CPU or memory limit and
+// reserves nothing. A cheap limit would be a wrong one: RLIMIT_AS caps
+// address space, not memory, and kills a Go program (which reserves far
+// more address space than it uses) long before its heap is near the
+// limit; RLIMIT_DATA likewise. A real limit needs a cgroup per function,
+// which the one-machine daemon does not manage. The kubefaas and openfaas
+// runtimes apply them.
+//
 // Without root, outside Linux, or where the kernel refuses the namespaces,
 // SandboxAuto falls back: functions run unsandboxed, as the daemon's user,
 // in its PID namespace (in their own process group, which the runtime

@@ -314,7 +314,27 @@ func (c *Client) deployment(fn preview.Function, hash string) types.FunctionDepl
 		Labels:      &labels,
 		Annotations: &ann,
 		Secrets:     preview.AllSecretNames(fn),
+		Requests:    providerResources(fn.Resources.Requests),
+		Limits:      providerResources(fn.Resources.Limits),
 	}
+}
+
+// providerResources is l in faas-provider's shape (memory and cpu as
+// Kubernetes quantities, which faas-netes puts on the container and faasd
+// reads the memory limit from), nil when l sets nothing.
+func providerResources(l preview.ResourceList) *types.FunctionResources {
+	if l.IsZero() {
+		return nil
+	}
+	return &types.FunctionResources{Memory: l.Memory, CPU: l.CPU}
+}
+
+// reportedResources is what a provider reports as preview.ResourceList.
+func reportedResources(r *types.FunctionResources) preview.ResourceList {
+	if r == nil {
+		return preview.ResourceList{}
+	}
+	return preview.ResourceList{Memory: r.Memory, CPU: r.CPU}
 }
 
 // specHash is a stable hash of what Apply sends.
@@ -331,6 +351,9 @@ func specHash(fn preview.Function) string {
 		}
 	}
 	put(preview.SecretsHash(fn)) // values and names, never in clear
+	if r := fn.Resources.String(); r != "" {
+		put(r) // only when set, so that the hash of a function without is as before
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -425,7 +448,8 @@ func (c *Client) query() url.Values {
 }
 
 func fromStatus(st types.FunctionStatus) preview.FunctionStatus {
-	fn := preview.Function{Name: st.Name, Image: st.Image}
+	fn := preview.Function{Name: st.Name, Image: st.Image,
+		Resources: preview.Resources{Requests: reportedResources(st.Requests), Limits: reportedResources(st.Limits)}}
 	if len(st.EnvVars) > 0 {
 		fn.Env = maps.Clone(st.EnvVars)
 	}

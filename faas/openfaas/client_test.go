@@ -109,6 +109,7 @@ func TestSpecHash(t *testing.T) {
 		func(f *preview.Function) { f.Env = map[string]string{"A": "1"} },
 		func(f *preview.Function) { f.Labels = nil; f.Annotations = map[string]string{"x": "y"} },
 		func(f *preview.Function) { f.Env = map[string]string{"A": "1B", "": "2"} },
+		func(f *preview.Function) { f.Resources.Limits.Memory = "128Mi" },
 	} {
 		c := a
 		mod(&c)

@@ -24,9 +24,11 @@
 // is built again (a build a killed daemon left in progress is reported
 // failed on the PR first: its deployment gets an error status), a PR that
 // is no longer open or unknown to GitHub (an orphan), or no longer passes
-// the Policy, is taken down, and with Queue.StaleAfter so is an open PR's
-// preview without a push or a request for that long (the PR's comment says
-// why and how to bring it back). Pending work that was only in memory is
+// the Policy, is taken down, and so is an open PR's preview past its
+// glimpse.yaml ttl, and (with Queue.StaleAfter) one without a push or a
+// request, static ones included, for that long: preview.Lifetime.Expired,
+// the rule `glimpse gc` applies too (the PR's comment says why and how
+// to bring it back). Pending work that was only in memory is
 // not replayed as such; it is recomputed. Reconcile needs a Reporter (the
 // GitHub token).
 //
@@ -38,6 +40,10 @@
 // (AppAuth: an RS256 JWT exchanged for installation tokens, cached and
 // refreshed before they expire, a 401 retried once with a new one).
 // githubfake is the fake of GitHub's REST API the tests run against.
+//
+// `glimpse notify` (the CI path) reports through GitHubReporter from a
+// job: a success or failure finds the deployment an earlier
+// in_progress made, in another process, by its commit.
 //
 // Fork PRs are not built unless Policy.AllowForks; when they are, the
 // providers section of their glimpse.yaml is ignored, so that a fork

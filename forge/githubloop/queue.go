@@ -62,9 +62,10 @@ const (
 	// JobSkip reports on the PR why it is not built, and takes down a
 	// preview it may have (a label removed, a policy changed).
 	JobSkip JobKind = "skip"
-	// JobStale takes down the preview of an open PR that had no push and
-	// no request for Queue.StaleAfter, and parks the PR: reconciles leave
-	// it down until a push (or a reopen) builds it again.
+	// JobStale takes down the preview of an open PR that expired (no push
+	// and no request for Queue.StaleAfter, or past its ttl), and parks
+	// the PR: reconciles leave it down until a push (or a reopen) builds
+	// it again.
 	JobStale JobKind = "stale"
 )
 
@@ -102,9 +103,20 @@ type Held struct {
 	// (never built, or an interrupted first Up).
 	Commit string
 	// Active is the newest of the preview's last push (an Up of it) and
-	// its last request the Runner knows of; zero when unknown. It must
-	// survive daemon restarts (the edge's request counters do not).
+	// its last request (function or static) the Runner knows of; zero
+	// when unknown. It must survive daemon restarts (the edge's request
+	// counters do not).
 	Active time.Time
+	// Pushed is the preview's last deploy and TTL its glimpse.yaml ttl
+	// (0: none), both read from its route's labels (preview.LabelTTL,
+	// preview.LabelDeployedAt); zero when unknown.
+	Pushed time.Time
+	TTL    time.Duration
+}
+
+// Lifetime is h as the preview.Lifetime that Reconcile expires by.
+func (h Held) Lifetime() preview.Lifetime {
+	return preview.Lifetime{TTL: h.TTL, Pushed: h.Pushed, Active: h.Active}
 }
 
 // Reporter tells GitHub about a PR's preview; GitHubReporter is the real
@@ -270,6 +282,10 @@ func (q *Queue) now() time.Time {
 func (q *Queue) Enqueue(job Job) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.enqueueLocked(job)
+}
+
+func (q *Queue) enqueueLocked(job Job) error {
 	if q.ctx == nil {
 		return errors.New("queue not started")
 	}
@@ -300,6 +316,20 @@ func (q *Queue) Enqueue(job Job) error {
 		go q.work(job.PR.Number, s)
 	}
 	return nil
+}
+
+// Redeploy runs job's Up again (with a new generation and reason) unless
+// the PR already has work pending or running: that work is for the PR's
+// newest known head, so an asked-for redeploy of an older job must not
+// replace or cancel it (the newest commit wins). It reports whether it
+// queued the job. It is safe for concurrent use.
+func (q *Queue) Redeploy(job Job, reason string) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if s := q.prs[job.PR.Number]; s != nil && (s.pending != nil || s.running != nil) {
+		return false, nil
+	}
+	return true, q.enqueueLocked(Job{Kind: JobUp, PR: job.PR, Reason: reason})
 }
 
 func (q *Queue) settle() time.Duration {
@@ -487,6 +517,16 @@ func StaleMessage(after time.Duration) string {
 	return fmt.Sprintf("taken down after %s without a push or a request; push a commit or comment `%s` to bring it back", after, CommandUp)
 }
 
+// ExpiredMessage is the comment of a preview Reconcile took down because
+// it expired (see preview.Lifetime.Expired): StaleMessage for a stale
+// one, the ttl for one past its glimpse.yaml ttl.
+func ExpiredMessage(e preview.Expiry) string {
+	if e.Kind == preview.ExpiredStale {
+		return StaleMessage(e.Limit)
+	}
+	return fmt.Sprintf("taken down: its %s; push a commit or comment `%s` to bring it back", e, CommandUp)
+}
+
 // Reconcile re-derives the work from GitHub and what the Runner holds;
 // the daemon runs it on start (recovering what a stop or a crash left)
 // and on a schedule. For each PR with no job pending or running:
@@ -494,9 +534,10 @@ func StaleMessage(after time.Duration) string {
 //     another commit, is built, unless StaleAfter parked it at that head
 //     or this queue's last Up of that head failed (a push, or CommandUp,
 //     builds it; a restart retries it once);
-//   - an open PR whose preview had no push and no request for StaleAfter
-//     is taken down and parked, and the PR says why and how to bring it
-//     back;
+//   - an open PR whose preview expired (preview.Lifetime.Expired: past
+//     its glimpse.yaml ttl since its last push, or without a push and a
+//     request for StaleAfter) is taken down and parked, and the PR says
+//     why and how to bring it back;
 //   - an open PR the Policy skips is taken down when the Runner holds
 //     something for it;
 //   - a PR the Runner holds that is not open (closed, or unknown to
@@ -534,12 +575,16 @@ func (q *Queue) Reconcile(ctx context.Context) error {
 		case q.parked().Is(pr.Number, pr.HeadSHA), q.failedAt(pr.Number, pr.HeadSHA):
 		case !has || held.Commit != pr.HeadSHA:
 			errs = append(errs, q.Enqueue(Job{Kind: JobUp, PR: pr, Reason: RecoveredMessage}))
-		case q.StaleAfter > 0 && !held.Active.IsZero() && q.now().Sub(held.Active) > q.StaleAfter:
+		default:
+			exp, expired := held.Lifetime().Expired(q.now(), q.StaleAfter)
+			if !expired {
+				continue
+			}
 			if err := q.parked().Park(pr.Number, pr.HeadSHA); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, q.Enqueue(Job{Kind: JobStale, PR: pr, Reason: StaleMessage(q.StaleAfter)}))
+			errs = append(errs, q.Enqueue(Job{Kind: JobStale, PR: pr, Reason: ExpiredMessage(exp)}))
 		}
 	}
 	for n := range known {

@@ -371,3 +371,39 @@ func TestCounterPersists(t *testing.T) {
 		t.Errorf("with floor 40 Next = %d, want 41", n)
 	}
 }
+
+// A redeploy asked for an older job (the dashboard's, of the commit it
+// shows) while a newer push is pending or building changes nothing: the
+// newest commit wins. Once the PR is idle it runs again.
+func TestRedeployDefersToNewerWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		r := &fakeRunner{upTime: 10 * time.Second}
+		q := newTestQueue(t, ctx, r, nil)
+		old := Job{Kind: JobUp, PR: pr(1, 'a')}
+		q.Deliver(ctx, Delivery{ID: "1", Action: "opened", PR: pr(1, 'a')})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		q.Deliver(ctx, Delivery{ID: "2", Action: "synchronize", PR: pr(1, 'b')})
+		if queued, err := q.Redeploy(old, "redeployed"); err != nil || queued {
+			t.Fatalf("redeploy with b pending = %v, %v; want not queued", queued, err)
+		}
+		time.Sleep(2 * time.Second) // b is building
+		if queued, err := q.Redeploy(old, "redeployed"); err != nil || queued {
+			t.Fatalf("redeploy with b building = %v, %v; want not queued", queued, err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if queued, err := q.Redeploy(Job{Kind: JobUp, PR: pr(1, 'b')}, "redeployed"); err != nil || !queued {
+			t.Fatalf("redeploy of an idle PR = %v, %v; want queued", queued, err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got, want := r.got(), []string{"up 1 a g1", "up 1 b g2", "up 1 b g3"}; !slices.Equal(got, want) {
+			t.Errorf("runs %v, want %v", got, want)
+		}
+		cancel()
+		q.Wait()
+	})
+}

@@ -95,7 +95,11 @@ func envName(pr int) string { return fmt.Sprintf("preview/pr-%d", pr) }
 
 // Report updates the PR's deployment (a new one for in_progress, skipped
 // reports make none) and then its comment. Both are attempted; the
-// errors are joined.
+// errors are joined. A success or failure for a PR this reporter made no
+// deployment for finishes the newest unfinished deployment of that
+// commit (one another process started: the CI path runs one `glimpse
+// notify` per state), else makes one (after failing those a stopped
+// daemon left unfinished).
 func (g *GitHubReporter) Report(ctx context.Context, r Report) error {
 	var errs []error
 	if r.State != StateSkipped {
@@ -111,6 +115,18 @@ func (g *GitHubReporter) deployment(ctx context.Context, r Report) error {
 	g.mu.Lock()
 	id, ok := g.deploys[r.PR]
 	g.mu.Unlock()
+	if !ok && r.State != StateInProgress && r.State != StateInactive && r.Commit != "" {
+		// Another process may have started this commit's deployment (a
+		// CI job's earlier `glimpse notify in_progress`): finish that one.
+		found, err := g.unfinishedDeployment(ctx, r.PR, r.Commit)
+		if err != nil {
+			return err
+		}
+		if found != 0 {
+			id, ok = found, true
+			g.rememberDeployment(r.PR, id)
+		}
+	}
 	if r.State == StateInProgress || (!ok && r.State != StateInactive) {
 		if r.Commit == "" {
 			return nil
@@ -133,12 +149,7 @@ func (g *GitHubReporter) deployment(ctx context.Context, r Report) error {
 			return fmt.Errorf("creating the deployment: %w", err)
 		}
 		id = d.GetID()
-		g.mu.Lock()
-		if g.deploys == nil {
-			g.deploys = map[int]int64{}
-		}
-		g.deploys[r.PR] = id
-		g.mu.Unlock()
+		g.rememberDeployment(r.PR, id)
 	}
 	st := github.DeploymentStatusRequest{State: string(r.State), Environment: github.Ptr(envName(r.PR))}
 	if r.Message != "" {
@@ -213,6 +224,41 @@ func (g *GitHubReporter) failInterrupted(ctx context.Context, pr int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (g *GitHubReporter) rememberDeployment(pr int, id int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.deploys == nil {
+		g.deploys = map[int]int64{}
+	}
+	g.deploys[pr] = id
+}
+
+// unfinishedDeployment returns the newest deployment of the PR's
+// environment at commit sha whose newest status is unfinished (queued,
+// pending, in_progress), or 0.
+func (g *GitHubReporter) unfinishedDeployment(ctx context.Context, pr int, sha string) (int64, error) {
+	ds, _, err := call(ctx, g, func() ([]*github.Deployment, *github.Response, error) {
+		return g.Client.Repositories.ListDeployments(ctx, g.Owner, g.Repo, &github.DeploymentsListOptions{
+			Environment: envName(pr), SHA: sha, ListOptions: github.ListOptions{PerPage: 1}})
+	})
+	if err != nil || len(ds) == 0 {
+		if err != nil {
+			err = fmt.Errorf("listing deployments: %w", err)
+		}
+		return 0, err
+	}
+	ss, _, err := call(ctx, g, func() ([]*github.DeploymentStatus, *github.Response, error) {
+		return g.Client.Repositories.ListDeploymentStatuses(ctx, g.Owner, g.Repo, ds[0].GetID(), &github.ListOptions{PerPage: 1})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing deployment statuses: %w", err)
+	}
+	if len(ss) == 0 || !unfinished(ss[0].GetState()) {
+		return 0, nil
+	}
+	return ds[0].GetID(), nil
 }
 
 func unfinished(state string) bool {

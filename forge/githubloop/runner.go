@@ -173,6 +173,7 @@ func (r *PipelineRunner) Known(ctx context.Context) (map[int]Held, error) {
 				continue
 			}
 			h.Commit = pv.Commit
+			h.TTL, h.Pushed = pv.Lifetime().TTL, pv.Lifetime().Pushed
 			if pv.LastRequest != nil && pv.LastRequest.After(h.Active) {
 				h.Active = *pv.LastRequest
 				// Best effort: a failed write only loses the request
@@ -201,9 +202,8 @@ func (r *PipelineRunner) Known(ctx context.Context) (map[int]Held, error) {
 		if pv.Status != preview.StatusPartial {
 			h.Commit = pv.Commit
 		}
-		if pv.LastRequest != nil {
-			h.Active = *pv.LastRequest
-		}
+		l := pv.Lifetime()
+		h.TTL, h.Pushed, h.Active = l.TTL, l.Pushed, l.Active
 		out[pv.PR] = h
 	}
 	return out, nil
@@ -283,9 +283,26 @@ func (r *PipelineRunner) git(ctx context.Context, dir, url string, args ...strin
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return preview.Errorf(preview.Unavailable, "git %s: %v: %s", args[0], err, oneLine(stderr.String()))
+		msg := stderr.String()
+		if strings.Contains(msg, "could not read Username") || strings.Contains(msg, "Authentication failed") {
+			// A 401 to the token: git fell back to asking for a password.
+			return preview.Errorf(preview.PermissionDenied, "git %s: %s refused the credentials (HTTP 401): the token is missing, wrong, expired or cannot read the repository", args[0], redactURL(url))
+		}
+		return preview.Errorf(preview.Unavailable, "git %s: %v: %s", args[0], err, oneLine(msg))
 	}
 	return nil
+}
+
+// redactURL returns url without its user information, if any.
+func redactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 && (strings.IndexByte(rest, '/') < 0 || at < strings.IndexByte(rest, '/')) {
+		rest = rest[at+1:]
+	}
+	return scheme + "://" + rest
 }
 
 func cmpOr(s, def string) string {

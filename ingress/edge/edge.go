@@ -78,7 +78,8 @@ type Options struct {
 	// the request. Off by default.
 	WaitingPage bool
 	// Metrics, when set, receives the edge's Prometheus metrics (wakes,
-	// wake latency, sleeps).
+	// wake latency, sleeps, and requests and their latency by preview:
+	// see previewmetrics.go).
 	Metrics prometheus.Registerer
 
 	// SPAFallback serves /index.html (status 200) for a GET of a missing
@@ -139,8 +140,10 @@ type Edge struct {
 
 	act     activityTable
 	metrics *metrics
-	store   RouteStore
-	blobs   *blobCache // nil: serve blobs straight from the store (see static.go)
+	// requests are the per-preview request metrics; nil without Metrics.
+	requests *previewMetrics
+	store    RouteStore
+	blobs    *blobCache // nil: serve blobs straight from the store (see static.go)
 
 	// source and stopSource are set in cluster mode (routesource.go).
 	source     RouteSource
@@ -159,6 +162,10 @@ type route struct {
 
 	assets atomic.Pointer[assetSet]
 	loadMu sync.Mutex
+	// static caches the host's static-activity cell (activityTable.hosts).
+	static atomic.Pointer[hostActivity]
+	// requests caches the preview's request metrics (previewMetrics).
+	requests atomic.Pointer[previewStats]
 }
 
 // New returns an Edge. When opts.StateFile names an existing file, its
@@ -183,6 +190,7 @@ func New(opts Options) (*Edge, error) {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	e.requests = newPreviewMetrics(e, opts.Metrics)
 	e.tr = h1.NewTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
 	e.srv = h1.Server{
 		Handler:           (*connHandler)(e),
@@ -528,9 +536,28 @@ func (e *Edge) ctxOf(w http.ResponseWriter, r *http.Request) context.Context {
 	return r.Context()
 }
 
-// route serves r by rt: the wake event stream, the function or the
-// static files.
+// route serves r by rt (serveRoute), counting it in the preview's
+// request metrics (see previewMetrics).
 func (e *Edge) route(w http.ResponseWriter, r *http.Request, rt *route) {
+	s := e.requests.of(rt)
+	if s == nil {
+		e.serveRoute(w, r, rt)
+		return
+	}
+	start := time.Now()
+	if hw, ok := w.(*h1.ResponseWriter); ok {
+		e.serveRoute(w, r, rt)
+		s.observe(hw.Status(), time.Since(start))
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	e.serveRoute(sw, r, rt)
+	s.observe(sw.code, time.Since(start))
+}
+
+// serveRoute serves r by rt: the wake event stream, the function or the
+// static files.
+func (e *Edge) serveRoute(w http.ResponseWriter, r *http.Request, rt *route) {
 	if rt.function != "" && r.URL.Path == WakeEventsPath {
 		e.serveWakeEvents(w, r, rt)
 		return
@@ -539,6 +566,7 @@ func (e *Edge) route(w http.ResponseWriter, r *http.Request, rt *route) {
 		e.proxy(w, r, rt)
 		return
 	}
+	e.touchStatic(rt)
 	e.serveStatic(w, r, rt)
 }
 

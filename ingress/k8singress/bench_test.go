@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkSetRoute measures one compare-and-swap of a route (a read for
-// the ownership and version check, then a conditional update) against the
-// real API server. BenchmarkRawUpdate is its baseline: one update of the
+// the ownership and version check, then a server-side apply carrying the
+// resourceVersion) against the real API server. BenchmarkRawUpdate is its baseline: one update of the
 // same Ingress straight through client-go, the least any Ingress-backed
 // router can do. Compare them from one run:
 //

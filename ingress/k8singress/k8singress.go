@@ -1,7 +1,9 @@
 // Package k8singress is a preview.Router that stores each preview's route
-// as a networking.k8s.io/v1 Ingress in one namespace, for teams whose
-// previews are served by a cluster's ingress controller (ingress-nginx by
-// default).
+// as a networking.k8s.io/v1 Ingress (New, k8s-ingress://) or a Gateway
+// API HTTPRoute (NewGateway, k8s-gateway://, gateway.go) in one
+// namespace, for teams whose previews are served by a cluster's ingress
+// controller (ingress-nginx by default) or Gateway implementation. The
+// two kinds share everything here but the object's shape (objects.go).
 //
 // Each host has one Ingress, named after the host (a host is a valid
 // object name), with one rule for the host whose every path ("/", Prefix)
@@ -12,35 +14,50 @@
 // (generation, claimed commit, served generation, tombstone) ride in
 // annotations under glimpse.dev/ (the Annotation constants) for the edge
 // to read. A tombstone keeps the host's rule without paths, which
-// ingress-nginx answers with 404.
+// ingress-nginx answers with 404. The direct backend (Direct,
+// backend=direct) skips the edge: function paths to the OpenFaaS gateway,
+// static paths to the asset origin, with a second Ingress per preview.
 //
-// Ownership: every Ingress carries Glimpse's ownership labels (the
+// Ownership: every object carries Glimpse's ownership labels (the
 // route's labels, plus managed-by and labels-version when missing). An
-// Ingress without glimpse.dev/managed-by=glimpse is never changed or
+// object without glimpse.dev/managed-by=glimpse is never changed or
 // deleted: Route reports it NotFound, SetRoute and DeleteRoute refuse with
 // FailedPrecondition.
 //
-// Compare-and-swap: a route's Version is the Ingress's resourceVersion
+// Compare-and-swap: a route's Version is the object's resourceVersion
 // (etcd's revision, never repeated). SetRoute with an empty Version is a
-// create (AlreadyExists becomes Aborted); with a Version it is an update
-// carrying that resourceVersion, which the API server refuses with a
-// Conflict (Aborted) when another write came first, so concurrent
-// SetRoutes of one version have exactly one winner without any lock here.
-// Writes are recorded under the field manager "glimpse".
+// create (AlreadyExists becomes Aborted); with a Version it is a
+// server-side apply carrying that resourceVersion, which the API server
+// refuses with a Conflict (Aborted) when another write came first, so
+// concurrent SetRoutes of one version have exactly one winner without any
+// lock here.
+//
+// Server-side apply: writes are recorded under the field manager
+// "glimpse" (kubeapi.FieldManager) as one Apply entry of
+// metadata.managedFields, forcing ownership of the fields Glimpse sets;
+// fields another manager set (cert-manager's annotations, `kubectl
+// annotate`) are not in Glimpse's apply and stay, and fields Glimpse set
+// before and no longer sets are removed. The create is a plain create
+// (an apply cannot be create-only), whose Update entry the next SetRoute
+// turns into the Apply entry first (one conditional patch, once per
+// object; objects written by a release before server-side apply are
+// adopted the same way).
 //
 // URL (registered as k8s-ingress in preview.Routers):
 //
 //	k8s-ingress://NAMESPACE[?class=nginx][&service=glimpse-edge][&port=80]
+//	    [&backend=direct&functions=http://gateway.openfaas.svc.cluster.local:8080&origin=https://cdn.example.com/P/sites]
 //
 // Route source: a Router is also an edge.RouteSource (Watch, watch.go),
 // so an edge in the cluster (edge.Options.Source) serves the routes these
-// Ingresses hold, whichever replica or CLI wrote them, through a client-go
-// informer on the Glimpse-labelled Ingresses of the namespace.
+// Ingresses or HTTPRoutes hold, whichever replica or CLI wrote them,
+// through a client-go informer on the Glimpse-labelled objects of the
+// namespace.
 //
 // Credentials come from the kubeconfig named by KUBECONFIG, else the
 // in-cluster service account, else ~/.kube/config (internal/kubeapi). It
-// needs get, list, create, update and delete on ingresses in NAMESPACE,
-// and watch for Watch.
+// needs get, list, create, patch and delete on ingresses in NAMESPACE,
+// and watch for Watch; the direct backend also get and patch on services.
 // Unknown query parameters are errors.
 package k8singress
 
@@ -50,10 +67,9 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
@@ -80,6 +96,7 @@ const (
 	AnnotationClaimedCommit = preview.LabelPrefix + "route-claimed-commit"
 	AnnotationServed        = preview.LabelPrefix + "route-served"
 	AnnotationDeleted       = preview.LabelPrefix + "route-deleted" // "true" on a tombstone
+	AnnotationFailure       = preview.LabelPrefix + "route-failure" // why the claiming Up failed
 )
 
 // ingress-nginx annotations the Ingress carries, from
@@ -109,14 +126,19 @@ type Options struct {
 	// Glimpse daemon's edge; "" and 0 mean DefaultService and DefaultPort.
 	Service string
 	Port    int
+	// Direct, when set, is the direct backend instead of the edge (see
+	// Direct).
+	Direct *Direct
 }
 
-// Router stores routes as Ingresses in one namespace. It is safe for
-// concurrent use; it keeps no state besides its client.
+// Router stores routes as Ingresses (New) or HTTPRoutes (NewGateway) in
+// one namespace. It is safe for concurrent use; it keeps no state besides
+// its client (and, with the direct backend, whether its Services were
+// applied).
 type Router struct {
-	client    kubernetes.Interface
+	objs      objects
 	namespace string
-	opts      Options
+	direct    *direct // nil: the edge backend
 }
 
 // New returns a Router writing Ingresses to namespace through client.
@@ -129,36 +151,59 @@ func New(client kubernetes.Interface, namespace string, opts *Options) (*Router,
 	if o.Class == "" {
 		o.Class = DefaultClass
 	}
+	if err := checkNamespace(namespace); err != nil {
+		return nil, err
+	}
+	if errs := validation.IsDNS1123Subdomain(o.Class); len(errs) > 0 {
+		return nil, preview.Errorf(preview.InvalidArgument, "ingress class %q: %s", o.Class, errs[0])
+	}
+	if err := o.checkBackend(); err != nil {
+		return nil, err
+	}
+	d, err := newDirect(o.Direct, client, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{objs: &ingresses{client: client, namespace: namespace, opts: o, direct: d}, namespace: namespace, direct: d}, nil
+}
+
+func checkNamespace(ns string) error {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return preview.Errorf(preview.InvalidArgument, "namespace %q: %s", ns, errs[0])
+	}
+	return nil
+}
+
+// checkBackend fills in and checks the edge Service's name and port.
+func (o *Options) checkBackend() error {
 	if o.Service == "" {
 		o.Service = DefaultService
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPort
 	}
-	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
-		return nil, preview.Errorf(preview.InvalidArgument, "namespace %q: %s", namespace, errs[0])
-	}
-	if errs := validation.IsDNS1123Subdomain(o.Class); len(errs) > 0 {
-		return nil, preview.Errorf(preview.InvalidArgument, "ingress class %q: %s", o.Class, errs[0])
-	}
 	if errs := validation.IsDNS1035Label(o.Service); len(errs) > 0 {
-		return nil, preview.Errorf(preview.InvalidArgument, "service %q: %s", o.Service, errs[0])
+		return preview.Errorf(preview.InvalidArgument, "service %q: %s", o.Service, errs[0])
 	}
 	if o.Port < 1 || o.Port > 65535 {
-		return nil, preview.Errorf(preview.InvalidArgument, "port %d: must be 1 to 65535", o.Port)
+		return preview.Errorf(preview.InvalidArgument, "port %d: must be 1 to 65535", o.Port)
 	}
-	return &Router{client: client, namespace: namespace, opts: o}, nil
+	return nil
 }
 
 func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {
-	q, err := preview.QueryParams(u, "class", "service", "port")
+	q, err := preview.QueryParams(u, "class", "service", "port", "backend", "functions", "origin")
+	if err != nil {
+		return nil, err
+	}
+	d, err := directFromQuery(q)
 	if err != nil {
 		return nil, err
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (k8s-ingress://NAMESPACE), not a path")
 	}
-	opts := &Options{Class: q.Get("class"), Service: q.Get("service")}
+	opts := &Options{Class: q.Get("class"), Service: q.Get("service"), Direct: d}
 	if p := q.Get("port"); p != "" {
 		if opts.Port, err = strconv.Atoi(p); err != nil {
 			return nil, preview.Errorf(preview.InvalidArgument, "port %q: not a number", p)
@@ -175,42 +220,63 @@ func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.R
 	return New(client, u.Host, opts)
 }
 
-func (r *Router) what(host string) string {
-	return fmt.Sprintf("ingress %s/%s", r.namespace, host)
+func (r *Router) what(name string) string {
+	return fmt.Sprintf("%s %s/%s", r.objs.kind(), r.namespace, name)
 }
 
 // Route returns the route stored for host, tombstones included; NotFound
-// when there is none or the Ingress of that name is not Glimpse's.
+// when there is none or the object of that name is not Glimpse's.
 func (r *Router) Route(ctx context.Context, host string) (preview.Route, error) {
 	if err := preview.ValidateHost(host); err != nil {
 		return preview.Route{}, err
 	}
-	ing, err := r.client.NetworkingV1().Ingresses(r.namespace).Get(ctx, host, metav1.GetOptions{})
+	obj, err := r.objs.get(ctx, host)
 	if err != nil {
 		return preview.Route{}, kubeapi.Classify(ctx, err, r.what(host))
 	}
-	if !kubeapi.Owned(ing.Labels) {
+	if !kubeapi.Owned(obj.GetLabels()) {
 		return preview.Route{}, preview.Errorf(preview.NotFound, "%s is not Glimpse's: no route", r.what(host))
 	}
-	return fromIngress(ing)
+	return r.fromObject(obj)
 }
 
 // SetRoute stores rt if the stored route's Version is rt.Version (empty:
 // none stored), as described in the package comment, and returns it as
-// stored. It is one create, or one read and one conditional update: a
-// failure leaves the stored route as it was. An Ingress of that name that
-// is not Glimpse's is FailedPrecondition.
+// stored. With an empty Version it is one create; otherwise one read
+// (ownership and version check) and one server-side apply carrying the
+// version, plus, the first time Glimpse applies to an object it created,
+// one patch adopting its fields for the apply. The object holding the
+// route is written first and alone decides the outcome: a failure before
+// it leaves the stored route as it was. The direct backend's auxiliary
+// objects (derived from the route, see Options.Backend) are applied or
+// deleted after it: when that fails, the route is stored but SetRoute
+// returns the error (Unavailable or the like), and the next SetRoute of
+// the host, after a re-read, writes them again. An object of that name
+// that is not Glimpse's is FailedPrecondition.
 func (r *Router) SetRoute(ctx context.Context, rt preview.Route) (preview.Route, error) {
 	if err := rt.Validate(); err != nil {
 		return preview.Route{}, err
 	}
-	ing, err := r.toIngress(rt)
+	labels, err := kubeapi.Labels(rt.Labels)
+	if err != nil {
+		return preview.Route{}, preview.WithCode(preview.InvalidArgument, fmt.Errorf("route %s: %w", rt.Host, err))
+	}
+	ann, err := routeAnnotations(rt)
 	if err != nil {
 		return preview.Route{}, err
 	}
-	api := r.client.NetworkingV1().Ingresses(r.namespace)
+	primary, aux, err := r.objs.render(rt, metav1.ObjectMeta{Name: rt.Host, Namespace: r.namespace, Labels: labels, Annotations: ann})
+	if err != nil {
+		return preview.Route{}, err
+	}
+	if r.direct != nil && !rt.Deleted {
+		if err := r.direct.ensureServices(ctx); err != nil {
+			return preview.Route{}, err
+		}
+	}
+	var stored object
 	if rt.Version == "" {
-		created, err := api.Create(ctx, ing, metav1.CreateOptions{FieldManager: kubeapi.FieldManager})
+		stored, err = r.objs.create(ctx, primary)
 		if err != nil {
 			err = kubeapi.Classify(ctx, err, r.what(rt.Host))
 			if preview.CodeOf(err) == preview.AlreadyExists {
@@ -218,56 +284,141 @@ func (r *Router) SetRoute(ctx context.Context, rt preview.Route) (preview.Route,
 			}
 			return preview.Route{}, err
 		}
-		return fromIngress(created)
+	} else if stored, err = r.update(ctx, rt, primary); err != nil {
+		return preview.Route{}, err
 	}
-	cur, err := api.Get(ctx, rt.Host, metav1.GetOptions{})
+	out, err := r.fromObject(stored)
+	if err != nil {
+		return preview.Route{}, err
+	}
+	if err := r.syncAux(ctx, rt.Host, aux); err != nil {
+		return preview.Route{}, err
+	}
+	return out, nil
+}
+
+// update is SetRoute with a Version: the compare-and-swap as one apply.
+func (r *Router) update(ctx context.Context, rt preview.Route, primary object) (object, error) {
+	cur, err := r.objs.get(ctx, rt.Host)
 	if err != nil {
 		err = kubeapi.Classify(ctx, err, r.what(rt.Host))
 		if preview.IsNotFound(err) {
-			return preview.Route{}, preview.WithCode(preview.Aborted, fmt.Errorf("%w: no route stored at version %s", err, rt.Version))
+			return nil, preview.WithCode(preview.Aborted, fmt.Errorf("%w: no route stored at version %s", err, rt.Version))
 		}
-		return preview.Route{}, err
+		return nil, err
 	}
-	if !kubeapi.Owned(cur.Labels) {
-		return preview.Route{}, kubeapi.NotOwned(r.what(rt.Host))
+	if !kubeapi.Owned(cur.GetLabels()) {
+		return nil, kubeapi.NotOwned(r.what(rt.Host))
 	}
-	if cur.ResourceVersion != rt.Version {
-		return preview.Route{}, preview.Errorf(preview.Aborted, "%s: stored version %s, not %s (re-read it)", r.what(rt.Host), cur.ResourceVersion, rt.Version)
+	if cur.GetResourceVersion() != rt.Version {
+		return nil, preview.Errorf(preview.Aborted, "%s: stored version %s, not %s (re-read it)", r.what(rt.Host), cur.GetResourceVersion(), rt.Version)
 	}
-	// The update carries the version the caller read: the API server
-	// refuses it with a Conflict when anything wrote in between.
-	ing.ResourceVersion = rt.Version
-	ing.UID = cur.UID
-	// Annotations others added (cert-manager's, a controller's) stay;
-	// Glimpse's own are replaced.
-	for k, v := range cur.Annotations {
-		if _, nginx := nginxAnnotations[k]; !nginx && !strings.HasPrefix(k, preview.LabelPrefix) {
-			ing.Annotations[k] = v
-		}
-	}
-	updated, err := api.Update(ctx, ing, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
+	rv := rt.Version
+	adopt, err := adoptionPatch(cur)
 	if err != nil {
-		return preview.Route{}, kubeapi.Classify(ctx, err, r.what(rt.Host))
+		return nil, preview.WithCode(preview.Internal, err)
 	}
-	return fromIngress(updated)
+	if adopt != nil {
+		// Conditional on the version read, like the apply: a write in
+		// between makes it a Conflict (Aborted) and changes nothing.
+		adopted, err := r.objs.patch(ctx, rt.Host, types.MergePatchType, adopt, metav1.PatchOptions{FieldManager: kubeapi.FieldManager})
+		if err != nil {
+			return nil, kubeapi.Classify(ctx, err, r.what(rt.Host))
+		}
+		rv = adopted.GetResourceVersion()
+	}
+	// The apply carries the version the caller read (or the adoption's):
+	// the API server refuses it with a Conflict when anything wrote in
+	// between. Fields other managers set (cert-manager's annotations, a
+	// controller's) are not in it and stay; the ones Glimpse set before
+	// and no longer sets are removed.
+	body, err := applyPatch(primary, rv)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := r.objs.patch(ctx, rt.Host, types.ApplyPatchType, body, applyOptions)
+	if err != nil {
+		return nil, kubeapi.Classify(ctx, err, r.what(rt.Host))
+	}
+	return applied, nil
+}
+
+// syncAux applies the auxiliary objects of host's route and deletes the
+// ones it no longer has. An auxiliary object in the way that is not
+// Glimpse's is FailedPrecondition and left alone.
+func (r *Router) syncAux(ctx context.Context, host string, aux []object) error {
+	want := map[string]bool{}
+	for _, obj := range aux {
+		want[obj.GetName()] = true
+		if err := r.checkOwned(ctx, obj.GetName()); err != nil && !preview.IsNotFound(err) {
+			return err
+		}
+		body, err := applyPatch(obj, "")
+		if err != nil {
+			return err
+		}
+		if _, err := r.objs.patch(ctx, obj.GetName(), types.ApplyPatchType, body, applyOptions); err != nil {
+			return kubeapi.Classify(ctx, err, r.what(obj.GetName()))
+		}
+	}
+	for _, name := range r.objs.auxNames(host) {
+		if !want[name] {
+			if err := r.deleteOwned(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkOwned returns NotFound when name does not exist, FailedPrecondition
+// when it is not Glimpse's, nil when it is.
+func (r *Router) checkOwned(ctx context.Context, name string) error {
+	cur, err := r.objs.get(ctx, name)
+	if err != nil {
+		return kubeapi.Classify(ctx, err, r.what(name))
+	}
+	if !kubeapi.Owned(cur.GetLabels()) {
+		return kubeapi.NotOwned(r.what(name))
+	}
+	return nil
+}
+
+// deleteOwned deletes name if it is Glimpse's, conditional on the UID and
+// resourceVersion just read; a missing one is success.
+func (r *Router) deleteOwned(ctx context.Context, name string) error {
+	cur, err := r.objs.get(ctx, name)
+	if err != nil {
+		return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.what(name)))
+	}
+	if !kubeapi.Owned(cur.GetLabels()) {
+		return kubeapi.NotOwned(r.what(name))
+	}
+	uid, rv := cur.GetUID(), cur.GetResourceVersion()
+	err = r.objs.delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+	return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.what(name)))
 }
 
 // Routes lists the routes whose labels match selector, tombstones
-// included, in one list call; only Glimpse's Ingresses are listed. An
-// Ingress that carries Glimpse's labels but whose annotations do not
-// parse fails the call (Internal) rather than being skipped silently.
+// included, in one list call; only Glimpse's objects holding routes are
+// listed (not the direct backend's auxiliary ones). An object that
+// carries Glimpse's labels but whose annotations do not parse fails the
+// call (Internal) rather than being skipped silently.
 func (r *Router) Routes(ctx context.Context, selector preview.Labels) ([]preview.Route, error) {
 	sel, err := kubeapi.Selector(selector)
 	if err != nil {
 		return nil, err
 	}
-	list, err := r.client.NetworkingV1().Ingresses(r.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := r.objs.list(ctx, sel)
 	if err != nil {
-		return nil, kubeapi.Classify(ctx, err, fmt.Sprintf("ingresses in %s", r.namespace))
+		return nil, kubeapi.Classify(ctx, err, fmt.Sprintf("%ss in %s", r.objs.kind(), r.namespace))
 	}
-	out := make([]preview.Route, 0, len(list.Items))
-	for i := range list.Items {
-		rt, err := fromIngress(&list.Items[i])
+	out := make([]preview.Route, 0, len(list))
+	for _, obj := range list {
+		if isAux(obj) {
+			continue
+		}
+		rt, err := r.fromObject(obj)
 		if err != nil {
 			return nil, err
 		}
@@ -276,44 +427,64 @@ func (r *Router) Routes(ctx context.Context, selector preview.Labels) ([]preview
 	return out, nil
 }
 
-// DeleteRoute deletes host's Ingress, a tombstone included; a missing one
-// is success. The delete is conditional on the UID and resourceVersion
-// just read, so it never removes an Ingress that was replaced by one
-// Glimpse does not own in between (that answers Aborted); an Ingress that
-// is not Glimpse's is FailedPrecondition.
+// DeleteRoute deletes host's object, a tombstone included, and its
+// auxiliary objects; a missing one is success. Each delete is conditional
+// on the UID and resourceVersion just read, so it never removes an object
+// that was replaced by one Glimpse does not own in between (that answers
+// Aborted); an object that is not Glimpse's is FailedPrecondition and
+// left alone. The auxiliary objects go first, so a failure part way
+// leaves the route stored and a retry finishes the job.
 func (r *Router) DeleteRoute(ctx context.Context, host string) error {
 	if err := preview.ValidateHost(host); err != nil {
 		return err
 	}
-	api := r.client.NetworkingV1().Ingresses(r.namespace)
-	cur, err := api.Get(ctx, host, metav1.GetOptions{})
-	if err != nil {
-		return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.what(host)))
+	aux := r.objs.auxNames(host)
+	if len(aux) == 0 {
+		return r.deleteOwned(ctx, host)
 	}
-	if !kubeapi.Owned(cur.Labels) {
-		return kubeapi.NotOwned(r.what(host))
+	// The route's object decides: a foreign one stops the delete before
+	// its auxiliary objects are touched.
+	if err := r.checkOwned(ctx, host); err != nil && !preview.IsNotFound(err) {
+		return err
 	}
-	err = api.Delete(ctx, host, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
-	return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.what(host)))
-}
-
-// toIngress renders rt (validated) as its Ingress.
-func (r *Router) toIngress(rt preview.Route) (*networkingv1.Ingress, error) {
-	labels, err := kubeapi.Labels(rt.Labels)
-	if err != nil {
-		return nil, preview.WithCode(preview.InvalidArgument, fmt.Errorf("route %s: %w", rt.Host, err))
-	}
-	ann := map[string]string{}
-	for k, v := range nginxAnnotations {
-		ann[k] = v
-	}
-	set := func(k, v string) {
-		if v != "" {
-			ann[k] = v
+	for _, name := range aux {
+		if err := r.deleteOwned(ctx, name); err != nil {
+			return err
 		}
 	}
-	set(AnnotationAssetPrefix, rt.AssetPrefix)
-	set(AnnotationFunction, rt.Function)
+	return r.deleteOwned(ctx, host)
+}
+
+// fromObject reads a route back from a Glimpse object.
+func (r *Router) fromObject(obj object) (preview.Route, error) {
+	rt, err := routeFrom(obj.GetName(), obj.GetLabels(), obj.GetAnnotations(), obj.GetResourceVersion())
+	if err != nil {
+		return preview.Route{}, preview.Errorf(preview.Internal, "%s: %v", r.what(obj.GetName()), err)
+	}
+	return rt, nil
+}
+
+// AnnotationAuxOf marks an auxiliary object (the direct backend's second
+// Ingress) with the host whose route it serves; such objects hold no
+// route and are neither listed nor watched as routes.
+const AnnotationAuxOf = preview.LabelPrefix + "route-aux-of"
+
+func isAux(obj metav1.Object) bool { return obj.GetAnnotations()[AnnotationAuxOf] != "" }
+
+// routeAnnotations returns the annotations holding rt (validated). Every
+// key is present, empty when the route has no value for it, so the
+// object's set of Glimpse keys never changes from one write to the next.
+func routeAnnotations(rt preview.Route) (map[string]string, error) {
+	ann := map[string]string{
+		AnnotationAssetPrefix:   rt.AssetPrefix,
+		AnnotationFunction:      rt.Function,
+		AnnotationFunctionPaths: "",
+		AnnotationGeneration:    "",
+		AnnotationClaimedCommit: rt.ClaimedCommit,
+		AnnotationServed:        "",
+		AnnotationDeleted:       "",
+		AnnotationFailure:       rt.Failure,
+	}
 	if len(rt.FunctionPaths) > 0 {
 		b, err := json.Marshal(rt.FunctionPaths)
 		if err != nil {
@@ -324,60 +495,43 @@ func (r *Router) toIngress(rt preview.Route) (*networkingv1.Ingress, error) {
 	if rt.Generation != 0 {
 		ann[AnnotationGeneration] = strconv.FormatInt(rt.Generation, 10)
 	}
-	set(AnnotationClaimedCommit, rt.ClaimedCommit)
 	if rt.Served != 0 {
 		ann[AnnotationServed] = strconv.FormatInt(rt.Served, 10)
 	}
-	rule := networkingv1.IngressRule{Host: rt.Host}
 	if rt.Deleted {
 		ann[AnnotationDeleted] = "true"
-	} else {
-		prefix := networkingv1.PathTypePrefix
-		rule.HTTP = &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-			Path:     "/",
-			PathType: &prefix,
-			Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-				Name: r.opts.Service,
-				Port: networkingv1.ServiceBackendPort{Number: int32(r.opts.Port)},
-			}},
-		}}}
 	}
-	class := r.opts.Class
-	return &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Name: rt.Host, Namespace: r.namespace, Labels: labels, Annotations: ann},
-		Spec:       networkingv1.IngressSpec{IngressClassName: &class, Rules: []networkingv1.IngressRule{rule}},
-	}, nil
+	return ann, nil
 }
 
-// fromIngress reads a route back from a Glimpse Ingress.
-func fromIngress(ing *networkingv1.Ingress) (preview.Route, error) {
-	a := ing.Annotations
+// routeFrom reads a route back from the name, labels, annotations and
+// resourceVersion of a Glimpse object; an annotation that does not parse
+// is an error naming it.
+func routeFrom(name string, labels, a map[string]string, rv string) (preview.Route, error) {
 	rt := preview.Route{
-		Host:          ing.Name,
+		Host:          name,
 		AssetPrefix:   a[AnnotationAssetPrefix],
 		Function:      a[AnnotationFunction],
-		Labels:        preview.Labels(ing.Labels).Clone(),
+		Labels:        preview.Labels(labels).Clone(),
 		ClaimedCommit: a[AnnotationClaimedCommit],
 		Deleted:       a[AnnotationDeleted] == "true",
-		Version:       ing.ResourceVersion,
-	}
-	bad := func(key string, err error) (preview.Route, error) {
-		return preview.Route{}, preview.Errorf(preview.Internal, "ingress %s/%s: annotation %s: %v", ing.Namespace, ing.Name, key, err)
+		Failure:       a[AnnotationFailure],
+		Version:       rv,
 	}
 	if s := a[AnnotationFunctionPaths]; s != "" {
 		if err := json.Unmarshal([]byte(s), &rt.FunctionPaths); err != nil {
-			return bad(AnnotationFunctionPaths, err)
+			return preview.Route{}, fmt.Errorf("annotation %s: %v", AnnotationFunctionPaths, err)
 		}
 	}
 	var err error
 	if s := a[AnnotationGeneration]; s != "" {
 		if rt.Generation, err = strconv.ParseInt(s, 10, 64); err != nil {
-			return bad(AnnotationGeneration, err)
+			return preview.Route{}, fmt.Errorf("annotation %s: %v", AnnotationGeneration, err)
 		}
 	}
 	if s := a[AnnotationServed]; s != "" {
 		if rt.Served, err = strconv.ParseInt(s, 10, 64); err != nil {
-			return bad(AnnotationServed, err)
+			return preview.Route{}, fmt.Errorf("annotation %s: %v", AnnotationServed, err)
 		}
 	}
 	return rt, nil

@@ -93,13 +93,18 @@ func TestIngressShape(t *testing.T) {
 		t.Errorf("managedFields = %+v, want manager glimpse", ing.ManagedFields)
 	}
 
-	// An annotation somebody else added survives Glimpse's next write.
+	// An annotation another field manager added (as `kubectl annotate`
+	// does: an update under its own manager) survives Glimpse's next
+	// write, a server-side apply; a label Glimpse set and no longer sets
+	// is removed by it.
 	ing.Annotations["cert-manager.io/cluster-issuer"] = "letsencrypt"
-	ing, err = c.Client(t).NetworkingV1().Ingresses(ns).Update(ctx(t), ing, metav1.UpdateOptions{})
+	ing, err = c.Client(t).NetworkingV1().Ingresses(ns).Update(ctx(t), ing, metav1.UpdateOptions{FieldManager: "kubectl-annotate"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := preview.Route{Host: host, Labels: labels, Generation: 5, Served: 4, Deleted: true, Version: ing.ResourceVersion}
+	fewer := labels.Clone()
+	delete(fewer, preview.LabelCommit)
+	ts := preview.Route{Host: host, Labels: fewer, Generation: 5, Served: 4, Deleted: true, Version: ing.ResourceVersion}
 	if _, err := r.SetRoute(ctx(t), ts); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +117,33 @@ func TestIngressShape(t *testing.T) {
 		t.Errorf("tombstone = rules %+v annotations %v; want the host's rule without paths", ing.Spec.Rules, ing.Annotations)
 	}
 	if ing.Annotations["cert-manager.io/cluster-issuer"] != "letsencrypt" {
-		t.Errorf("annotations after SetRoute = %v; want another tool's annotation kept", ing.Annotations)
+		t.Errorf("annotations after SetRoute = %v; want another manager's annotation kept", ing.Annotations)
+	}
+	if _, ok := ing.Labels[preview.LabelCommit]; ok {
+		t.Errorf("labels after SetRoute = %v; want %s, which the route no longer has, removed", ing.Labels, preview.LabelCommit)
+	}
+	managers := map[string]metav1.ManagedFieldsOperationType{}
+	for _, m := range ing.ManagedFields {
+		managers[m.Manager] = m.Operation
+	}
+	if managers["glimpse"] != metav1.ManagedFieldsOperationApply || managers["kubectl-annotate"] != metav1.ManagedFieldsOperationUpdate || len(managers) != 2 {
+		t.Errorf("managedFields managers = %v; want glimpse (Apply) and kubectl-annotate (Update)", managers)
+	}
+	// Glimpse's next apply leaves the other manager's entry alone.
+	got, err := r.Route(ctx(t), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Generation = 6
+	if _, err := r.SetRoute(ctx(t), got); err != nil {
+		t.Fatal(err)
+	}
+	ing, err = c.Client(t).NetworkingV1().Ingresses(ns).Get(ctx(t), host, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ing.Annotations["cert-manager.io/cluster-issuer"] != "letsencrypt" || ing.Annotations[k8singress.AnnotationGeneration] != "6" {
+		t.Errorf("annotations after a second apply = %v", ing.Annotations)
 	}
 }
 

@@ -48,6 +48,11 @@ func clusterEdge(t testing.TB, c *kubetest.Cluster, ns string, up fnUpstream) *e
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sourceEdge(t, src, up)
+}
+
+// sourceEdge returns an edge in cluster mode serving src's routes.
+func sourceEdge(t testing.TB, src edge.RouteSource, up fnUpstream) *edge.Edge {
 	e, err := edge.New(edge.Options{Source: src, Upstreams: up, DisableConnTakeover: true,
 		Logger: slog.New(slog.DiscardHandler), SourceSyncTimeout: 30 * time.Second})
 	if err != nil {

@@ -35,10 +35,19 @@ const EnvKubeconfig = "KUBECONFIG"
 // ~/.kube/config. Credentials never come from the URL. None found is
 // FailedPrecondition.
 func Config(o *preview.OpenOptions) (*rest.Config, error) {
+	c, _, err := ConfigSource(o)
+	return c, err
+}
+
+// ConfigSource is Config that also says where the configuration came
+// from, for a log line: "kubeconfig PATH" or "in-cluster service
+// account" (the pod's mounted token, at the API server named by
+// KUBERNETES_SERVICE_HOST and _PORT).
+func ConfigSource(o *preview.OpenOptions) (*rest.Config, string, error) {
 	path := o.Env(EnvKubeconfig)
 	if path == "" {
 		if c, err := rest.InClusterConfig(); err == nil {
-			return c, nil
+			return c, "in-cluster service account", nil
 		}
 		if home, err := os.UserHomeDir(); err == nil {
 			if p := filepath.Join(home, ".kube", "config"); fileExists(p) {
@@ -47,13 +56,13 @@ func Config(o *preview.OpenOptions) (*rest.Config, error) {
 		}
 	}
 	if path == "" {
-		return nil, preview.Errorf(preview.FailedPrecondition, "no Kubernetes credentials: set %s to a kubeconfig file, or run in a cluster", EnvKubeconfig)
+		return nil, "", preview.Errorf(preview.FailedPrecondition, "no Kubernetes credentials: set %s to a kubeconfig file, or run in a cluster", EnvKubeconfig)
 	}
 	c, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
-		return nil, preview.Errorf(preview.FailedPrecondition, "kubeconfig %s: %v", path, err)
+		return nil, "", preview.Errorf(preview.FailedPrecondition, "kubeconfig %s: %v", path, err)
 	}
-	return c, nil
+	return c, "kubeconfig " + path, nil
 }
 
 func fileExists(p string) bool {

@@ -162,7 +162,7 @@ func newActivity(now time.Time, idleCount int) *activity {
 
 // BenchmarkIdleCycle1000 measures one idle-controller cycle over 1,000
 // kubefaas previews as the daemon runs it, counting the API calls it
-// makes (goal: one list, writes only for what changed), against the
+// makes (goal: one list, writes only for what changed; checked), against the
 // baseline of the single list that goal allows, measured in the same run:
 //   - one-list: one List of the fleet's Deployments (the baseline);
 //   - quiet: every preview active, nothing to put to sleep;
@@ -252,6 +252,16 @@ func BenchmarkIdleCycle1000(b *testing.B) {
 				}
 				bytes += n
 				b.StartTimer()
+			}
+			// The goal, checked: a quiet cycle is the one list and no
+			// write; a cycle that puts previews to sleep writes once per
+			// preview (its scale). A list of pods is made only when some
+			// Deployment is short of ready replicas (kubefaas.List).
+			if tc.idle == 0 && (calls["list"] != b.N || len(calls) != 1) {
+				b.Errorf("quiet cycles made %v in %d cycles; want one list each and nothing else", calls, b.N)
+			}
+			if calls["write"] != tc.idle*b.N {
+				b.Errorf("%d cycles made %d writes; want %d (one scale per idle preview)", b.N, calls["write"], tc.idle*b.N)
 			}
 			report(b, calls, bytes)
 		})

@@ -201,6 +201,11 @@ func (c *Cluster) startControllers(ctx context.Context, cmPort, schedPort int, e
 		"--authentication-kubeconfig", c.Kubeconfig,
 		"--authorization-kubeconfig", c.Kubeconfig,
 		"--service-account-private-key-file", saKey,
+		// The API server's CA, which the root-ca-cert-publisher puts in
+		// every namespace's kube-root-ca.crt (a pod's ca.crt); without it
+		// that ConfigMap is empty and in-cluster clients cannot verify
+		// the API server.
+		"--root-ca-file", c.CAFile,
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(cmPort),
 		"--controllers", "*,-serviceaccount-token",

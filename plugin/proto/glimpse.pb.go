@@ -1031,6 +1031,7 @@ type Function struct {
 	Env           map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Labels        map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Annotations   map[string]string      `protobuf:"bytes,5,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Resources     *Resources             `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1100,6 +1101,118 @@ func (x *Function) GetAnnotations() map[string]string {
 	return nil
 }
 
+func (x *Function) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+// Resources are preview.Resources: Kubernetes quantities, empty when unset.
+type Resources struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      *ResourceList          `protobuf:"bytes,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Limits        *ResourceList          `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resources) Reset() {
+	*x = Resources{}
+	mi := &file_glimpse_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resources) ProtoMessage() {}
+
+func (x *Resources) ProtoReflect() protoreflect.Message {
+	mi := &file_glimpse_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resources.ProtoReflect.Descriptor instead.
+func (*Resources) Descriptor() ([]byte, []int) {
+	return file_glimpse_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Resources) GetRequests() *ResourceList {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *Resources) GetLimits() *ResourceList {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type ResourceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cpu           string                 `protobuf:"bytes,1,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	Memory        string                 `protobuf:"bytes,2,opt,name=memory,proto3" json:"memory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceList) Reset() {
+	*x = ResourceList{}
+	mi := &file_glimpse_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceList) ProtoMessage() {}
+
+func (x *ResourceList) ProtoReflect() protoreflect.Message {
+	mi := &file_glimpse_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceList.ProtoReflect.Descriptor instead.
+func (*ResourceList) Descriptor() ([]byte, []int) {
+	return file_glimpse_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResourceList) GetCpu() string {
+	if x != nil {
+		return x.Cpu
+	}
+	return ""
+}
+
+func (x *ResourceList) GetMemory() string {
+	if x != nil {
+		return x.Memory
+	}
+	return ""
+}
+
 type FunctionStatus struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Function          *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
@@ -1117,7 +1230,7 @@ type FunctionStatus struct {
 
 func (x *FunctionStatus) Reset() {
 	*x = FunctionStatus{}
-	mi := &file_glimpse_proto_msgTypes[20]
+	mi := &file_glimpse_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1242,7 @@ func (x *FunctionStatus) String() string {
 func (*FunctionStatus) ProtoMessage() {}
 
 func (x *FunctionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[20]
+	mi := &file_glimpse_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1255,7 @@ func (x *FunctionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FunctionStatus.ProtoReflect.Descriptor instead.
 func (*FunctionStatus) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{20}
+	return file_glimpse_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FunctionStatus) GetFunction() *Function {
@@ -1210,7 +1323,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_glimpse_proto_msgTypes[21]
+	mi := &file_glimpse_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1335,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[21]
+	mi := &file_glimpse_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1348,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{21}
+	return file_glimpse_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApplyRequest) GetFunction() *Function {
@@ -1253,7 +1366,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_glimpse_proto_msgTypes[22]
+	mi := &file_glimpse_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1378,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[22]
+	mi := &file_glimpse_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1391,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{22}
+	return file_glimpse_proto_rawDescGZIP(), []int{24}
 }
 
 type GetFunctionRequest struct {
@@ -1290,7 +1403,7 @@ type GetFunctionRequest struct {
 
 func (x *GetFunctionRequest) Reset() {
 	*x = GetFunctionRequest{}
-	mi := &file_glimpse_proto_msgTypes[23]
+	mi := &file_glimpse_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1415,7 @@ func (x *GetFunctionRequest) String() string {
 func (*GetFunctionRequest) ProtoMessage() {}
 
 func (x *GetFunctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[23]
+	mi := &file_glimpse_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1428,7 @@ func (x *GetFunctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFunctionRequest.ProtoReflect.Descriptor instead.
 func (*GetFunctionRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{23}
+	return file_glimpse_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetFunctionRequest) GetName() string {
@@ -1334,7 +1447,7 @@ type GetFunctionResponse struct {
 
 func (x *GetFunctionResponse) Reset() {
 	*x = GetFunctionResponse{}
-	mi := &file_glimpse_proto_msgTypes[24]
+	mi := &file_glimpse_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1459,7 @@ func (x *GetFunctionResponse) String() string {
 func (*GetFunctionResponse) ProtoMessage() {}
 
 func (x *GetFunctionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[24]
+	mi := &file_glimpse_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1472,7 @@ func (x *GetFunctionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFunctionResponse.ProtoReflect.Descriptor instead.
 func (*GetFunctionResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{24}
+	return file_glimpse_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetFunctionResponse) GetStatus() *FunctionStatus {
@@ -1378,7 +1491,7 @@ type ListFunctionsRequest struct {
 
 func (x *ListFunctionsRequest) Reset() {
 	*x = ListFunctionsRequest{}
-	mi := &file_glimpse_proto_msgTypes[25]
+	mi := &file_glimpse_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1503,7 @@ func (x *ListFunctionsRequest) String() string {
 func (*ListFunctionsRequest) ProtoMessage() {}
 
 func (x *ListFunctionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[25]
+	mi := &file_glimpse_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1516,7 @@ func (x *ListFunctionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFunctionsRequest.ProtoReflect.Descriptor instead.
 func (*ListFunctionsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{25}
+	return file_glimpse_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListFunctionsRequest) GetSelector() map[string]string {
@@ -1422,7 +1535,7 @@ type ListFunctionsResponse struct {
 
 func (x *ListFunctionsResponse) Reset() {
 	*x = ListFunctionsResponse{}
-	mi := &file_glimpse_proto_msgTypes[26]
+	mi := &file_glimpse_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1547,7 @@ func (x *ListFunctionsResponse) String() string {
 func (*ListFunctionsResponse) ProtoMessage() {}
 
 func (x *ListFunctionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[26]
+	mi := &file_glimpse_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1560,7 @@ func (x *ListFunctionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFunctionsResponse.ProtoReflect.Descriptor instead.
 func (*ListFunctionsResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{26}
+	return file_glimpse_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListFunctionsResponse) GetFunctions() []*FunctionStatus {
@@ -1467,7 +1580,7 @@ type ScaleRequest struct {
 
 func (x *ScaleRequest) Reset() {
 	*x = ScaleRequest{}
-	mi := &file_glimpse_proto_msgTypes[27]
+	mi := &file_glimpse_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1592,7 @@ func (x *ScaleRequest) String() string {
 func (*ScaleRequest) ProtoMessage() {}
 
 func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[27]
+	mi := &file_glimpse_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1605,7 @@ func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleRequest.ProtoReflect.Descriptor instead.
 func (*ScaleRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{27}
+	return file_glimpse_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ScaleRequest) GetName() string {
@@ -1518,7 +1631,7 @@ type ScaleResponse struct {
 
 func (x *ScaleResponse) Reset() {
 	*x = ScaleResponse{}
-	mi := &file_glimpse_proto_msgTypes[28]
+	mi := &file_glimpse_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1643,7 @@ func (x *ScaleResponse) String() string {
 func (*ScaleResponse) ProtoMessage() {}
 
 func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[28]
+	mi := &file_glimpse_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1656,7 @@ func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleResponse.ProtoReflect.Descriptor instead.
 func (*ScaleResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{28}
+	return file_glimpse_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ScaleResponse) GetReplicas() int64 {
@@ -1562,7 +1675,7 @@ type RemoveFunctionRequest struct {
 
 func (x *RemoveFunctionRequest) Reset() {
 	*x = RemoveFunctionRequest{}
-	mi := &file_glimpse_proto_msgTypes[29]
+	mi := &file_glimpse_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1687,7 @@ func (x *RemoveFunctionRequest) String() string {
 func (*RemoveFunctionRequest) ProtoMessage() {}
 
 func (x *RemoveFunctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[29]
+	mi := &file_glimpse_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1700,7 @@ func (x *RemoveFunctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFunctionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFunctionRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{29}
+	return file_glimpse_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveFunctionRequest) GetName() string {
@@ -1605,7 +1718,7 @@ type RemoveFunctionResponse struct {
 
 func (x *RemoveFunctionResponse) Reset() {
 	*x = RemoveFunctionResponse{}
-	mi := &file_glimpse_proto_msgTypes[30]
+	mi := &file_glimpse_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1730,7 @@ func (x *RemoveFunctionResponse) String() string {
 func (*RemoveFunctionResponse) ProtoMessage() {}
 
 func (x *RemoveFunctionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[30]
+	mi := &file_glimpse_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1743,7 @@ func (x *RemoveFunctionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFunctionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFunctionResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{30}
+	return file_glimpse_proto_rawDescGZIP(), []int{32}
 }
 
 type RemoveOlderRequest struct {
@@ -1643,7 +1756,7 @@ type RemoveOlderRequest struct {
 
 func (x *RemoveOlderRequest) Reset() {
 	*x = RemoveOlderRequest{}
-	mi := &file_glimpse_proto_msgTypes[31]
+	mi := &file_glimpse_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1768,7 @@ func (x *RemoveOlderRequest) String() string {
 func (*RemoveOlderRequest) ProtoMessage() {}
 
 func (x *RemoveOlderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[31]
+	mi := &file_glimpse_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1781,7 @@ func (x *RemoveOlderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOlderRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOlderRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{31}
+	return file_glimpse_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveOlderRequest) GetName() string {
@@ -1694,7 +1807,7 @@ type RemoveOlderResponse struct {
 
 func (x *RemoveOlderResponse) Reset() {
 	*x = RemoveOlderResponse{}
-	mi := &file_glimpse_proto_msgTypes[32]
+	mi := &file_glimpse_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1819,7 @@ func (x *RemoveOlderResponse) String() string {
 func (*RemoveOlderResponse) ProtoMessage() {}
 
 func (x *RemoveOlderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[32]
+	mi := &file_glimpse_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1832,7 @@ func (x *RemoveOlderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOlderResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOlderResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{32}
+	return file_glimpse_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveOlderResponse) GetRemoved() bool {
@@ -1741,7 +1854,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_glimpse_proto_msgTypes[33]
+	mi := &file_glimpse_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1866,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[33]
+	mi := &file_glimpse_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1879,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{33}
+	return file_glimpse_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogsRequest) GetName() string {
@@ -1809,7 +1922,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_glimpse_proto_msgTypes[34]
+	mi := &file_glimpse_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1934,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[34]
+	mi := &file_glimpse_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1947,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{34}
+	return file_glimpse_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogLine) GetFunction() string {
@@ -1876,7 +1989,7 @@ type AssetFile struct {
 
 func (x *AssetFile) Reset() {
 	*x = AssetFile{}
-	mi := &file_glimpse_proto_msgTypes[35]
+	mi := &file_glimpse_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2001,7 @@ func (x *AssetFile) String() string {
 func (*AssetFile) ProtoMessage() {}
 
 func (x *AssetFile) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[35]
+	mi := &file_glimpse_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2014,7 @@ func (x *AssetFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetFile.ProtoReflect.Descriptor instead.
 func (*AssetFile) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{35}
+	return file_glimpse_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AssetFile) GetDigest() string {
@@ -1934,7 +2047,7 @@ type Manifest struct {
 
 func (x *Manifest) Reset() {
 	*x = Manifest{}
-	mi := &file_glimpse_proto_msgTypes[36]
+	mi := &file_glimpse_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2059,7 @@ func (x *Manifest) String() string {
 func (*Manifest) ProtoMessage() {}
 
 func (x *Manifest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[36]
+	mi := &file_glimpse_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2072,7 @@ func (x *Manifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Manifest.ProtoReflect.Descriptor instead.
 func (*Manifest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{36}
+	return file_glimpse_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Manifest) GetFiles() map[string]*AssetFile {
@@ -1984,7 +2097,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_glimpse_proto_msgTypes[37]
+	mi := &file_glimpse_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2109,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[37]
+	mi := &file_glimpse_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2122,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{37}
+	return file_glimpse_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PublishRequest) GetPrefix() string {
@@ -2060,7 +2173,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_glimpse_proto_msgTypes[38]
+	mi := &file_glimpse_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2185,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[38]
+	mi := &file_glimpse_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2198,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{38}
+	return file_glimpse_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PublishResponse) GetFiles() int64 {
@@ -2132,7 +2245,7 @@ type ManifestRequest struct {
 
 func (x *ManifestRequest) Reset() {
 	*x = ManifestRequest{}
-	mi := &file_glimpse_proto_msgTypes[39]
+	mi := &file_glimpse_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2257,7 @@ func (x *ManifestRequest) String() string {
 func (*ManifestRequest) ProtoMessage() {}
 
 func (x *ManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[39]
+	mi := &file_glimpse_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2270,7 @@ func (x *ManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestRequest.ProtoReflect.Descriptor instead.
 func (*ManifestRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{39}
+	return file_glimpse_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ManifestRequest) GetPrefix() string {
@@ -2176,7 +2289,7 @@ type ManifestResponse struct {
 
 func (x *ManifestResponse) Reset() {
 	*x = ManifestResponse{}
-	mi := &file_glimpse_proto_msgTypes[40]
+	mi := &file_glimpse_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2301,7 @@ func (x *ManifestResponse) String() string {
 func (*ManifestResponse) ProtoMessage() {}
 
 func (x *ManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[40]
+	mi := &file_glimpse_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2314,7 @@ func (x *ManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestResponse.ProtoReflect.Descriptor instead.
 func (*ManifestResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{40}
+	return file_glimpse_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ManifestResponse) GetManifest() *Manifest {
@@ -2220,7 +2333,7 @@ type OpenBlobRequest struct {
 
 func (x *OpenBlobRequest) Reset() {
 	*x = OpenBlobRequest{}
-	mi := &file_glimpse_proto_msgTypes[41]
+	mi := &file_glimpse_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2345,7 @@ func (x *OpenBlobRequest) String() string {
 func (*OpenBlobRequest) ProtoMessage() {}
 
 func (x *OpenBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[41]
+	mi := &file_glimpse_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2358,7 @@ func (x *OpenBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenBlobRequest.ProtoReflect.Descriptor instead.
 func (*OpenBlobRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{41}
+	return file_glimpse_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OpenBlobRequest) GetDigest() string {
@@ -2264,7 +2377,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_glimpse_proto_msgTypes[42]
+	mi := &file_glimpse_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2389,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[42]
+	mi := &file_glimpse_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2402,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{42}
+	return file_glimpse_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -2308,7 +2421,7 @@ type ListManifestsRequest struct {
 
 func (x *ListManifestsRequest) Reset() {
 	*x = ListManifestsRequest{}
-	mi := &file_glimpse_proto_msgTypes[43]
+	mi := &file_glimpse_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2433,7 @@ func (x *ListManifestsRequest) String() string {
 func (*ListManifestsRequest) ProtoMessage() {}
 
 func (x *ListManifestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[43]
+	mi := &file_glimpse_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2446,7 @@ func (x *ListManifestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListManifestsRequest.ProtoReflect.Descriptor instead.
 func (*ListManifestsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{43}
+	return file_glimpse_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListManifestsRequest) GetSelector() map[string]string {
@@ -2353,7 +2466,7 @@ type ManifestInfo struct {
 
 func (x *ManifestInfo) Reset() {
 	*x = ManifestInfo{}
-	mi := &file_glimpse_proto_msgTypes[44]
+	mi := &file_glimpse_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2478,7 @@ func (x *ManifestInfo) String() string {
 func (*ManifestInfo) ProtoMessage() {}
 
 func (x *ManifestInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[44]
+	mi := &file_glimpse_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2491,7 @@ func (x *ManifestInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestInfo.ProtoReflect.Descriptor instead.
 func (*ManifestInfo) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{44}
+	return file_glimpse_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ManifestInfo) GetPrefix() string {
@@ -2404,7 +2517,7 @@ type ListManifestsResponse struct {
 
 func (x *ListManifestsResponse) Reset() {
 	*x = ListManifestsResponse{}
-	mi := &file_glimpse_proto_msgTypes[45]
+	mi := &file_glimpse_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2529,7 @@ func (x *ListManifestsResponse) String() string {
 func (*ListManifestsResponse) ProtoMessage() {}
 
 func (x *ListManifestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[45]
+	mi := &file_glimpse_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2542,7 @@ func (x *ListManifestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListManifestsResponse.ProtoReflect.Descriptor instead.
 func (*ListManifestsResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{45}
+	return file_glimpse_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListManifestsResponse) GetManifests() []*ManifestInfo {
@@ -2448,7 +2561,7 @@ type DeleteManifestsRequest struct {
 
 func (x *DeleteManifestsRequest) Reset() {
 	*x = DeleteManifestsRequest{}
-	mi := &file_glimpse_proto_msgTypes[46]
+	mi := &file_glimpse_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2573,7 @@ func (x *DeleteManifestsRequest) String() string {
 func (*DeleteManifestsRequest) ProtoMessage() {}
 
 func (x *DeleteManifestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[46]
+	mi := &file_glimpse_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2586,7 @@ func (x *DeleteManifestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteManifestsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{46}
+	return file_glimpse_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteManifestsRequest) GetPrefix() string {
@@ -2491,7 +2604,7 @@ type DeleteManifestsResponse struct {
 
 func (x *DeleteManifestsResponse) Reset() {
 	*x = DeleteManifestsResponse{}
-	mi := &file_glimpse_proto_msgTypes[47]
+	mi := &file_glimpse_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2616,7 @@ func (x *DeleteManifestsResponse) String() string {
 func (*DeleteManifestsResponse) ProtoMessage() {}
 
 func (x *DeleteManifestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[47]
+	mi := &file_glimpse_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2629,7 @@ func (x *DeleteManifestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteManifestsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteManifestsResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{47}
+	return file_glimpse_proto_rawDescGZIP(), []int{49}
 }
 
 type CollectBlobsRequest struct {
@@ -2529,7 +2642,7 @@ type CollectBlobsRequest struct {
 
 func (x *CollectBlobsRequest) Reset() {
 	*x = CollectBlobsRequest{}
-	mi := &file_glimpse_proto_msgTypes[48]
+	mi := &file_glimpse_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2654,7 @@ func (x *CollectBlobsRequest) String() string {
 func (*CollectBlobsRequest) ProtoMessage() {}
 
 func (x *CollectBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[48]
+	mi := &file_glimpse_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2667,7 @@ func (x *CollectBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectBlobsRequest.ProtoReflect.Descriptor instead.
 func (*CollectBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{48}
+	return file_glimpse_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CollectBlobsRequest) GetOlderThanNanos() int64 {
@@ -2585,7 +2698,7 @@ type CollectBlobsResponse struct {
 
 func (x *CollectBlobsResponse) Reset() {
 	*x = CollectBlobsResponse{}
-	mi := &file_glimpse_proto_msgTypes[49]
+	mi := &file_glimpse_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2710,7 @@ func (x *CollectBlobsResponse) String() string {
 func (*CollectBlobsResponse) ProtoMessage() {}
 
 func (x *CollectBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[49]
+	mi := &file_glimpse_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2723,7 @@ func (x *CollectBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectBlobsResponse.ProtoReflect.Descriptor instead.
 func (*CollectBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{49}
+	return file_glimpse_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CollectBlobsResponse) GetBlobs() int64 {
@@ -2665,7 +2778,7 @@ type OpenFileRequest struct {
 
 func (x *OpenFileRequest) Reset() {
 	*x = OpenFileRequest{}
-	mi := &file_glimpse_proto_msgTypes[50]
+	mi := &file_glimpse_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2790,7 @@ func (x *OpenFileRequest) String() string {
 func (*OpenFileRequest) ProtoMessage() {}
 
 func (x *OpenFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[50]
+	mi := &file_glimpse_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2803,7 @@ func (x *OpenFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenFileRequest.ProtoReflect.Descriptor instead.
 func (*OpenFileRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{50}
+	return file_glimpse_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OpenFileRequest) GetToken() string {
@@ -2719,13 +2832,14 @@ type Route struct {
 	Served        int64                  `protobuf:"varint,8,opt,name=served,proto3" json:"served,omitempty"`
 	Deleted       bool                   `protobuf:"varint,9,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	Version       string                 `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
+	Failure       string                 `protobuf:"bytes,11,opt,name=failure,proto3" json:"failure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_glimpse_proto_msgTypes[51]
+	mi := &file_glimpse_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2851,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[51]
+	mi := &file_glimpse_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2864,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{51}
+	return file_glimpse_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Route) GetHost() string {
@@ -2823,6 +2937,13 @@ func (x *Route) GetVersion() string {
 	return ""
 }
 
+func (x *Route) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
+}
+
 type RouteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
@@ -2832,7 +2953,7 @@ type RouteRequest struct {
 
 func (x *RouteRequest) Reset() {
 	*x = RouteRequest{}
-	mi := &file_glimpse_proto_msgTypes[52]
+	mi := &file_glimpse_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2965,7 @@ func (x *RouteRequest) String() string {
 func (*RouteRequest) ProtoMessage() {}
 
 func (x *RouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[52]
+	mi := &file_glimpse_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2978,7 @@ func (x *RouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRequest.ProtoReflect.Descriptor instead.
 func (*RouteRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{52}
+	return file_glimpse_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RouteRequest) GetHost() string {
@@ -2876,7 +2997,7 @@ type RouteResponse struct {
 
 func (x *RouteResponse) Reset() {
 	*x = RouteResponse{}
-	mi := &file_glimpse_proto_msgTypes[53]
+	mi := &file_glimpse_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2888,7 +3009,7 @@ func (x *RouteResponse) String() string {
 func (*RouteResponse) ProtoMessage() {}
 
 func (x *RouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[53]
+	mi := &file_glimpse_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2901,7 +3022,7 @@ func (x *RouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteResponse.ProtoReflect.Descriptor instead.
 func (*RouteResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{53}
+	return file_glimpse_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RouteResponse) GetRoute() *Route {
@@ -2920,7 +3041,7 @@ type SetRouteRequest struct {
 
 func (x *SetRouteRequest) Reset() {
 	*x = SetRouteRequest{}
-	mi := &file_glimpse_proto_msgTypes[54]
+	mi := &file_glimpse_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3053,7 @@ func (x *SetRouteRequest) String() string {
 func (*SetRouteRequest) ProtoMessage() {}
 
 func (x *SetRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[54]
+	mi := &file_glimpse_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3066,7 @@ func (x *SetRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRouteRequest.ProtoReflect.Descriptor instead.
 func (*SetRouteRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{54}
+	return file_glimpse_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetRouteRequest) GetRoute() *Route {
@@ -2964,7 +3085,7 @@ type SetRouteResponse struct {
 
 func (x *SetRouteResponse) Reset() {
 	*x = SetRouteResponse{}
-	mi := &file_glimpse_proto_msgTypes[55]
+	mi := &file_glimpse_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3097,7 @@ func (x *SetRouteResponse) String() string {
 func (*SetRouteResponse) ProtoMessage() {}
 
 func (x *SetRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[55]
+	mi := &file_glimpse_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3110,7 @@ func (x *SetRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRouteResponse.ProtoReflect.Descriptor instead.
 func (*SetRouteResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{55}
+	return file_glimpse_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetRouteResponse) GetRoute() *Route {
@@ -3008,7 +3129,7 @@ type RoutesRequest struct {
 
 func (x *RoutesRequest) Reset() {
 	*x = RoutesRequest{}
-	mi := &file_glimpse_proto_msgTypes[56]
+	mi := &file_glimpse_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3141,7 @@ func (x *RoutesRequest) String() string {
 func (*RoutesRequest) ProtoMessage() {}
 
 func (x *RoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[56]
+	mi := &file_glimpse_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3154,7 @@ func (x *RoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutesRequest.ProtoReflect.Descriptor instead.
 func (*RoutesRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{56}
+	return file_glimpse_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RoutesRequest) GetSelector() map[string]string {
@@ -3052,7 +3173,7 @@ type RoutesResponse struct {
 
 func (x *RoutesResponse) Reset() {
 	*x = RoutesResponse{}
-	mi := &file_glimpse_proto_msgTypes[57]
+	mi := &file_glimpse_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3185,7 @@ func (x *RoutesResponse) String() string {
 func (*RoutesResponse) ProtoMessage() {}
 
 func (x *RoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[57]
+	mi := &file_glimpse_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3198,7 @@ func (x *RoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutesResponse.ProtoReflect.Descriptor instead.
 func (*RoutesResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{57}
+	return file_glimpse_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RoutesResponse) GetRoutes() []*Route {
@@ -3096,7 +3217,7 @@ type DeleteRouteRequest struct {
 
 func (x *DeleteRouteRequest) Reset() {
 	*x = DeleteRouteRequest{}
-	mi := &file_glimpse_proto_msgTypes[58]
+	mi := &file_glimpse_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3229,7 @@ func (x *DeleteRouteRequest) String() string {
 func (*DeleteRouteRequest) ProtoMessage() {}
 
 func (x *DeleteRouteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[58]
+	mi := &file_glimpse_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3242,7 @@ func (x *DeleteRouteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRouteRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{58}
+	return file_glimpse_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DeleteRouteRequest) GetHost() string {
@@ -3139,7 +3260,7 @@ type DeleteRouteResponse struct {
 
 func (x *DeleteRouteResponse) Reset() {
 	*x = DeleteRouteResponse{}
-	mi := &file_glimpse_proto_msgTypes[59]
+	mi := &file_glimpse_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3272,7 @@ func (x *DeleteRouteResponse) String() string {
 func (*DeleteRouteResponse) ProtoMessage() {}
 
 func (x *DeleteRouteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[59]
+	mi := &file_glimpse_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3285,7 @@ func (x *DeleteRouteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRouteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRouteResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{59}
+	return file_glimpse_proto_rawDescGZIP(), []int{61}
 }
 
 type ActivityRequest struct {
@@ -3175,7 +3296,7 @@ type ActivityRequest struct {
 
 func (x *ActivityRequest) Reset() {
 	*x = ActivityRequest{}
-	mi := &file_glimpse_proto_msgTypes[60]
+	mi := &file_glimpse_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3308,7 @@ func (x *ActivityRequest) String() string {
 func (*ActivityRequest) ProtoMessage() {}
 
 func (x *ActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[60]
+	mi := &file_glimpse_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3321,7 @@ func (x *ActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityRequest.ProtoReflect.Descriptor instead.
 func (*ActivityRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{60}
+	return file_glimpse_proto_rawDescGZIP(), []int{62}
 }
 
 type Activity struct {
@@ -3210,13 +3331,14 @@ type Activity struct {
 	InFlight             int64                  `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	Finished             uint64                 `protobuf:"varint,4,opt,name=finished,proto3" json:"finished,omitempty"`
 	LastActivityUnixNano int64                  `protobuf:"varint,5,opt,name=last_activity_unix_nano,json=lastActivityUnixNano,proto3" json:"last_activity_unix_nano,omitempty"`
+	Host                 string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Activity) Reset() {
 	*x = Activity{}
-	mi := &file_glimpse_proto_msgTypes[61]
+	mi := &file_glimpse_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3350,7 @@ func (x *Activity) String() string {
 func (*Activity) ProtoMessage() {}
 
 func (x *Activity) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[61]
+	mi := &file_glimpse_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3363,7 @@ func (x *Activity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Activity.ProtoReflect.Descriptor instead.
 func (*Activity) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{61}
+	return file_glimpse_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Activity) GetFunction() string {
@@ -3279,6 +3401,13 @@ func (x *Activity) GetLastActivityUnixNano() int64 {
 	return 0
 }
 
+func (x *Activity) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
 type ActivityResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Activity      []*Activity            `protobuf:"bytes,1,rep,name=activity,proto3" json:"activity,omitempty"`
@@ -3288,7 +3417,7 @@ type ActivityResponse struct {
 
 func (x *ActivityResponse) Reset() {
 	*x = ActivityResponse{}
-	mi := &file_glimpse_proto_msgTypes[62]
+	mi := &file_glimpse_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3429,7 @@ func (x *ActivityResponse) String() string {
 func (*ActivityResponse) ProtoMessage() {}
 
 func (x *ActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[62]
+	mi := &file_glimpse_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3442,7 @@ func (x *ActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityResponse.ProtoReflect.Descriptor instead.
 func (*ActivityResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{62}
+	return file_glimpse_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ActivityResponse) GetActivity() []*Activity {
@@ -3333,7 +3462,7 @@ type EnsureRequest struct {
 
 func (x *EnsureRequest) Reset() {
 	*x = EnsureRequest{}
-	mi := &file_glimpse_proto_msgTypes[63]
+	mi := &file_glimpse_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3474,7 @@ func (x *EnsureRequest) String() string {
 func (*EnsureRequest) ProtoMessage() {}
 
 func (x *EnsureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[63]
+	mi := &file_glimpse_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3487,7 @@ func (x *EnsureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureRequest.ProtoReflect.Descriptor instead.
 func (*EnsureRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{63}
+	return file_glimpse_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *EnsureRequest) GetHost() string {
@@ -3383,7 +3512,7 @@ type EnsureResponse struct {
 
 func (x *EnsureResponse) Reset() {
 	*x = EnsureResponse{}
-	mi := &file_glimpse_proto_msgTypes[64]
+	mi := &file_glimpse_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3524,7 @@ func (x *EnsureResponse) String() string {
 func (*EnsureResponse) ProtoMessage() {}
 
 func (x *EnsureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[64]
+	mi := &file_glimpse_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3537,7 @@ func (x *EnsureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureResponse.ProtoReflect.Descriptor instead.
 func (*EnsureResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{64}
+	return file_glimpse_proto_rawDescGZIP(), []int{66}
 }
 
 type HostsRequest struct {
@@ -3420,7 +3549,7 @@ type HostsRequest struct {
 
 func (x *HostsRequest) Reset() {
 	*x = HostsRequest{}
-	mi := &file_glimpse_proto_msgTypes[65]
+	mi := &file_glimpse_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3561,7 @@ func (x *HostsRequest) String() string {
 func (*HostsRequest) ProtoMessage() {}
 
 func (x *HostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[65]
+	mi := &file_glimpse_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3574,7 @@ func (x *HostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostsRequest.ProtoReflect.Descriptor instead.
 func (*HostsRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{65}
+	return file_glimpse_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *HostsRequest) GetSelector() map[string]string {
@@ -3464,7 +3593,7 @@ type HostsResponse struct {
 
 func (x *HostsResponse) Reset() {
 	*x = HostsResponse{}
-	mi := &file_glimpse_proto_msgTypes[66]
+	mi := &file_glimpse_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3476,7 +3605,7 @@ func (x *HostsResponse) String() string {
 func (*HostsResponse) ProtoMessage() {}
 
 func (x *HostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[66]
+	mi := &file_glimpse_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3489,7 +3618,7 @@ func (x *HostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostsResponse.ProtoReflect.Descriptor instead.
 func (*HostsResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{66}
+	return file_glimpse_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *HostsResponse) GetHosts() []string {
@@ -3508,7 +3637,7 @@ type RemoveHostRequest struct {
 
 func (x *RemoveHostRequest) Reset() {
 	*x = RemoveHostRequest{}
-	mi := &file_glimpse_proto_msgTypes[67]
+	mi := &file_glimpse_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3649,7 @@ func (x *RemoveHostRequest) String() string {
 func (*RemoveHostRequest) ProtoMessage() {}
 
 func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[67]
+	mi := &file_glimpse_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3662,7 @@ func (x *RemoveHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostRequest.ProtoReflect.Descriptor instead.
 func (*RemoveHostRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{67}
+	return file_glimpse_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RemoveHostRequest) GetHost() string {
@@ -3551,7 +3680,7 @@ type RemoveHostResponse struct {
 
 func (x *RemoveHostResponse) Reset() {
 	*x = RemoveHostResponse{}
-	mi := &file_glimpse_proto_msgTypes[68]
+	mi := &file_glimpse_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +3692,7 @@ func (x *RemoveHostResponse) String() string {
 func (*RemoveHostResponse) ProtoMessage() {}
 
 func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[68]
+	mi := &file_glimpse_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3576,7 +3705,7 @@ func (x *RemoveHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveHostResponse.ProtoReflect.Descriptor instead.
 func (*RemoveHostResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{68}
+	return file_glimpse_proto_rawDescGZIP(), []int{70}
 }
 
 type PurgeRequest struct {
@@ -3589,7 +3718,7 @@ type PurgeRequest struct {
 
 func (x *PurgeRequest) Reset() {
 	*x = PurgeRequest{}
-	mi := &file_glimpse_proto_msgTypes[69]
+	mi := &file_glimpse_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3730,7 @@ func (x *PurgeRequest) String() string {
 func (*PurgeRequest) ProtoMessage() {}
 
 func (x *PurgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[69]
+	mi := &file_glimpse_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3743,7 @@ func (x *PurgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeRequest.ProtoReflect.Descriptor instead.
 func (*PurgeRequest) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{69}
+	return file_glimpse_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PurgeRequest) GetHosts() []string {
@@ -3639,7 +3768,7 @@ type PurgeResponse struct {
 
 func (x *PurgeResponse) Reset() {
 	*x = PurgeResponse{}
-	mi := &file_glimpse_proto_msgTypes[70]
+	mi := &file_glimpse_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3651,7 +3780,7 @@ func (x *PurgeResponse) String() string {
 func (*PurgeResponse) ProtoMessage() {}
 
 func (x *PurgeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_glimpse_proto_msgTypes[70]
+	mi := &file_glimpse_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3793,7 @@ func (x *PurgeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeResponse.ProtoReflect.Descriptor instead.
 func (*PurgeResponse) Descriptor() ([]byte, []int) {
-	return file_glimpse_proto_rawDescGZIP(), []int{70}
+	return file_glimpse_proto_rawDescGZIP(), []int{72}
 }
 
 var File_glimpse_proto protoreflect.FileDescriptor
@@ -3737,13 +3866,14 @@ const file_glimpse_proto_rawDesc = "" +
 	"\x15DeleteManifestRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\"\x18\n" +
-	"\x16DeleteManifestResponse\"\xb0\x03\n" +
+	"\x16DeleteManifestResponse\"\xec\x03\n" +
 	"\bFunction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x126\n" +
 	"\x03env\x18\x03 \x03(\v2$.glimpse.plugin.v1.Function.EnvEntryR\x03env\x12?\n" +
 	"\x06labels\x18\x04 \x03(\v2'.glimpse.plugin.v1.Function.LabelsEntryR\x06labels\x12N\n" +
-	"\vannotations\x18\x05 \x03(\v2,.glimpse.plugin.v1.Function.AnnotationsEntryR\vannotations\x1a6\n" +
+	"\vannotations\x18\x05 \x03(\v2,.glimpse.plugin.v1.Function.AnnotationsEntryR\vannotations\x12:\n" +
+	"\tresources\x18\x06 \x01(\v2\x1c.glimpse.plugin.v1.ResourcesR\tresources\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
@@ -3752,7 +3882,13 @@ const file_glimpse_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdc\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x01\n" +
+	"\tResources\x12;\n" +
+	"\brequests\x18\x01 \x01(\v2\x1f.glimpse.plugin.v1.ResourceListR\brequests\x127\n" +
+	"\x06limits\x18\x02 \x01(\v2\x1f.glimpse.plugin.v1.ResourceListR\x06limits\"8\n" +
+	"\fResourceList\x12\x10\n" +
+	"\x03cpu\x18\x01 \x01(\tR\x03cpu\x12\x16\n" +
+	"\x06memory\x18\x02 \x01(\tR\x06memory\"\xdc\x02\n" +
 	"\x0eFunctionStatus\x127\n" +
 	"\bfunction\x18\x01 \x01(\v2\x1b.glimpse.plugin.v1.FunctionR\bfunction\x12\x1a\n" +
 	"\breplicas\x18\x02 \x01(\x03R\breplicas\x12-\n" +
@@ -3864,7 +4000,7 @@ const file_glimpse_proto_rawDesc = "" +
 	"\x04temp\x18\x06 \x01(\x03R\x04temp\";\n" +
 	"\x0fOpenFileRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x12\n" +
-	"\x04path\x18\x02 \x01(\tR\x04path\"\x8d\x03\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\xa7\x03\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12!\n" +
 	"\fasset_prefix\x18\x02 \x01(\tR\vassetPrefix\x12\x1a\n" +
@@ -3878,7 +4014,8 @@ const file_glimpse_proto_rawDesc = "" +
 	"\x06served\x18\b \x01(\x03R\x06served\x12\x18\n" +
 	"\adeleted\x18\t \x01(\bR\adeleted\x12\x18\n" +
 	"\aversion\x18\n" +
-	" \x01(\tR\aversion\x1a9\n" +
+	" \x01(\tR\aversion\x12\x18\n" +
+	"\afailure\x18\v \x01(\tR\afailure\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
@@ -3900,13 +4037,14 @@ const file_glimpse_proto_rawDesc = "" +
 	"\x12DeleteRouteRequest\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\"\x15\n" +
 	"\x13DeleteRouteResponse\"\x11\n" +
-	"\x0fActivityRequest\"\xb0\x01\n" +
+	"\x0fActivityRequest\"\xc4\x01\n" +
 	"\bActivity\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x18\n" +
 	"\astarted\x18\x02 \x01(\x04R\astarted\x12\x1b\n" +
 	"\tin_flight\x18\x03 \x01(\x03R\binFlight\x12\x1a\n" +
 	"\bfinished\x18\x04 \x01(\x04R\bfinished\x125\n" +
-	"\x17last_activity_unix_nano\x18\x05 \x01(\x03R\x14lastActivityUnixNano\"K\n" +
+	"\x17last_activity_unix_nano\x18\x05 \x01(\x03R\x14lastActivityUnixNano\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\"K\n" +
 	"\x10ActivityResponse\x127\n" +
 	"\bactivity\x18\x01 \x03(\v2\x1b.glimpse.plugin.v1.ActivityR\bactivity\"\xa4\x01\n" +
 	"\rEnsureRequest\x12\x12\n" +
@@ -3985,7 +4123,7 @@ func file_glimpse_proto_rawDescGZIP() []byte {
 	return file_glimpse_proto_rawDescData
 }
 
-var file_glimpse_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_glimpse_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_glimpse_proto_goTypes = []any{
 	(*ErrorInfo)(nil),               // 0: glimpse.plugin.v1.ErrorInfo
 	(*DescribeRequest)(nil),         // 1: glimpse.plugin.v1.DescribeRequest
@@ -4007,167 +4145,172 @@ var file_glimpse_proto_goTypes = []any{
 	(*DeleteManifestRequest)(nil),   // 17: glimpse.plugin.v1.DeleteManifestRequest
 	(*DeleteManifestResponse)(nil),  // 18: glimpse.plugin.v1.DeleteManifestResponse
 	(*Function)(nil),                // 19: glimpse.plugin.v1.Function
-	(*FunctionStatus)(nil),          // 20: glimpse.plugin.v1.FunctionStatus
-	(*ApplyRequest)(nil),            // 21: glimpse.plugin.v1.ApplyRequest
-	(*ApplyResponse)(nil),           // 22: glimpse.plugin.v1.ApplyResponse
-	(*GetFunctionRequest)(nil),      // 23: glimpse.plugin.v1.GetFunctionRequest
-	(*GetFunctionResponse)(nil),     // 24: glimpse.plugin.v1.GetFunctionResponse
-	(*ListFunctionsRequest)(nil),    // 25: glimpse.plugin.v1.ListFunctionsRequest
-	(*ListFunctionsResponse)(nil),   // 26: glimpse.plugin.v1.ListFunctionsResponse
-	(*ScaleRequest)(nil),            // 27: glimpse.plugin.v1.ScaleRequest
-	(*ScaleResponse)(nil),           // 28: glimpse.plugin.v1.ScaleResponse
-	(*RemoveFunctionRequest)(nil),   // 29: glimpse.plugin.v1.RemoveFunctionRequest
-	(*RemoveFunctionResponse)(nil),  // 30: glimpse.plugin.v1.RemoveFunctionResponse
-	(*RemoveOlderRequest)(nil),      // 31: glimpse.plugin.v1.RemoveOlderRequest
-	(*RemoveOlderResponse)(nil),     // 32: glimpse.plugin.v1.RemoveOlderResponse
-	(*LogsRequest)(nil),             // 33: glimpse.plugin.v1.LogsRequest
-	(*LogLine)(nil),                 // 34: glimpse.plugin.v1.LogLine
-	(*AssetFile)(nil),               // 35: glimpse.plugin.v1.AssetFile
-	(*Manifest)(nil),                // 36: glimpse.plugin.v1.Manifest
-	(*PublishRequest)(nil),          // 37: glimpse.plugin.v1.PublishRequest
-	(*PublishResponse)(nil),         // 38: glimpse.plugin.v1.PublishResponse
-	(*ManifestRequest)(nil),         // 39: glimpse.plugin.v1.ManifestRequest
-	(*ManifestResponse)(nil),        // 40: glimpse.plugin.v1.ManifestResponse
-	(*OpenBlobRequest)(nil),         // 41: glimpse.plugin.v1.OpenBlobRequest
-	(*Chunk)(nil),                   // 42: glimpse.plugin.v1.Chunk
-	(*ListManifestsRequest)(nil),    // 43: glimpse.plugin.v1.ListManifestsRequest
-	(*ManifestInfo)(nil),            // 44: glimpse.plugin.v1.ManifestInfo
-	(*ListManifestsResponse)(nil),   // 45: glimpse.plugin.v1.ListManifestsResponse
-	(*DeleteManifestsRequest)(nil),  // 46: glimpse.plugin.v1.DeleteManifestsRequest
-	(*DeleteManifestsResponse)(nil), // 47: glimpse.plugin.v1.DeleteManifestsResponse
-	(*CollectBlobsRequest)(nil),     // 48: glimpse.plugin.v1.CollectBlobsRequest
-	(*CollectBlobsResponse)(nil),    // 49: glimpse.plugin.v1.CollectBlobsResponse
-	(*OpenFileRequest)(nil),         // 50: glimpse.plugin.v1.OpenFileRequest
-	(*Route)(nil),                   // 51: glimpse.plugin.v1.Route
-	(*RouteRequest)(nil),            // 52: glimpse.plugin.v1.RouteRequest
-	(*RouteResponse)(nil),           // 53: glimpse.plugin.v1.RouteResponse
-	(*SetRouteRequest)(nil),         // 54: glimpse.plugin.v1.SetRouteRequest
-	(*SetRouteResponse)(nil),        // 55: glimpse.plugin.v1.SetRouteResponse
-	(*RoutesRequest)(nil),           // 56: glimpse.plugin.v1.RoutesRequest
-	(*RoutesResponse)(nil),          // 57: glimpse.plugin.v1.RoutesResponse
-	(*DeleteRouteRequest)(nil),      // 58: glimpse.plugin.v1.DeleteRouteRequest
-	(*DeleteRouteResponse)(nil),     // 59: glimpse.plugin.v1.DeleteRouteResponse
-	(*ActivityRequest)(nil),         // 60: glimpse.plugin.v1.ActivityRequest
-	(*Activity)(nil),                // 61: glimpse.plugin.v1.Activity
-	(*ActivityResponse)(nil),        // 62: glimpse.plugin.v1.ActivityResponse
-	(*EnsureRequest)(nil),           // 63: glimpse.plugin.v1.EnsureRequest
-	(*EnsureResponse)(nil),          // 64: glimpse.plugin.v1.EnsureResponse
-	(*HostsRequest)(nil),            // 65: glimpse.plugin.v1.HostsRequest
-	(*HostsResponse)(nil),           // 66: glimpse.plugin.v1.HostsResponse
-	(*RemoveHostRequest)(nil),       // 67: glimpse.plugin.v1.RemoveHostRequest
-	(*RemoveHostResponse)(nil),      // 68: glimpse.plugin.v1.RemoveHostResponse
-	(*PurgeRequest)(nil),            // 69: glimpse.plugin.v1.PurgeRequest
-	(*PurgeResponse)(nil),           // 70: glimpse.plugin.v1.PurgeResponse
-	nil,                             // 71: glimpse.plugin.v1.BuildRequest.LabelsEntry
-	nil,                             // 72: glimpse.plugin.v1.Function.EnvEntry
-	nil,                             // 73: glimpse.plugin.v1.Function.LabelsEntry
-	nil,                             // 74: glimpse.plugin.v1.Function.AnnotationsEntry
-	nil,                             // 75: glimpse.plugin.v1.ListFunctionsRequest.SelectorEntry
-	nil,                             // 76: glimpse.plugin.v1.Manifest.FilesEntry
-	nil,                             // 77: glimpse.plugin.v1.PublishRequest.LabelsEntry
-	nil,                             // 78: glimpse.plugin.v1.ListManifestsRequest.SelectorEntry
-	nil,                             // 79: glimpse.plugin.v1.ManifestInfo.LabelsEntry
-	nil,                             // 80: glimpse.plugin.v1.Route.LabelsEntry
-	nil,                             // 81: glimpse.plugin.v1.RoutesRequest.SelectorEntry
-	nil,                             // 82: glimpse.plugin.v1.EnsureRequest.LabelsEntry
-	nil,                             // 83: glimpse.plugin.v1.HostsRequest.SelectorEntry
+	(*Resources)(nil),               // 20: glimpse.plugin.v1.Resources
+	(*ResourceList)(nil),            // 21: glimpse.plugin.v1.ResourceList
+	(*FunctionStatus)(nil),          // 22: glimpse.plugin.v1.FunctionStatus
+	(*ApplyRequest)(nil),            // 23: glimpse.plugin.v1.ApplyRequest
+	(*ApplyResponse)(nil),           // 24: glimpse.plugin.v1.ApplyResponse
+	(*GetFunctionRequest)(nil),      // 25: glimpse.plugin.v1.GetFunctionRequest
+	(*GetFunctionResponse)(nil),     // 26: glimpse.plugin.v1.GetFunctionResponse
+	(*ListFunctionsRequest)(nil),    // 27: glimpse.plugin.v1.ListFunctionsRequest
+	(*ListFunctionsResponse)(nil),   // 28: glimpse.plugin.v1.ListFunctionsResponse
+	(*ScaleRequest)(nil),            // 29: glimpse.plugin.v1.ScaleRequest
+	(*ScaleResponse)(nil),           // 30: glimpse.plugin.v1.ScaleResponse
+	(*RemoveFunctionRequest)(nil),   // 31: glimpse.plugin.v1.RemoveFunctionRequest
+	(*RemoveFunctionResponse)(nil),  // 32: glimpse.plugin.v1.RemoveFunctionResponse
+	(*RemoveOlderRequest)(nil),      // 33: glimpse.plugin.v1.RemoveOlderRequest
+	(*RemoveOlderResponse)(nil),     // 34: glimpse.plugin.v1.RemoveOlderResponse
+	(*LogsRequest)(nil),             // 35: glimpse.plugin.v1.LogsRequest
+	(*LogLine)(nil),                 // 36: glimpse.plugin.v1.LogLine
+	(*AssetFile)(nil),               // 37: glimpse.plugin.v1.AssetFile
+	(*Manifest)(nil),                // 38: glimpse.plugin.v1.Manifest
+	(*PublishRequest)(nil),          // 39: glimpse.plugin.v1.PublishRequest
+	(*PublishResponse)(nil),         // 40: glimpse.plugin.v1.PublishResponse
+	(*ManifestRequest)(nil),         // 41: glimpse.plugin.v1.ManifestRequest
+	(*ManifestResponse)(nil),        // 42: glimpse.plugin.v1.ManifestResponse
+	(*OpenBlobRequest)(nil),         // 43: glimpse.plugin.v1.OpenBlobRequest
+	(*Chunk)(nil),                   // 44: glimpse.plugin.v1.Chunk
+	(*ListManifestsRequest)(nil),    // 45: glimpse.plugin.v1.ListManifestsRequest
+	(*ManifestInfo)(nil),            // 46: glimpse.plugin.v1.ManifestInfo
+	(*ListManifestsResponse)(nil),   // 47: glimpse.plugin.v1.ListManifestsResponse
+	(*DeleteManifestsRequest)(nil),  // 48: glimpse.plugin.v1.DeleteManifestsRequest
+	(*DeleteManifestsResponse)(nil), // 49: glimpse.plugin.v1.DeleteManifestsResponse
+	(*CollectBlobsRequest)(nil),     // 50: glimpse.plugin.v1.CollectBlobsRequest
+	(*CollectBlobsResponse)(nil),    // 51: glimpse.plugin.v1.CollectBlobsResponse
+	(*OpenFileRequest)(nil),         // 52: glimpse.plugin.v1.OpenFileRequest
+	(*Route)(nil),                   // 53: glimpse.plugin.v1.Route
+	(*RouteRequest)(nil),            // 54: glimpse.plugin.v1.RouteRequest
+	(*RouteResponse)(nil),           // 55: glimpse.plugin.v1.RouteResponse
+	(*SetRouteRequest)(nil),         // 56: glimpse.plugin.v1.SetRouteRequest
+	(*SetRouteResponse)(nil),        // 57: glimpse.plugin.v1.SetRouteResponse
+	(*RoutesRequest)(nil),           // 58: glimpse.plugin.v1.RoutesRequest
+	(*RoutesResponse)(nil),          // 59: glimpse.plugin.v1.RoutesResponse
+	(*DeleteRouteRequest)(nil),      // 60: glimpse.plugin.v1.DeleteRouteRequest
+	(*DeleteRouteResponse)(nil),     // 61: glimpse.plugin.v1.DeleteRouteResponse
+	(*ActivityRequest)(nil),         // 62: glimpse.plugin.v1.ActivityRequest
+	(*Activity)(nil),                // 63: glimpse.plugin.v1.Activity
+	(*ActivityResponse)(nil),        // 64: glimpse.plugin.v1.ActivityResponse
+	(*EnsureRequest)(nil),           // 65: glimpse.plugin.v1.EnsureRequest
+	(*EnsureResponse)(nil),          // 66: glimpse.plugin.v1.EnsureResponse
+	(*HostsRequest)(nil),            // 67: glimpse.plugin.v1.HostsRequest
+	(*HostsResponse)(nil),           // 68: glimpse.plugin.v1.HostsResponse
+	(*RemoveHostRequest)(nil),       // 69: glimpse.plugin.v1.RemoveHostRequest
+	(*RemoveHostResponse)(nil),      // 70: glimpse.plugin.v1.RemoveHostResponse
+	(*PurgeRequest)(nil),            // 71: glimpse.plugin.v1.PurgeRequest
+	(*PurgeResponse)(nil),           // 72: glimpse.plugin.v1.PurgeResponse
+	nil,                             // 73: glimpse.plugin.v1.BuildRequest.LabelsEntry
+	nil,                             // 74: glimpse.plugin.v1.Function.EnvEntry
+	nil,                             // 75: glimpse.plugin.v1.Function.LabelsEntry
+	nil,                             // 76: glimpse.plugin.v1.Function.AnnotationsEntry
+	nil,                             // 77: glimpse.plugin.v1.ListFunctionsRequest.SelectorEntry
+	nil,                             // 78: glimpse.plugin.v1.Manifest.FilesEntry
+	nil,                             // 79: glimpse.plugin.v1.PublishRequest.LabelsEntry
+	nil,                             // 80: glimpse.plugin.v1.ListManifestsRequest.SelectorEntry
+	nil,                             // 81: glimpse.plugin.v1.ManifestInfo.LabelsEntry
+	nil,                             // 82: glimpse.plugin.v1.Route.LabelsEntry
+	nil,                             // 83: glimpse.plugin.v1.RoutesRequest.SelectorEntry
+	nil,                             // 84: glimpse.plugin.v1.EnsureRequest.LabelsEntry
+	nil,                             // 85: glimpse.plugin.v1.HostsRequest.SelectorEntry
 }
 var file_glimpse_proto_depIdxs = []int32{
 	3,  // 0: glimpse.plugin.v1.BuildRequest.target:type_name -> glimpse.plugin.v1.Target
-	71, // 1: glimpse.plugin.v1.BuildRequest.labels:type_name -> glimpse.plugin.v1.BuildRequest.LabelsEntry
+	73, // 1: glimpse.plugin.v1.BuildRequest.labels:type_name -> glimpse.plugin.v1.BuildRequest.LabelsEntry
 	6,  // 2: glimpse.plugin.v1.BuildEvent.result:type_name -> glimpse.plugin.v1.BuildResult
-	72, // 3: glimpse.plugin.v1.Function.env:type_name -> glimpse.plugin.v1.Function.EnvEntry
-	73, // 4: glimpse.plugin.v1.Function.labels:type_name -> glimpse.plugin.v1.Function.LabelsEntry
-	74, // 5: glimpse.plugin.v1.Function.annotations:type_name -> glimpse.plugin.v1.Function.AnnotationsEntry
-	19, // 6: glimpse.plugin.v1.FunctionStatus.function:type_name -> glimpse.plugin.v1.Function
-	19, // 7: glimpse.plugin.v1.ApplyRequest.function:type_name -> glimpse.plugin.v1.Function
-	20, // 8: glimpse.plugin.v1.GetFunctionResponse.status:type_name -> glimpse.plugin.v1.FunctionStatus
-	75, // 9: glimpse.plugin.v1.ListFunctionsRequest.selector:type_name -> glimpse.plugin.v1.ListFunctionsRequest.SelectorEntry
-	20, // 10: glimpse.plugin.v1.ListFunctionsResponse.functions:type_name -> glimpse.plugin.v1.FunctionStatus
-	76, // 11: glimpse.plugin.v1.Manifest.files:type_name -> glimpse.plugin.v1.Manifest.FilesEntry
-	36, // 12: glimpse.plugin.v1.PublishRequest.manifest:type_name -> glimpse.plugin.v1.Manifest
-	77, // 13: glimpse.plugin.v1.PublishRequest.labels:type_name -> glimpse.plugin.v1.PublishRequest.LabelsEntry
-	36, // 14: glimpse.plugin.v1.ManifestResponse.manifest:type_name -> glimpse.plugin.v1.Manifest
-	78, // 15: glimpse.plugin.v1.ListManifestsRequest.selector:type_name -> glimpse.plugin.v1.ListManifestsRequest.SelectorEntry
-	79, // 16: glimpse.plugin.v1.ManifestInfo.labels:type_name -> glimpse.plugin.v1.ManifestInfo.LabelsEntry
-	44, // 17: glimpse.plugin.v1.ListManifestsResponse.manifests:type_name -> glimpse.plugin.v1.ManifestInfo
-	80, // 18: glimpse.plugin.v1.Route.labels:type_name -> glimpse.plugin.v1.Route.LabelsEntry
-	51, // 19: glimpse.plugin.v1.RouteResponse.route:type_name -> glimpse.plugin.v1.Route
-	51, // 20: glimpse.plugin.v1.SetRouteRequest.route:type_name -> glimpse.plugin.v1.Route
-	51, // 21: glimpse.plugin.v1.SetRouteResponse.route:type_name -> glimpse.plugin.v1.Route
-	81, // 22: glimpse.plugin.v1.RoutesRequest.selector:type_name -> glimpse.plugin.v1.RoutesRequest.SelectorEntry
-	51, // 23: glimpse.plugin.v1.RoutesResponse.routes:type_name -> glimpse.plugin.v1.Route
-	61, // 24: glimpse.plugin.v1.ActivityResponse.activity:type_name -> glimpse.plugin.v1.Activity
-	82, // 25: glimpse.plugin.v1.EnsureRequest.labels:type_name -> glimpse.plugin.v1.EnsureRequest.LabelsEntry
-	83, // 26: glimpse.plugin.v1.HostsRequest.selector:type_name -> glimpse.plugin.v1.HostsRequest.SelectorEntry
-	35, // 27: glimpse.plugin.v1.Manifest.FilesEntry.value:type_name -> glimpse.plugin.v1.AssetFile
-	1,  // 28: glimpse.plugin.v1.Info.Describe:input_type -> glimpse.plugin.v1.DescribeRequest
-	4,  // 29: glimpse.plugin.v1.Builder.Build:input_type -> glimpse.plugin.v1.BuildRequest
-	7,  // 30: glimpse.plugin.v1.Registry.Repository:input_type -> glimpse.plugin.v1.RepositoryRequest
-	9,  // 31: glimpse.plugin.v1.Registry.Resolve:input_type -> glimpse.plugin.v1.ResolveRequest
-	11, // 32: glimpse.plugin.v1.Registry.Tags:input_type -> glimpse.plugin.v1.TagsRequest
-	13, // 33: glimpse.plugin.v1.Registry.DeleteTag:input_type -> glimpse.plugin.v1.DeleteTagRequest
-	15, // 34: glimpse.plugin.v1.Registry.Apps:input_type -> glimpse.plugin.v1.AppsRequest
-	17, // 35: glimpse.plugin.v1.Registry.DeleteManifest:input_type -> glimpse.plugin.v1.DeleteManifestRequest
-	21, // 36: glimpse.plugin.v1.FunctionRuntime.Apply:input_type -> glimpse.plugin.v1.ApplyRequest
-	23, // 37: glimpse.plugin.v1.FunctionRuntime.Get:input_type -> glimpse.plugin.v1.GetFunctionRequest
-	25, // 38: glimpse.plugin.v1.FunctionRuntime.List:input_type -> glimpse.plugin.v1.ListFunctionsRequest
-	27, // 39: glimpse.plugin.v1.FunctionRuntime.Scale:input_type -> glimpse.plugin.v1.ScaleRequest
-	29, // 40: glimpse.plugin.v1.FunctionRuntime.Remove:input_type -> glimpse.plugin.v1.RemoveFunctionRequest
-	31, // 41: glimpse.plugin.v1.FunctionRuntime.RemoveOlder:input_type -> glimpse.plugin.v1.RemoveOlderRequest
-	33, // 42: glimpse.plugin.v1.FunctionRuntime.Logs:input_type -> glimpse.plugin.v1.LogsRequest
-	37, // 43: glimpse.plugin.v1.AssetStore.Publish:input_type -> glimpse.plugin.v1.PublishRequest
-	39, // 44: glimpse.plugin.v1.AssetStore.Manifest:input_type -> glimpse.plugin.v1.ManifestRequest
-	41, // 45: glimpse.plugin.v1.AssetStore.Open:input_type -> glimpse.plugin.v1.OpenBlobRequest
-	43, // 46: glimpse.plugin.v1.AssetStore.List:input_type -> glimpse.plugin.v1.ListManifestsRequest
-	46, // 47: glimpse.plugin.v1.AssetStore.Delete:input_type -> glimpse.plugin.v1.DeleteManifestsRequest
-	48, // 48: glimpse.plugin.v1.AssetStore.CollectBlobs:input_type -> glimpse.plugin.v1.CollectBlobsRequest
-	50, // 49: glimpse.plugin.v1.Files.Open:input_type -> glimpse.plugin.v1.OpenFileRequest
-	52, // 50: glimpse.plugin.v1.Router.Route:input_type -> glimpse.plugin.v1.RouteRequest
-	54, // 51: glimpse.plugin.v1.Router.SetRoute:input_type -> glimpse.plugin.v1.SetRouteRequest
-	56, // 52: glimpse.plugin.v1.Router.Routes:input_type -> glimpse.plugin.v1.RoutesRequest
-	58, // 53: glimpse.plugin.v1.Router.DeleteRoute:input_type -> glimpse.plugin.v1.DeleteRouteRequest
-	60, // 54: glimpse.plugin.v1.Router.Activity:input_type -> glimpse.plugin.v1.ActivityRequest
-	63, // 55: glimpse.plugin.v1.DNS.Ensure:input_type -> glimpse.plugin.v1.EnsureRequest
-	65, // 56: glimpse.plugin.v1.DNS.Hosts:input_type -> glimpse.plugin.v1.HostsRequest
-	67, // 57: glimpse.plugin.v1.DNS.Remove:input_type -> glimpse.plugin.v1.RemoveHostRequest
-	69, // 58: glimpse.plugin.v1.CDN.Purge:input_type -> glimpse.plugin.v1.PurgeRequest
-	2,  // 59: glimpse.plugin.v1.Info.Describe:output_type -> glimpse.plugin.v1.DescribeResponse
-	5,  // 60: glimpse.plugin.v1.Builder.Build:output_type -> glimpse.plugin.v1.BuildEvent
-	8,  // 61: glimpse.plugin.v1.Registry.Repository:output_type -> glimpse.plugin.v1.RepositoryResponse
-	10, // 62: glimpse.plugin.v1.Registry.Resolve:output_type -> glimpse.plugin.v1.ResolveResponse
-	12, // 63: glimpse.plugin.v1.Registry.Tags:output_type -> glimpse.plugin.v1.TagsResponse
-	14, // 64: glimpse.plugin.v1.Registry.DeleteTag:output_type -> glimpse.plugin.v1.DeleteTagResponse
-	16, // 65: glimpse.plugin.v1.Registry.Apps:output_type -> glimpse.plugin.v1.AppsResponse
-	18, // 66: glimpse.plugin.v1.Registry.DeleteManifest:output_type -> glimpse.plugin.v1.DeleteManifestResponse
-	22, // 67: glimpse.plugin.v1.FunctionRuntime.Apply:output_type -> glimpse.plugin.v1.ApplyResponse
-	24, // 68: glimpse.plugin.v1.FunctionRuntime.Get:output_type -> glimpse.plugin.v1.GetFunctionResponse
-	26, // 69: glimpse.plugin.v1.FunctionRuntime.List:output_type -> glimpse.plugin.v1.ListFunctionsResponse
-	28, // 70: glimpse.plugin.v1.FunctionRuntime.Scale:output_type -> glimpse.plugin.v1.ScaleResponse
-	30, // 71: glimpse.plugin.v1.FunctionRuntime.Remove:output_type -> glimpse.plugin.v1.RemoveFunctionResponse
-	32, // 72: glimpse.plugin.v1.FunctionRuntime.RemoveOlder:output_type -> glimpse.plugin.v1.RemoveOlderResponse
-	34, // 73: glimpse.plugin.v1.FunctionRuntime.Logs:output_type -> glimpse.plugin.v1.LogLine
-	38, // 74: glimpse.plugin.v1.AssetStore.Publish:output_type -> glimpse.plugin.v1.PublishResponse
-	40, // 75: glimpse.plugin.v1.AssetStore.Manifest:output_type -> glimpse.plugin.v1.ManifestResponse
-	42, // 76: glimpse.plugin.v1.AssetStore.Open:output_type -> glimpse.plugin.v1.Chunk
-	45, // 77: glimpse.plugin.v1.AssetStore.List:output_type -> glimpse.plugin.v1.ListManifestsResponse
-	47, // 78: glimpse.plugin.v1.AssetStore.Delete:output_type -> glimpse.plugin.v1.DeleteManifestsResponse
-	49, // 79: glimpse.plugin.v1.AssetStore.CollectBlobs:output_type -> glimpse.plugin.v1.CollectBlobsResponse
-	42, // 80: glimpse.plugin.v1.Files.Open:output_type -> glimpse.plugin.v1.Chunk
-	53, // 81: glimpse.plugin.v1.Router.Route:output_type -> glimpse.plugin.v1.RouteResponse
-	55, // 82: glimpse.plugin.v1.Router.SetRoute:output_type -> glimpse.plugin.v1.SetRouteResponse
-	57, // 83: glimpse.plugin.v1.Router.Routes:output_type -> glimpse.plugin.v1.RoutesResponse
-	59, // 84: glimpse.plugin.v1.Router.DeleteRoute:output_type -> glimpse.plugin.v1.DeleteRouteResponse
-	62, // 85: glimpse.plugin.v1.Router.Activity:output_type -> glimpse.plugin.v1.ActivityResponse
-	64, // 86: glimpse.plugin.v1.DNS.Ensure:output_type -> glimpse.plugin.v1.EnsureResponse
-	66, // 87: glimpse.plugin.v1.DNS.Hosts:output_type -> glimpse.plugin.v1.HostsResponse
-	68, // 88: glimpse.plugin.v1.DNS.Remove:output_type -> glimpse.plugin.v1.RemoveHostResponse
-	70, // 89: glimpse.plugin.v1.CDN.Purge:output_type -> glimpse.plugin.v1.PurgeResponse
-	59, // [59:90] is the sub-list for method output_type
-	28, // [28:59] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	74, // 3: glimpse.plugin.v1.Function.env:type_name -> glimpse.plugin.v1.Function.EnvEntry
+	75, // 4: glimpse.plugin.v1.Function.labels:type_name -> glimpse.plugin.v1.Function.LabelsEntry
+	76, // 5: glimpse.plugin.v1.Function.annotations:type_name -> glimpse.plugin.v1.Function.AnnotationsEntry
+	20, // 6: glimpse.plugin.v1.Function.resources:type_name -> glimpse.plugin.v1.Resources
+	21, // 7: glimpse.plugin.v1.Resources.requests:type_name -> glimpse.plugin.v1.ResourceList
+	21, // 8: glimpse.plugin.v1.Resources.limits:type_name -> glimpse.plugin.v1.ResourceList
+	19, // 9: glimpse.plugin.v1.FunctionStatus.function:type_name -> glimpse.plugin.v1.Function
+	19, // 10: glimpse.plugin.v1.ApplyRequest.function:type_name -> glimpse.plugin.v1.Function
+	22, // 11: glimpse.plugin.v1.GetFunctionResponse.status:type_name -> glimpse.plugin.v1.FunctionStatus
+	77, // 12: glimpse.plugin.v1.ListFunctionsRequest.selector:type_name -> glimpse.plugin.v1.ListFunctionsRequest.SelectorEntry
+	22, // 13: glimpse.plugin.v1.ListFunctionsResponse.functions:type_name -> glimpse.plugin.v1.FunctionStatus
+	78, // 14: glimpse.plugin.v1.Manifest.files:type_name -> glimpse.plugin.v1.Manifest.FilesEntry
+	38, // 15: glimpse.plugin.v1.PublishRequest.manifest:type_name -> glimpse.plugin.v1.Manifest
+	79, // 16: glimpse.plugin.v1.PublishRequest.labels:type_name -> glimpse.plugin.v1.PublishRequest.LabelsEntry
+	38, // 17: glimpse.plugin.v1.ManifestResponse.manifest:type_name -> glimpse.plugin.v1.Manifest
+	80, // 18: glimpse.plugin.v1.ListManifestsRequest.selector:type_name -> glimpse.plugin.v1.ListManifestsRequest.SelectorEntry
+	81, // 19: glimpse.plugin.v1.ManifestInfo.labels:type_name -> glimpse.plugin.v1.ManifestInfo.LabelsEntry
+	46, // 20: glimpse.plugin.v1.ListManifestsResponse.manifests:type_name -> glimpse.plugin.v1.ManifestInfo
+	82, // 21: glimpse.plugin.v1.Route.labels:type_name -> glimpse.plugin.v1.Route.LabelsEntry
+	53, // 22: glimpse.plugin.v1.RouteResponse.route:type_name -> glimpse.plugin.v1.Route
+	53, // 23: glimpse.plugin.v1.SetRouteRequest.route:type_name -> glimpse.plugin.v1.Route
+	53, // 24: glimpse.plugin.v1.SetRouteResponse.route:type_name -> glimpse.plugin.v1.Route
+	83, // 25: glimpse.plugin.v1.RoutesRequest.selector:type_name -> glimpse.plugin.v1.RoutesRequest.SelectorEntry
+	53, // 26: glimpse.plugin.v1.RoutesResponse.routes:type_name -> glimpse.plugin.v1.Route
+	63, // 27: glimpse.plugin.v1.ActivityResponse.activity:type_name -> glimpse.plugin.v1.Activity
+	84, // 28: glimpse.plugin.v1.EnsureRequest.labels:type_name -> glimpse.plugin.v1.EnsureRequest.LabelsEntry
+	85, // 29: glimpse.plugin.v1.HostsRequest.selector:type_name -> glimpse.plugin.v1.HostsRequest.SelectorEntry
+	37, // 30: glimpse.plugin.v1.Manifest.FilesEntry.value:type_name -> glimpse.plugin.v1.AssetFile
+	1,  // 31: glimpse.plugin.v1.Info.Describe:input_type -> glimpse.plugin.v1.DescribeRequest
+	4,  // 32: glimpse.plugin.v1.Builder.Build:input_type -> glimpse.plugin.v1.BuildRequest
+	7,  // 33: glimpse.plugin.v1.Registry.Repository:input_type -> glimpse.plugin.v1.RepositoryRequest
+	9,  // 34: glimpse.plugin.v1.Registry.Resolve:input_type -> glimpse.plugin.v1.ResolveRequest
+	11, // 35: glimpse.plugin.v1.Registry.Tags:input_type -> glimpse.plugin.v1.TagsRequest
+	13, // 36: glimpse.plugin.v1.Registry.DeleteTag:input_type -> glimpse.plugin.v1.DeleteTagRequest
+	15, // 37: glimpse.plugin.v1.Registry.Apps:input_type -> glimpse.plugin.v1.AppsRequest
+	17, // 38: glimpse.plugin.v1.Registry.DeleteManifest:input_type -> glimpse.plugin.v1.DeleteManifestRequest
+	23, // 39: glimpse.plugin.v1.FunctionRuntime.Apply:input_type -> glimpse.plugin.v1.ApplyRequest
+	25, // 40: glimpse.plugin.v1.FunctionRuntime.Get:input_type -> glimpse.plugin.v1.GetFunctionRequest
+	27, // 41: glimpse.plugin.v1.FunctionRuntime.List:input_type -> glimpse.plugin.v1.ListFunctionsRequest
+	29, // 42: glimpse.plugin.v1.FunctionRuntime.Scale:input_type -> glimpse.plugin.v1.ScaleRequest
+	31, // 43: glimpse.plugin.v1.FunctionRuntime.Remove:input_type -> glimpse.plugin.v1.RemoveFunctionRequest
+	33, // 44: glimpse.plugin.v1.FunctionRuntime.RemoveOlder:input_type -> glimpse.plugin.v1.RemoveOlderRequest
+	35, // 45: glimpse.plugin.v1.FunctionRuntime.Logs:input_type -> glimpse.plugin.v1.LogsRequest
+	39, // 46: glimpse.plugin.v1.AssetStore.Publish:input_type -> glimpse.plugin.v1.PublishRequest
+	41, // 47: glimpse.plugin.v1.AssetStore.Manifest:input_type -> glimpse.plugin.v1.ManifestRequest
+	43, // 48: glimpse.plugin.v1.AssetStore.Open:input_type -> glimpse.plugin.v1.OpenBlobRequest
+	45, // 49: glimpse.plugin.v1.AssetStore.List:input_type -> glimpse.plugin.v1.ListManifestsRequest
+	48, // 50: glimpse.plugin.v1.AssetStore.Delete:input_type -> glimpse.plugin.v1.DeleteManifestsRequest
+	50, // 51: glimpse.plugin.v1.AssetStore.CollectBlobs:input_type -> glimpse.plugin.v1.CollectBlobsRequest
+	52, // 52: glimpse.plugin.v1.Files.Open:input_type -> glimpse.plugin.v1.OpenFileRequest
+	54, // 53: glimpse.plugin.v1.Router.Route:input_type -> glimpse.plugin.v1.RouteRequest
+	56, // 54: glimpse.plugin.v1.Router.SetRoute:input_type -> glimpse.plugin.v1.SetRouteRequest
+	58, // 55: glimpse.plugin.v1.Router.Routes:input_type -> glimpse.plugin.v1.RoutesRequest
+	60, // 56: glimpse.plugin.v1.Router.DeleteRoute:input_type -> glimpse.plugin.v1.DeleteRouteRequest
+	62, // 57: glimpse.plugin.v1.Router.Activity:input_type -> glimpse.plugin.v1.ActivityRequest
+	65, // 58: glimpse.plugin.v1.DNS.Ensure:input_type -> glimpse.plugin.v1.EnsureRequest
+	67, // 59: glimpse.plugin.v1.DNS.Hosts:input_type -> glimpse.plugin.v1.HostsRequest
+	69, // 60: glimpse.plugin.v1.DNS.Remove:input_type -> glimpse.plugin.v1.RemoveHostRequest
+	71, // 61: glimpse.plugin.v1.CDN.Purge:input_type -> glimpse.plugin.v1.PurgeRequest
+	2,  // 62: glimpse.plugin.v1.Info.Describe:output_type -> glimpse.plugin.v1.DescribeResponse
+	5,  // 63: glimpse.plugin.v1.Builder.Build:output_type -> glimpse.plugin.v1.BuildEvent
+	8,  // 64: glimpse.plugin.v1.Registry.Repository:output_type -> glimpse.plugin.v1.RepositoryResponse
+	10, // 65: glimpse.plugin.v1.Registry.Resolve:output_type -> glimpse.plugin.v1.ResolveResponse
+	12, // 66: glimpse.plugin.v1.Registry.Tags:output_type -> glimpse.plugin.v1.TagsResponse
+	14, // 67: glimpse.plugin.v1.Registry.DeleteTag:output_type -> glimpse.plugin.v1.DeleteTagResponse
+	16, // 68: glimpse.plugin.v1.Registry.Apps:output_type -> glimpse.plugin.v1.AppsResponse
+	18, // 69: glimpse.plugin.v1.Registry.DeleteManifest:output_type -> glimpse.plugin.v1.DeleteManifestResponse
+	24, // 70: glimpse.plugin.v1.FunctionRuntime.Apply:output_type -> glimpse.plugin.v1.ApplyResponse
+	26, // 71: glimpse.plugin.v1.FunctionRuntime.Get:output_type -> glimpse.plugin.v1.GetFunctionResponse
+	28, // 72: glimpse.plugin.v1.FunctionRuntime.List:output_type -> glimpse.plugin.v1.ListFunctionsResponse
+	30, // 73: glimpse.plugin.v1.FunctionRuntime.Scale:output_type -> glimpse.plugin.v1.ScaleResponse
+	32, // 74: glimpse.plugin.v1.FunctionRuntime.Remove:output_type -> glimpse.plugin.v1.RemoveFunctionResponse
+	34, // 75: glimpse.plugin.v1.FunctionRuntime.RemoveOlder:output_type -> glimpse.plugin.v1.RemoveOlderResponse
+	36, // 76: glimpse.plugin.v1.FunctionRuntime.Logs:output_type -> glimpse.plugin.v1.LogLine
+	40, // 77: glimpse.plugin.v1.AssetStore.Publish:output_type -> glimpse.plugin.v1.PublishResponse
+	42, // 78: glimpse.plugin.v1.AssetStore.Manifest:output_type -> glimpse.plugin.v1.ManifestResponse
+	44, // 79: glimpse.plugin.v1.AssetStore.Open:output_type -> glimpse.plugin.v1.Chunk
+	47, // 80: glimpse.plugin.v1.AssetStore.List:output_type -> glimpse.plugin.v1.ListManifestsResponse
+	49, // 81: glimpse.plugin.v1.AssetStore.Delete:output_type -> glimpse.plugin.v1.DeleteManifestsResponse
+	51, // 82: glimpse.plugin.v1.AssetStore.CollectBlobs:output_type -> glimpse.plugin.v1.CollectBlobsResponse
+	44, // 83: glimpse.plugin.v1.Files.Open:output_type -> glimpse.plugin.v1.Chunk
+	55, // 84: glimpse.plugin.v1.Router.Route:output_type -> glimpse.plugin.v1.RouteResponse
+	57, // 85: glimpse.plugin.v1.Router.SetRoute:output_type -> glimpse.plugin.v1.SetRouteResponse
+	59, // 86: glimpse.plugin.v1.Router.Routes:output_type -> glimpse.plugin.v1.RoutesResponse
+	61, // 87: glimpse.plugin.v1.Router.DeleteRoute:output_type -> glimpse.plugin.v1.DeleteRouteResponse
+	64, // 88: glimpse.plugin.v1.Router.Activity:output_type -> glimpse.plugin.v1.ActivityResponse
+	66, // 89: glimpse.plugin.v1.DNS.Ensure:output_type -> glimpse.plugin.v1.EnsureResponse
+	68, // 90: glimpse.plugin.v1.DNS.Hosts:output_type -> glimpse.plugin.v1.HostsResponse
+	70, // 91: glimpse.plugin.v1.DNS.Remove:output_type -> glimpse.plugin.v1.RemoveHostResponse
+	72, // 92: glimpse.plugin.v1.CDN.Purge:output_type -> glimpse.plugin.v1.PurgeResponse
+	62, // [62:93] is the sub-list for method output_type
+	31, // [31:62] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_glimpse_proto_init() }
@@ -4185,7 +4328,7 @@ func file_glimpse_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_glimpse_proto_rawDesc), len(file_glimpse_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   84,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   9,
 		},

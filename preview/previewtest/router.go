@@ -74,6 +74,8 @@ func RunRouterTests(t *testing.T, h RouterHarness) {
 		changed.FunctionPaths = []string{"/graphql", "/api"}
 		changed.Labels = changed.Labels.With(preview.LabelCommit, "beef123")
 		changed.Generation, changed.Served = 7, 6
+		changed.ClaimedCommit = "beef124"
+		changed.Failure = "deploy: function process exited: exit status 3" // what a failed Up records
 		changed.Version = stored[1].Version
 		set(t, r, changed)
 		one, err := r.Routes(ctx, preview.Selector("conformance", app, 1))
@@ -82,7 +84,8 @@ func RunRouterTests(t *testing.T, h RouterHarness) {
 		}
 		g := one[0]
 		if g.Function != changed.Function || g.AssetPrefix != changed.AssetPrefix || len(g.FunctionPaths) != 2 ||
-			g.Labels[preview.LabelCommit] != "beef123" || g.Generation != 7 || g.Served != 6 {
+			g.Labels[preview.LabelCommit] != "beef123" || g.Generation != 7 || g.Served != 6 ||
+			g.ClaimedCommit != changed.ClaimedCommit || g.Failure != changed.Failure {
 			t.Fatalf("replaced route reads back as %+v, want %+v", g, changed)
 		}
 

@@ -13,7 +13,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +39,41 @@ type Server struct {
 	// Dir is the directory its posix backend serves (one subdirectory per
 	// bucket).
 	Dir string
+
+	pid int
+}
+
+// CPUTime returns the user and system CPU time the server process has
+// used so far (from /proc; 0 where there is none), for benchmarks that
+// report what a request costs the server.
+func (s *Server) CPUTime() time.Duration {
+	return ProcessCPUTime(s.pid)
+}
+
+// ProcessCPUTime returns the user + system CPU time of process pid from
+// /proc/PID/stat, or 0 when it cannot be read.
+func ProcessCPUTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is parenthesised and may hold spaces:
+	// count fields after its closing parenthesis. utime and stime are
+	// fields 14 and 15, in clock ticks (100 per second on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // Start starts versitygw for the test, or skips it (fails it under CI)
@@ -67,11 +105,15 @@ func start(t testing.TB, bin string) (*Server, error) {
 	l.Close()
 	s := &Server{Endpoint: "http://" + addr, AccessKey: "glimpse-test", SecretKey: "glimpse-test-secret", Dir: dir}
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", addr, "--health", "/health", "--quiet", "posix", dir)
+	// --keep-alive: versitygw closes every connection after one request
+	// by default, which no S3 service does; without it every request of
+	// a benchmark would pay for a new connection on both sides.
+	cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", addr, "--health", "/health", "--quiet", "--keep-alive", "posix", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	s.pid = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() {

@@ -78,6 +78,17 @@ var notes = map[string]note{
 	"function.database.seed":       {Default: "none", Example: "db/seed"},
 	"function.database.readOnly":   {DefaultValue: "false", Example: "true"},
 	"function.database.shared":     {Default: "none", Example: "catalog"},
+	"function.resources": {
+		Doc:     "CPU and memory of each replica, in Kubernetes quantity syntax (checked at load: a bad quantity or a request above its limit is an error). Applied by the kubefaas (container requests/limits) and openfaas (the deploy's requests/limits) runtimes; ignored by the local runtime. With `function.stack`, the stack file's `limits` and `requests` fill the fields left empty here.",
+		Default: "none (the runtime's or the namespace's LimitRange defaults)",
+		Example: "{requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: 500m, memory: 128Mi}}",
+	},
+	"function.resources.requests":        {Default: "none", Example: "{cpu: 100m, memory: 64Mi}"},
+	"function.resources.requests.cpu":    {Default: "none", Example: "100m"},
+	"function.resources.requests.memory": {Default: "none", Example: "64Mi"},
+	"function.resources.limits":          {Default: "none", Example: "{cpu: 500m, memory: 128Mi}"},
+	"function.resources.limits.cpu":      {Default: "none", Example: "500m"},
+	"function.resources.limits.memory":   {Default: "none", Example: "128Mi"},
 	"assets": {
 		Doc:     "Static files.",
 		Default: "none",
@@ -101,6 +112,11 @@ var notes = map[string]note{
 		Doc:          "Keep one replica; the app never sleeps.",
 		DefaultValue: "false",
 		Example:      "true",
+	},
+	"ttl": {
+		Doc:     "How long a preview may live after its last deploy (its last push): whole numbers with the units d, h, m, s (`7d`, `36h`, `1d12h`). `glimpse gc` (and the daemon's reconcile) take older previews down; read from the route's `glimpse.dev/ttl` and `glimpse.dev/deployed-at` labels.",
+		Default: "none (no limit)",
+		Example: "7d",
 	},
 	"providers": {
 		Default: "the local stack",

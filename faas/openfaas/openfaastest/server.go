@@ -380,8 +380,10 @@ func (s *Server) status(f *function, advance bool) types.FunctionStatus {
 	switch s.o.Provider {
 	case FaasNetes:
 		// pkg/k8s/function_status.go: EnvProcess from the container's
-		// "fprocess" variable; no EnvVars.
+		// "fprocess" variable; no EnvVars; limits and requests from the
+		// container's resources.
 		st.EnvProcess = f.dep.EnvProcess
+		st.Limits, st.Requests = f.dep.Limits, f.dep.Requests
 		if s.o.ReportEnv {
 			st.EnvVars = maps.Clone(f.dep.EnvVars)
 		}

@@ -245,6 +245,16 @@ func (f *Server) Issued() int {
 	return f.issued
 }
 
+// ValidInstallationToken reports whether tok is an installation token
+// the fake issued that is neither expired nor revoked: what a git server
+// of the repository (GitHub's smart HTTP, user x-access-token) accepts.
+func (f *Server) ValidInstallationToken(tok string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exp, ok := f.tokens[tok]
+	return ok && f.now().Before(exp)
+}
+
 // RevokeTokens revokes every installation token issued (GitHub answers
 // 401 Bad credentials to them from then on).
 func (f *Server) RevokeTokens() {
@@ -419,10 +429,11 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.deployments = append(f.deployments, d)
 		writeJSON(w, http.StatusCreated, d)
 	case len(parts) == 1 && parts[0] == "deployments" && r.Method == http.MethodGet:
-		env := r.URL.Query().Get("environment")
+		// Filters as GitHub documents them: environment and sha.
+		env, sha := r.URL.Query().Get("environment"), r.URL.Query().Get("sha")
 		var out []*Deployment
 		for i := len(f.deployments) - 1; i >= 0; i-- { // newest first
-			if d := f.deployments[i]; env == "" || d.Environment == env {
+			if d := f.deployments[i]; (env == "" || d.Environment == env) && (sha == "" || d.SHA == sha) {
 				out = append(out, d)
 			}
 		}

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# compare.sh: proxy throughput and tail latency of the edge against nginx
-# (and a tuned httputil.ReverseProxy) in front of the same tiny Go upstream,
-# measured with wrk in one run on this machine.
+# compare.sh: throughput and tail latency of the edge against nginx,
+# measured with wrk in one run on this machine, in one of two modes:
 #
-#   bash ingress/edge/bench/compare.sh            # defaults below
+#   MODE=function (default): the edge proxying to a tiny Go upstream, against
+#     nginx (and a tuned httputil.ReverseProxy) in front of the same upstream.
+#   MODE=static: the edge serving one file of SIZE bytes (default 10240) of
+#     a preview whose assets are in versitygw (s3://, cache warm), against
+#     nginx serving the same bytes from disk (sendfile on, keep-alive,
+#     access_log off, open_file_cache on). Needs GLIMPSE_VERSITYGW_BIN (the
+#     binary .ci/run builds into ~/.cache/glimpse-ci/bin).
+#
+#   bash ingress/edge/bench/compare.sh            # function mode, defaults below
 #   DURATION=10s CONNS=64 THREADS=2 ROUNDS=3 NGINX_WORKERS=auto SIZE=13 bash ingress/edge/bench/compare.sh
+#   GLIMPSE_VERSITYGW_BIN=~/.cache/glimpse-ci/bin/versitygw-v1.8.0 MODE=static bash ingress/edge/bench/compare.sh
 #   WITH_NETHTTP=1 ...   also measures the edge with DisableConnTakeover ("edge-nh")
+#   EDGE_CPUPROFILE=FILE ...  writes a CPU profile of the edge's first 10 s
 #
 # Fairness: all three proxies talk HTTP/1.1 with keep-alive to the same
 # upstream process; nginx gets "keepalive 256" upstream connections,
@@ -16,7 +25,10 @@
 # the proxy under test and the upstream share the machine's cores, so the
 # figures are relative, not absolute. Each round runs every proxy once, in
 # alternating order, after a 2 s warm-up; the script prints every round and
-# the median ratio. Needs: go, nginx, wrk (apt-get install -y nginx-light wrk).
+# the median ratio; static mode runs only the edge and nginx, alternating
+# (edge, nginx, nginx, edge, ...) so that noise from other work on the
+# machine hits both. Every run prints the 1-minute load average at its end.
+# Needs: go, nginx, wrk (apt-get install -y nginx-light wrk).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -24,7 +36,12 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
-SIZE=${SIZE:-13}
+MODE=${MODE:-function}
+case $MODE in
+function) SIZE=${SIZE:-13}; URLPATH=/ ;;
+static) SIZE=${SIZE:-10240}; URLPATH=/asset.txt ;;
+*) echo "compare.sh: MODE=$MODE: want function or static" >&2; exit 2 ;;
+esac
 EDGE_GOMAXPROCS=${EDGE_GOMAXPROCS:-}
 HOST=bench.localhost
 
@@ -50,6 +67,7 @@ start() {
 	local name=$1; shift
 	"$tmp/bench" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 	pids+=($!)
+	declare -g "pid_$name=$!"
 	for _ in $(seq 200); do
 		addr=$(awk '/^listening/ {print $2}' "$tmp/$name.out")
 		[ -n "$addr" ] && return 0
@@ -59,12 +77,35 @@ start() {
 	exit 1
 }
 
-start upstream upstream -size "$SIZE"; upstream=$addr
-GOMAXPROCS=$EDGE_GOMAXPROCS start edge edge -upstream "$upstream" -host "$HOST"; edge=$addr
-start stdproxy stdproxy -upstream "$upstream"; stdproxy=$addr
+prof=()
+[ -z "${EDGE_CPUPROFILE:-}" ] || prof=(-cpuprofile "$EDGE_CPUPROFILE")
 edgenh=
-if [ -n "${WITH_NETHTTP:-}" ]; then
-	GOMAXPROCS=$EDGE_GOMAXPROCS start edgenh edge -no-takeover -upstream "$upstream" -host "$HOST"; edgenh=$addr
+stdproxy=
+if [ "$MODE" = function ]; then
+	start upstream upstream -size "$SIZE"; upstream=$addr
+	GOMAXPROCS=$EDGE_GOMAXPROCS start edge edge "${prof[@]}" -upstream "$upstream" -host "$HOST"; edge=$addr
+	start stdproxy stdproxy -upstream "$upstream"; stdproxy=$addr
+	if [ -n "${WITH_NETHTTP:-}" ]; then
+		GOMAXPROCS=$EDGE_GOMAXPROCS start edgenh edge -no-takeover -upstream "$upstream" -host "$HOST"; edgenh=$addr
+	fi
+else
+	[ -x "${GLIMPSE_VERSITYGW_BIN:-}" ] || { echo "compare.sh: MODE=static needs GLIMPSE_VERSITYGW_BIN (see .ci/run)" >&2; exit 1; }
+	mkdir -p "$tmp/s3" "$tmp/site"
+	chmod 755 "$tmp" "$tmp/site" # nginx's workers drop root's rights
+	s3port=$("$tmp/bench" freeport)
+	export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key
+	"$GLIMPSE_VERSITYGW_BIN" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" \
+		--port "127.0.0.1:$s3port" --health /health --quiet --keep-alive posix "$tmp/s3" >"$tmp/versitygw.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 200); do
+		curl -fs -o /dev/null "http://127.0.0.1:$s3port/health" && break
+		sleep 0.05
+	done
+	assets="s3://bench?endpoint=http://127.0.0.1:$s3port&pathStyle=true&region=us-east-1"
+	GOMAXPROCS=$EDGE_GOMAXPROCS start edge static "${prof[@]}" -assets "$assets" -dir "$tmp/site" -size "$SIZE" -host "$HOST"; edge=$addr
+	if [ -n "${WITH_NETHTTP:-}" ]; then
+		GOMAXPROCS=$EDGE_GOMAXPROCS start edgenh static -no-takeover -assets "$assets" -dir "$tmp/site" -size "$SIZE" -host "$HOST"; edgenh=$addr
+	fi
 fi
 
 nport=$("$tmp/bench" freeport)
@@ -82,6 +123,9 @@ http {
 	fastcgi_temp_path $tmp/nginx/fastcgi;
 	uwsgi_temp_path $tmp/nginx/uwsgi;
 	scgi_temp_path $tmp/nginx/scgi;
+	keepalive_timeout 75s;
+	keepalive_requests 1000000;
+$(if [ "$MODE" = function ]; then cat <<FN
 	upstream up {
 		server $upstream;
 		keepalive 256;
@@ -98,55 +142,110 @@ http {
 			proxy_set_header X-Forwarded-Host \$host;
 		}
 	}
+FN
+else cat <<ST
+	sendfile on;
+	tcp_nopush on;
+	open_file_cache max=1000 inactive=60s;
+	types { text/plain txt; }
+	server {
+		listen 127.0.0.1:$nport;
+		root $tmp/site;
+		location / { }
+	}
+ST
+fi)
 }
 CONF
 nginx -p "$tmp/nginx" -e "$tmp/nginx/logs/error.log" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
+nginx_master=$!
 nginx=127.0.0.1:$nport
 for _ in $(seq 200); do
-	curl -fs -o /dev/null -H "Host: $HOST" "http://$nginx/" 2>/dev/null && break
+	curl -fs -o /dev/null -H "Host: $HOST" "http://$nginx$URLPATH" 2>/dev/null && break
 	sleep 0.05
 done
 
-for target in "$nginx" "$edge" "$stdproxy" $edgenh; do
-	body=$(curl -fsS -H "Host: $HOST" "http://$target/")
-	[ "${body:0:5}" = hello ] || { echo "compare.sh: $target answered '$body'" >&2; exit 1; }
-done
+if [ "$MODE" = function ]; then
+	for target in "$nginx" "$edge" "$stdproxy" $edgenh; do
+		body=$(curl -fsS -H "Host: $HOST" "http://$target/")
+		[ "${body:0:5}" = hello ] || { echo "compare.sh: $target answered '$body'" >&2; exit 1; }
+	done
+else
+	for target in "$nginx" "$edge" $edgenh; do
+		curl -fsS -o "$tmp/got" -H "Host: $HOST" "http://$target$URLPATH"
+		cmp -s "$tmp/got" "$tmp/site/asset.txt" || { echo "compare.sh: $target served other bytes than $tmp/site/asset.txt" >&2; exit 1; }
+	done
+fi
 
-# run NAME ADDR: one wrk run; prints "req/s p99_us".
+# cputicks PID...: user+system clock ticks the processes have used.
+cputicks() {
+	local sum=0 f
+	for p in "$@"; do
+		read -r -a f <"/proc/$p/stat"
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
+
+# run NAME ADDR PID...: one wrk run; prints "req/s p99_us load1 cpu_us"
+# where cpu_us is the CPU time the server's processes PID... spent per
+# request (user + system), a figure less sensitive than req/s to other
+# work on the machine.
 run() {
-	wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $HOST" "http://$2/" >/dev/null
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $HOST" "http://$2/" >"$tmp/wrk.$1"
+	local name=$1 target=$2
+	shift 2
+	wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $HOST" "http://$target$URLPATH" >/dev/null
+	local c0
+	c0=$(cputicks "$@")
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $HOST" "http://$target$URLPATH" >"$tmp/wrk.$name"
+	local c1 reqs
+	c1=$(cputicks "$@")
+	reqs=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
+	set -- "$name"
 	local rps p99 errs
 	rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.$1")
 	p99=$(awk '$1 == "99%" {v=$2; u=v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u);
 		m = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1000000 : 0; printf "%.0f", v*m}' "$tmp/wrk.$1")
 	errs=$(awk '/Non-2xx|Socket errors/ {print}' "$tmp/wrk.$1")
 	[ -z "$errs" ] || echo "  warning ($1): $errs" >&2
-	echo "$rps $p99"
+	echo "$rps $p99 $(cut -d' ' -f1 /proc/loadavg) $(awk -v c=$((c1 - c0)) -v t="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.1f", c / t * 1e6 / n}')"
 }
 
-echo "cores: $(nproc)  wrk -t$THREADS -c$CONNS -d$DURATION --latency  body: $SIZE bytes  nginx workers: $NGINX_WORKERS  edge GOMAXPROCS: ${EDGE_GOMAXPROCS:-$(nproc)}  ($(nginx -v 2>&1 | sed 's/.*: //'), $(go version | awk '{print $3}'))"
-printf '%-6s %-10s %12s %10s\n' round proxy req/s p99_us
-ratios_rps=(); ratios_p99=(); std_rps=()
+echo "mode: $MODE $URLPATH  cores: $(nproc)  wrk -t$THREADS -c$CONNS -d$DURATION --latency  body: $SIZE bytes  nginx workers: $NGINX_WORKERS  edge GOMAXPROCS: ${EDGE_GOMAXPROCS:-$(nproc)}  ($(nginx -v 2>&1 | sed 's/.*: //'), $(go version | awk '{print $3}'))"
+nginx_workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
+printf '%-6s %-10s %12s %10s %6s %8s\n' round server req/s p99_us load1 cpu_us
+ratios_rps=(); ratios_p99=(); std_rps=(); ratios_cpu=()
 for round in $(seq "$ROUNDS"); do
-	if (( round % 2 )); then order="nginx edge stdproxy"; else order="stdproxy edge nginx"; fi
+	if [ "$MODE" = static ]; then
+		if (( round % 2 )); then order="edge nginx"; else order="nginx edge"; fi
+	elif (( round % 2 )); then order="nginx edge stdproxy"; else order="stdproxy edge nginx"; fi
 	[ -z "$edgenh" ] || order="$order edge-nh"
 	declare -A res=()
 	for name in $order; do
-		case $name in nginx) a=$nginx ;; edge) a=$edge ;; stdproxy) a=$stdproxy ;; edge-nh) a=$edgenh ;; esac
-		res[$name]=$(run "$name" "$a")
-		printf '%-6s %-10s %12s %10s\n' "$round" "$name" ${res[$name]}
+		case $name in
+		nginx) a=$nginx; ps=$nginx_workers ;;
+		edge) a=$edge; ps=$pid_edge ;;
+		stdproxy) a=$stdproxy; ps=$pid_stdproxy ;;
+		edge-nh) a=$edgenh; ps=$pid_edgenh ;;
+		esac
+		# shellcheck disable=SC2086 # ps is a list of pids
+		res[$name]=$(run "$name" "$a" $ps)
+		printf '%-6s %-10s %12s %10s %6s %8s\n' "$round" "$name" ${res[$name]}
 	done
-	read -r n_rps n_p99 <<<"${res[nginx]}"
-	read -r e_rps e_p99 <<<"${res[edge]}"
-	read -r s_rps s_p99 <<<"${res[stdproxy]}"
+	read -r n_rps n_p99 _ n_cpu <<<"${res[nginx]}"
+	read -r e_rps e_p99 _ e_cpu <<<"${res[edge]}"
+	ratios_cpu+=("$(awk -v a="$n_cpu" -v b="$e_cpu" 'BEGIN {printf "%.2f", a/b}')")
 	ratios_rps+=("$(awk -v a="$e_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a/b}')")
 	ratios_p99+=("$(awk -v a="$n_p99" -v b="$e_p99" 'BEGIN {printf "%.2f", a/b}')")
-	std_rps+=("$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a/b}')")
+	if [ -n "$stdproxy" ]; then
+		read -r s_rps s_p99 _ <<<"${res[stdproxy]}"
+		std_rps+=("$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a/b}')")
+	fi
 	unset res
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "edge/nginx throughput per round: ${ratios_rps[*]}  median $(median "${ratios_rps[@]}")"
+echo "nginx/edge CPU per request:      ${ratios_cpu[*]}  median $(median "${ratios_cpu[@]}")  (>= 1 means the edge spends less; nginx: its workers)"
 echo "nginx p99/edge p99 per round:    ${ratios_p99[*]}  median $(median "${ratios_p99[@]}")  (>= 1 means the edge's p99 is lower)"
-echo "stdproxy/nginx throughput:       ${std_rps[*]}  median $(median "${std_rps[@]}")"
+[ -z "$stdproxy" ] || echo "stdproxy/nginx throughput:       ${std_rps[*]}  median $(median "${std_rps[@]}")"

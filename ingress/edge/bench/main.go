@@ -1,11 +1,19 @@
-// Command bench runs the parts of the edge proxy benchmark (see
-// compare.sh): a tiny upstream, the edge in front of it, and for reference
-// a tuned net/http/httputil.ReverseProxy.
+// Command bench runs the parts of the edge benchmarks (see compare.sh): a
+// tiny upstream, the edge in front of it, and for reference a tuned
+// net/http/httputil.ReverseProxy; and, for static files, the edge serving
+// one published file from an asset store.
 //
 //	bench upstream -listen 127.0.0.1:0
 //	bench edge     -listen 127.0.0.1:0 -upstream 127.0.0.1:PORT [-host bench.localhost] [-no-takeover]
 //	bench stdproxy -listen 127.0.0.1:0 -upstream 127.0.0.1:PORT
+//	bench static   -listen 127.0.0.1:0 -assets s3://B?endpoint=... -dir DIR [-size 10240] [-host bench.localhost] [-no-takeover]
 //	bench freeport
+//
+// static writes DIR/asset.txt (-size bytes), publishes DIR to the asset
+// store at -assets (credentials from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY; an s3:// bucket is created when missing) under
+// the prefix bench/pr-1, and serves it at http://HOST/asset.txt; nginx
+// serves the same bytes from DIR.
 //
 // Each server prints "listening <addr>" on stdout once it accepts
 // connections and runs until killed.
@@ -13,6 +21,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,10 +32,16 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/glimpse-dev/glimpse/cdn/s3assets"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -43,6 +58,8 @@ func main() {
 	host := fs.String("host", "bench.localhost", "host routed to the upstream (edge)")
 	size := fs.Int("size", 13, "response body size in bytes (upstream)")
 	noTakeover := fs.Bool("no-takeover", false, "serve every request on net/http's server (edge.Options.DisableConnTakeover)")
+	assets := fs.String("assets", "", "asset store URL (static)")
+	dir := fs.String("dir", "", "directory of the published file (static)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the first -profile-seconds to this file")
 	profileSeconds := fs.Int("profile-seconds", 10, "length of the CPU profile")
 	fs.Parse(os.Args[2:])
@@ -89,6 +106,12 @@ func main() {
 			log.Fatal(err)
 		}
 		h = e
+	case "static":
+		e, err := staticEdge(*assets, *dir, *host, *size, *noTakeover)
+		if err != nil {
+			log.Fatal(err)
+		}
+		h = e
 	case "stdproxy":
 		u, _ := url.Parse("http://" + *upstream)
 		rp := httputil.NewSingleHostReverseProxy(u)
@@ -114,6 +137,56 @@ func main() {
 	fmt.Println("listening", l.Addr())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	log.Fatal(srv.Serve(l))
+}
+
+// staticEdge publishes a file of size bytes at dir/asset.txt to the store
+// at storeURL and returns an edge serving it at host, with the blob read
+// once so that the benchmark measures the warm cache.
+func staticEdge(storeURL, dir, host string, size int, noTakeover bool) (*edge.Edge, error) {
+	ctx := context.Background()
+	if storeURL == "" || dir == "" {
+		return nil, fmt.Errorf("static needs -assets and -dir")
+	}
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = "abcdefghijklmnopqrstuvwxyz0123456789\n"[i%37]
+	}
+	if err := os.WriteFile(filepath.Join(dir, "asset.txt"), body, 0o644); err != nil {
+		return nil, err
+	}
+	store, err := preview.AssetStores.Open(ctx, storeURL, &preview.OpenOptions{Getenv: os.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := store.(*s3assets.Store); ok {
+		_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket())})
+		var owned *s3types.BucketAlreadyOwnedByYou
+		if err != nil && !errors.As(err, &owned) {
+			return nil, fmt.Errorf("create bucket %s: %w", s.Bucket(), err)
+		}
+	}
+	m, err := preview.ScanAssets(dir)
+	if err != nil {
+		return nil, err
+	}
+	const prefix = "bench/pr-1"
+	if _, err := store.Publish(ctx, prefix, m, nil, func(p string) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(dir, filepath.FromSlash(p)))
+	}); err != nil {
+		return nil, err
+	}
+	e, err := edge.New(edge.Options{
+		Assets:              store,
+		DisableConnTakeover: noTakeover,
+		Logger:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := preview.PutRoute(ctx, e, preview.Route{Host: host, AssetPrefix: prefix}); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 type fixed string

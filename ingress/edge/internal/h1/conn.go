@@ -135,6 +135,13 @@ type conn struct {
 	wrote   int
 	werr    error
 	writeFn func(fd uintptr) bool
+	// gather, when set, is sent right after the bytes of the next
+	// connWriter.Write, in the same writev(2) where the socket is raw;
+	// gathered is how many of its bytes went out (see writeBody).
+	gather   []byte
+	gathered int
+	wtail    []byte // gather during a raw write step
+	writevFn func(fd uintptr) bool
 }
 
 // TakeOver hijacks the connection of r and serves r and the
@@ -170,7 +177,7 @@ func (s *Server) TakeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 		fc.br = bufio.NewReaderSize(fc, 4096)
 	}
 	fc.raw = rawConnOf(c)
-	fc.readFn, fc.writeFn = fc.readStep, fc.writeStep
+	fc.readFn, fc.writeFn, fc.writevFn = fc.readStep, fc.writeStep, fc.writevStep
 	fc.bw = bufio.NewWriterSize(connWriter{fc}, 4096)
 	fc.res.fc = fc
 	fc.res.h = make(http.Header, 8)
@@ -283,13 +290,26 @@ type connWriter struct{ fc *conn }
 
 func (cw connWriter) Write(p []byte) (int, error) {
 	fc := cw.fc
+	tail := fc.gather
+	fc.gather, fc.gathered = nil, 0
 	if fc.raw == nil {
-		return fc.c.Write(p)
+		n, err := fc.c.Write(p)
+		if err == nil && len(tail) > 0 {
+			fc.gathered, err = fc.c.Write(tail)
+		}
+		return n, err
 	}
-	fc.wp, fc.wrote, fc.werr = p, 0, nil
-	err := fc.raw.Write(fc.writeFn)
+	fc.wp, fc.wtail, fc.wrote, fc.werr = p, tail, 0, nil
+	fn := fc.writeFn
+	if len(tail) > 0 {
+		fn = fc.writevFn
+	}
+	err := fc.raw.Write(fn)
 	n := fc.wrote
-	fc.wp = nil
+	fc.wp, fc.wtail = nil, nil
+	if n > len(p) {
+		n, fc.gathered = len(p), n-len(p)
+	}
 	if err != nil {
 		return n, err
 	}
@@ -609,6 +629,10 @@ func (w *ResponseWriter) BindUpstream(uc *UpConn) { w.fc.upstream.Store(uc) }
 // aborted (it must then be closed, not reused).
 func (w *ResponseWriter) UnbindUpstream() (intact bool) { return w.fc.upstream.Swap(nil) != nil }
 
+// Status is the status of the response so far: the one WriteHeader
+// recorded, 0 when none was (the response will be 200 once written).
+func (w *ResponseWriter) Status() int { return w.status }
+
 // WriteHeader records the status; an informational status (1xx but
 // 101) is written at once with the current header and may precede the
 // final one. Later calls are ignored.
@@ -677,6 +701,22 @@ func (w *ResponseWriter) writeBody(p []byte) (int, error) {
 	if w.chunked {
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 		bw.WriteString("\r\n")
+	} else if k := bw.Available(); bw.Buffered() > 0 && len(p) > k {
+		// The buffered head (or body) and p leave in one writev instead
+		// of a buffer flush and a second write: one system call and one
+		// TCP segment fewer for every response of more than the buffer
+		// (a 10 KB static file, say).
+		bw.Write(p[:k]) // fills the buffer, writes nothing
+		w.fc.gather = p[k:]
+		err := bw.Flush()
+		n := k + w.fc.gathered
+		w.fc.gather, w.fc.gathered = nil, 0
+		if err != nil {
+			n = 0 // unknown; the connection is closed, not reused
+			w.fc.gone.Store(true)
+		}
+		w.written += int64(n)
+		return n, err
 	}
 	n, err := bw.Write(p)
 	w.written += int64(n)

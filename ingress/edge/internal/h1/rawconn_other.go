@@ -12,9 +12,10 @@ type rawConn interface {
 
 func rawConnOf(net.Conn) rawConn { return nil }
 
-func (c *UpConn) rawStep(uintptr) bool  { return true }
-func (fc *conn) readStep(uintptr) bool  { return true }
-func (fc *conn) writeStep(uintptr) bool { return true }
+func (c *UpConn) rawStep(uintptr) bool   { return true }
+func (fc *conn) readStep(uintptr) bool   { return true }
+func (fc *conn) writeStep(uintptr) bool  { return true }
+func (fc *conn) writevStep(uintptr) bool { return true }
 
 func (c *UpConn) alive() bool { return c.br.Buffered() == 0 }
 

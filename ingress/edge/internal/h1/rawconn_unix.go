@@ -118,6 +118,37 @@ func (fc *conn) writeStep(fd uintptr) bool {
 	return true
 }
 
+// writevStep is writeStep for fc.wp followed by fc.wtail, sent with
+// writev(2) so that both usually leave in one call.
+func (fc *conn) writevStep(fd uintptr) bool {
+	total := len(fc.wp) + len(fc.wtail)
+	for fc.wrote < total {
+		var iov [2]syscall.Iovec
+		n := 0
+		if fc.wrote < len(fc.wp) {
+			iov[0].Base = &fc.wp[fc.wrote]
+			iov[0].SetLen(len(fc.wp) - fc.wrote)
+			n = 1
+		}
+		off := max(0, fc.wrote-len(fc.wp))
+		iov[n].Base = &fc.wtail[off]
+		iov[n].SetLen(len(fc.wtail) - off)
+		n++
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		switch errno {
+		case 0:
+			fc.wrote += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			fc.werr = errno
+			return true
+		}
+	}
+	return true
+}
+
 // alive reports whether an idle upstream connection is still open: a
 // peek that would block means nothing (no EOF, no reset) has arrived.
 func (c *UpConn) alive() bool {

@@ -1,0 +1,3 @@
+module example.com/nostartapp
+
+go 1.26

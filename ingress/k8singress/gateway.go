@@ -1,0 +1,237 @@
+package k8singress
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+
+	"github.com/glimpse-dev/glimpse/internal/kubeapi"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// GatewayScheme is the URL scheme of the HTTPRoute Router in
+// preview.Routers:
+//
+//	k8s-gateway://NAMESPACE?gateway=NAME[&gatewayNamespace=NS][&sectionName=LISTENER][&service=glimpse-edge][&port=80]
+const GatewayScheme = "k8s-gateway"
+
+func init() {
+	preview.Routers.Register(GatewayScheme, openGatewayURL)
+}
+
+// GatewayOptions configure a Router from NewGateway.
+type GatewayOptions struct {
+	// Gateway names the Gateway every HTTPRoute attaches to (its
+	// parentRefs); required.
+	Gateway string
+	// GatewayNamespace is the Gateway's namespace; "" means the routes'
+	// own. A Gateway in another namespace must allow routes from it
+	// (its listeners' allowedRoutes.namespaces).
+	GatewayNamespace string
+	// SectionName, when set, attaches to that listener of the Gateway
+	// only.
+	SectionName string
+	// Service and Port name the backend Service in the namespace, the
+	// Glimpse daemon's edge; "" and 0 mean DefaultService and DefaultPort.
+	Service string
+	Port    int
+	// Direct, when set, is the direct backend instead of the edge (see
+	// Direct): one HTTPRoute per preview with URLRewrite filters.
+	Direct *Direct
+}
+
+// NewGateway returns a Router writing Gateway API HTTPRoutes
+// (gateway.networking.k8s.io/v1) to namespace through client; the
+// package comment's ownership, compare-and-swap and server-side apply
+// rules hold for them as for Ingresses. Each host has one HTTPRoute,
+// named after the host, attached to the Gateway (spec.parentRefs), for
+// spec.hostnames [host], with one rule: path prefix "/" to the edge
+// Service (backendRefs). A tombstone keeps the object with no parentRefs:
+// it is attached to no Gateway, which then answers the host with 404.
+//
+// Gateway API v1 spec, https://gateway-api.sigs.k8s.io/reference/spec/:
+// "HTTPRouteSpec" (parentRefs, hostnames, rules), "HTTPPathMatch"
+// (PathPrefix matches "a URL path prefix split by /", element by
+// element, the Ingress Prefix rule and the edge's), "HTTPBackendRef"
+// (a Service name and port in the route's namespace), and for the
+// direct backend "HTTPURLRewriteFilter" with "HTTPPathModifier"
+// ReplacePrefixMatch (Core support for path rewrites when the match is a
+// PathPrefix).
+//
+// The namespace needs the HTTPRoute CRD (config/crd/standard of
+// sigs.k8s.io/gateway-api); the Router needs get, list, create, patch and
+// delete on httproutes.gateway.networking.k8s.io in it, and watch for
+// Watch.
+//
+// core is used only by the direct backend, for its Services; it may be
+// nil otherwise.
+func NewGateway(client gateway.Interface, core kubernetes.Interface, namespace string, opts GatewayOptions) (*Router, error) {
+	if err := checkNamespace(namespace); err != nil {
+		return nil, err
+	}
+	if opts.Gateway == "" {
+		return nil, preview.Errorf(preview.InvalidArgument, "gateway: required (k8s-gateway://NAMESPACE?gateway=NAME)")
+	}
+	if errs := validation.IsDNS1123Subdomain(opts.Gateway); len(errs) > 0 {
+		return nil, preview.Errorf(preview.InvalidArgument, "gateway %q: %s", opts.Gateway, errs[0])
+	}
+	if opts.GatewayNamespace != "" {
+		if err := checkNamespace(opts.GatewayNamespace); err != nil {
+			return nil, err
+		}
+	}
+	if opts.SectionName != "" {
+		if errs := validation.IsDNS1123Subdomain(opts.SectionName); len(errs) > 0 {
+			return nil, preview.Errorf(preview.InvalidArgument, "sectionName %q: %s", opts.SectionName, errs[0])
+		}
+	}
+	b := Options{Service: opts.Service, Port: opts.Port}
+	if err := b.checkBackend(); err != nil {
+		return nil, err
+	}
+	opts.Service, opts.Port = b.Service, b.Port
+	if opts.Direct != nil && core == nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "backend=direct needs a Kubernetes client for its Services")
+	}
+	d, err := newDirect(opts.Direct, core, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{objs: &httpRoutes{client: client, namespace: namespace, opts: opts, direct: d}, namespace: namespace, direct: d}, nil
+}
+
+func openGatewayURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {
+	q, err := preview.QueryParams(u, "gateway", "gatewayNamespace", "sectionName", "service", "port", "backend", "functions", "origin")
+	if err != nil {
+		return nil, err
+	}
+	d, err := directFromQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (k8s-gateway://NAMESPACE), not a path")
+	}
+	opts := GatewayOptions{Gateway: q.Get("gateway"), GatewayNamespace: q.Get("gatewayNamespace"),
+		SectionName: q.Get("sectionName"), Service: q.Get("service"), Direct: d}
+	if p := q.Get("port"); p != "" {
+		if opts.Port, err = strconv.Atoi(p); err != nil {
+			return nil, preview.Errorf(preview.InvalidArgument, "port %q: not a number", p)
+		}
+	}
+	cfg, err := kubeapi.Config(o)
+	if err != nil {
+		return nil, err
+	}
+	client, err := gateway.NewForConfig(cfg)
+	if err != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
+	}
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
+	}
+	return NewGateway(client, core, u.Host, opts)
+}
+
+// httpRoutes keeps routes as gateway.networking.k8s.io/v1 HTTPRoutes.
+type httpRoutes struct {
+	client    gateway.Interface
+	namespace string
+	opts      GatewayOptions
+	direct    *direct
+}
+
+var httpRouteType = metav1.TypeMeta{APIVersion: gatewayv1.GroupVersion.String(), Kind: "HTTPRoute"}
+
+func (x *httpRoutes) kind() string { return "httproute" }
+
+func (x *httpRoutes) get(ctx context.Context, name string) (object, error) {
+	return x.client.GatewayV1().HTTPRoutes(x.namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (x *httpRoutes) list(ctx context.Context, sel string) ([]object, error) {
+	l, err := x.client.GatewayV1().HTTPRoutes(x.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]object, len(l.Items))
+	for i := range l.Items {
+		out[i] = &l.Items[i]
+	}
+	return out, nil
+}
+
+func (x *httpRoutes) create(ctx context.Context, obj object) (object, error) {
+	return x.client.GatewayV1().HTTPRoutes(x.namespace).Create(ctx, obj.(*gatewayv1.HTTPRoute), metav1.CreateOptions{FieldManager: applyOptions.FieldManager})
+}
+
+func (x *httpRoutes) patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) (object, error) {
+	return x.client.GatewayV1().HTTPRoutes(x.namespace).Patch(ctx, name, pt, data, opts)
+}
+
+func (x *httpRoutes) delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
+	return x.client.GatewayV1().HTTPRoutes(x.namespace).Delete(ctx, name, opts)
+}
+
+func (x *httpRoutes) informer(sel string) (cache.SharedIndexInformer, func(<-chan struct{}), func()) {
+	f := gatewayinformers.NewSharedInformerFactoryWithOptions(x.client, 0, gatewayinformers.WithNamespace(x.namespace),
+		gatewayinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
+	return f.Gateway().V1().HTTPRoutes().Informer(), f.Start, f.Shutdown
+}
+
+func (x *httpRoutes) auxNames(string) []string { return nil }
+
+// render returns the HTTPRoute of rt, as NewGateway describes it.
+func (x *httpRoutes) render(rt preview.Route, meta metav1.ObjectMeta) (object, []object, error) {
+	spec := gatewayv1.HTTPRouteSpec{Hostnames: []gatewayv1.Hostname{gatewayv1.Hostname(rt.Host)}}
+	if !rt.Deleted {
+		spec.ParentRefs = []gatewayv1.ParentReference{x.parentRef()}
+		spec.Rules = []gatewayv1.HTTPRouteRule{{
+			Matches:     []gatewayv1.HTTPRouteMatch{pathPrefix("/")},
+			BackendRefs: []gatewayv1.HTTPBackendRef{serviceRef(x.opts.Service, x.opts.Port)},
+		}}
+		if x.direct != nil {
+			spec.Rules = x.direct.httpRules(rt)
+		}
+	}
+	return &gatewayv1.HTTPRoute{TypeMeta: httpRouteType, ObjectMeta: meta, Spec: spec}, nil, nil
+}
+
+func (x *httpRoutes) parentRef() gatewayv1.ParentReference {
+	p := gatewayv1.ParentReference{
+		Group: ptr(gatewayv1.Group(gatewayv1.GroupName)),
+		Kind:  ptr(gatewayv1.Kind("Gateway")),
+		Name:  gatewayv1.ObjectName(x.opts.Gateway),
+	}
+	if x.opts.GatewayNamespace != "" {
+		p.Namespace = ptr(gatewayv1.Namespace(x.opts.GatewayNamespace))
+	}
+	if x.opts.SectionName != "" {
+		p.SectionName = ptr(gatewayv1.SectionName(x.opts.SectionName))
+	}
+	return p
+}
+
+func pathPrefix(p string) gatewayv1.HTTPRouteMatch {
+	return gatewayv1.HTTPRouteMatch{Path: &gatewayv1.HTTPPathMatch{Type: ptr(gatewayv1.PathMatchPathPrefix), Value: ptr(p)}}
+}
+
+// serviceRef is a backendRef to a Service of the routes' namespace.
+func serviceRef(name string, port int) gatewayv1.HTTPBackendRef {
+	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{BackendObjectReference: gatewayv1.BackendObjectReference{
+		Group: ptr(gatewayv1.Group("")),
+		Kind:  ptr(gatewayv1.Kind("Service")),
+		Name:  gatewayv1.ObjectName(name),
+		Port:  ptr(gatewayv1.PortNumber(port)),
+	}}}
+}

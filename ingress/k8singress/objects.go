@@ -1,0 +1,121 @@
+package k8singress
+
+import (
+	"context"
+	"encoding/json"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/glimpse-dev/glimpse/internal/kubeapi"
+	"github.com/glimpse-dev/glimpse/preview"
+)
+
+// object is an object of the API a Router writes: a typed object (an
+// Ingress, an HTTPRoute, a Service) with its TypeMeta set.
+type object interface {
+	metav1.Object
+	runtime.Object
+}
+
+// objects is what differs between the kinds a Router keeps routes in
+// (networking.k8s.io/v1 Ingress, gateway.networking.k8s.io/v1 HTTPRoute):
+// the typed client calls in the namespace, and how a route is rendered.
+// Everything else (ownership checks, compare-and-swap, server-side apply,
+// the route's annotations, the informer's bookkeeping) is Router's, once.
+type objects interface {
+	// kind names the objects in messages ("ingress").
+	kind() string
+	get(ctx context.Context, name string) (object, error)
+	list(ctx context.Context, selector string) ([]object, error)
+	create(ctx context.Context, obj object) (object, error)
+	// patch sends one patch; with ApplyPatchType, opts carry the field
+	// manager and Force.
+	patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) (object, error)
+	delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+	// render returns the object holding rt under rt.Host (with meta's
+	// labels and annotations), and the auxiliary objects of the route
+	// (the direct backend's second Ingress): every one of them is named
+	// among auxNames(rt.Host).
+	render(rt preview.Route, meta metav1.ObjectMeta) (primary object, aux []object, err error)
+	// auxNames lists the names auxiliary objects of host may have, so
+	// that a write or delete removes the ones the route no longer needs.
+	auxNames(host string) []string
+	// informer returns an informer on the objects matching selector,
+	// with its start and shutdown.
+	informer(selector string) (inf cache.SharedIndexInformer, start func(stop <-chan struct{}), shutdown func())
+}
+
+// applyPatch returns obj as a server-side apply body: its JSON without
+// status and the server-set metadata, with resourceVersion kept when rv
+// is set (the apply's precondition).
+func applyPatch(obj object, rv string) ([]byte, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, preview.WithCode(preview.Internal, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, preview.WithCode(preview.Internal, err)
+	}
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok {
+		for _, k := range []string{"creationTimestamp", "uid", "managedFields", "resourceVersion", "generation"} {
+			delete(md, k)
+		}
+		if rv != "" {
+			md["resourceVersion"] = rv
+		}
+	}
+	return json.Marshal(m)
+}
+
+// applyOptions are the options of every apply: Glimpse's field manager,
+// forcing ownership of the fields it sets (they are Glimpse's; another
+// manager's fields that Glimpse does not set stay as they are).
+var applyOptions = metav1.PatchOptions{FieldManager: kubeapi.FieldManager, Force: ptr(true)}
+
+func ptr[T any](v T) *T { return &v }
+
+// adoptionPatch returns the merge patch that turns the field manager
+// "glimpse"'s Update entries of cur's managedFields (a create, or a
+// write of a release before server-side apply) into one Apply entry, so
+// that a later apply removes the fields it no longer sets, conditional
+// on cur's resourceVersion; nil when there is nothing to turn. (A create
+// cannot be an apply: an apply creates a missing object whatever
+// resourceVersion it carries, so it cannot say "only if none is stored".)
+func adoptionPatch(cur metav1.Object) ([]byte, error) {
+	mf := cur.GetManagedFields()
+	var out []metav1.ManagedFieldsEntry
+	update, apply := -1, -1
+	for i, e := range mf {
+		if e.Manager != kubeapi.FieldManager || e.Subresource != "" {
+			out = append(out, e)
+			continue
+		}
+		switch e.Operation {
+		case metav1.ManagedFieldsOperationUpdate:
+			update = i
+		case metav1.ManagedFieldsOperationApply:
+			apply = i
+		}
+	}
+	if update < 0 {
+		return nil, nil
+	}
+	if apply >= 0 {
+		// Both: the apply entry is the current one; the update entry's
+		// fields are dropped from it (they stay on the object).
+		out = append(out, mf[apply])
+	} else {
+		e := mf[update]
+		e.Operation = metav1.ManagedFieldsOperationApply
+		out = append(out, e)
+	}
+	return json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": cur.GetResourceVersion(),
+		"managedFields":   out,
+	}})
+}
