@@ -39,7 +39,7 @@ type Serve struct {
 	// Registry is "embedded" (the default) or "none".
 	Registry string
 	// LeaderElection says which replica runs the work only one may run
-	// (the idle controller): "NAMESPACE/NAME" contends for that
+	// (the idle controller and the scheduled gc): "NAMESPACE/NAME" contends for that
 	// coordination.k8s.io Lease and runs it only while leading; "off"
 	// runs it in this process without an election; empty (auto) elects
 	// on the Lease glimpse-leader in the pod's own namespace when the
@@ -47,6 +47,10 @@ type Serve struct {
 	// Kubernetes runtime or route source, and runs without an election
 	// otherwise. Every replica serves the edge either way.
 	LeaderElection string
+	// GCEvery is how often the daemon (its leader) runs what `glimpse gc
+	// --yes` does and collects the embedded registry's unreferenced
+	// blobs; zero means DefaultGCEvery, negative ("off") never.
+	GCEvery time.Duration
 
 	IdleAfter   time.Duration
 	MaxAwake    int
@@ -59,6 +63,9 @@ type Serve struct {
 	MaxBodyBytes      int64
 	MaxConns          int
 }
+
+// DefaultGCEvery is Serve.GCEvery when unset.
+const DefaultGCEvery = time.Hour
 
 // ServeKey is one setting of Serve, with the names it has in the file, in
 // the environment and on the command line.
@@ -100,7 +107,7 @@ var ServeKeys = []ServeKey{
 			s.Registry = v
 			return nil
 		}},
-	{Key: "leaderElection", Flag: "leader-elect", Kind: "string", Usage: "NAMESPACE/NAME: run the idle controller only while holding that Lease (every replica serves the edge); off: run it here without an election (default: the Lease glimpse-leader in the pod's namespace when running in a cluster with a Kubernetes provider, else off)",
+	{Key: "leaderElection", Flag: "leader-elect", Kind: "string", Usage: "NAMESPACE/NAME: run the idle controller and the scheduled gc only while holding that Lease (every replica serves the edge); off: run it here without an election (default: the Lease glimpse-leader in the pod's namespace when running in a cluster with a Kubernetes provider, else off)",
 		set: func(s *Serve, v string) error {
 			if v == "off" {
 				s.LeaderElection = v
@@ -111,6 +118,19 @@ var ServeKeys = []ServeKey{
 				return fmt.Errorf("%q: want NAMESPACE/NAME of a Lease, or off", v)
 			}
 			s.LeaderElection = v
+			return nil
+		}},
+	{Key: "gc.every", Flag: "gc-every", Kind: "duration", Usage: "run what glimpse gc --yes does (expired previews, orphans, unused tags and asset blobs) and collect the embedded registry's unreferenced blobs this often, on the leader; off: never (default 1h)",
+		set: func(s *Serve, v string) error {
+			if v == "off" {
+				s.GCEvery = -1
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("%q: want a positive duration such as 30m, or off", v)
+			}
+			s.GCEvery = d
 			return nil
 		}},
 	{Key: "idle.after", Flag: "idle-after", Kind: "duration", Usage: "scale a preview to zero after this long without requests, unless its glimpse.yaml sets idle.after (default 15m)",

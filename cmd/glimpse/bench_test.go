@@ -21,6 +21,13 @@ import (
 // and returns a Pipeline opened the way the CLI opens it.
 func inProcessStack(tb testing.TB) (*preview.Pipeline, string) {
 	tb.Helper()
+	_, pl, home := inProcessDaemon(tb)
+	return pl, home
+}
+
+// inProcessDaemon is inProcessStack that also returns the daemon.
+func inProcessDaemon(tb testing.TB) (*daemon.Stack, *preview.Pipeline, string) {
+	tb.Helper()
 	home := tb.TempDir()
 	st, err := daemon.Open(home, &daemon.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -40,7 +47,7 @@ func inProcessStack(tb testing.TB) (*preview.Pipeline, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return pl, home
+	return st, pl, home
 }
 
 // copyApp copies examples/hello into a temporary directory that the

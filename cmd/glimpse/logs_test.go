@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glimpse-dev/glimpse/preview"
 )
 
 func TestLogsStatusBadInput(t *testing.T) {
@@ -213,14 +215,16 @@ func TestLogsAndStatusE2E(t *testing.T) {
 	rt, _ := st["route"].(map[string]any)
 	as, _ := st["assets"].(map[string]any)
 	img, _ := st["image"].(map[string]any)
+	ld, _ := st["lastDeploy"].(map[string]any)
 	if st["status"] != "ready" || st["commit"] != commit || st["url"] != base+"/" || st["dns"] != nil ||
+		ld["result"] != "live" || ld["commit"] != commit || ld["generation"] != rt["servedGeneration"] ||
 		fn["name"] != "logapp-pr-5" || fn["replicas"] != float64(1) || fn["availableReplicas"] != float64(1) || fn["startedAt"] == nil ||
 		rt["host"] != "pr-5.logapp.localhost" || rt["servedGeneration"] != rt["claimedGeneration"] || rt["servedGeneration"] == float64(0) ||
 		as["files"] != float64(2) || as["prefix"] != rt["assetPrefix"] || !strings.Contains(fmt.Sprint(img["ref"]), "@sha256:") {
 		t.Fatalf("status -o json:\n%s", out)
 	}
 	out, _ = s.run(t, "status", dir, "--pr", "5")
-	for _, want := range []string{"status", "ready", "served generation", "2 files", "dns", "not configured", "logapp-pr-5"} {
+	for _, want := range []string{"status", "ready", "last deploy", "live (commit " + commit + ")", "served generation", "2 files", "dns", "not configured", "logapp-pr-5"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status does not show %q:\n%s", want, out)
 		}
@@ -261,5 +265,24 @@ func TestLogsAndStatusE2E(t *testing.T) {
 	}
 	if out, _ = s.run(t, "logs", dir, "--pr", "5", "--tail", "2"); !strings.Contains(out, "logapp: crash") {
 		t.Fatalf("logs after the crash:\n%s", out)
+	}
+}
+
+// The last deploy's result as its route records it.
+func TestLastDeployFromRoute(t *testing.T) {
+	for _, c := range []struct {
+		route preview.Route
+		want  *deployStatus
+	}{
+		{preview.Route{Generation: 3, Served: 3, ClaimedCommit: "c3"}, &deployStatus{Commit: "c3", Generation: 3, Result: "live"}},
+		{preview.Route{Generation: 4, Served: 3, ClaimedCommit: "c4"}, &deployStatus{Commit: "c4", Generation: 4, Result: "in progress"}},
+		{preview.Route{Generation: 4, Served: 3, ClaimedCommit: "c4", Failure: "deploy: exit status 3"}, &deployStatus{Commit: "c4", Generation: 4, Result: "failed", Reason: "deploy: exit status 3"}},
+		{preview.Route{Generation: 1, ClaimedCommit: "c1", Failure: "build: no main"}, &deployStatus{Commit: "c1", Generation: 1, Result: "failed", Reason: "build: no main"}},
+		{preview.Route{Generation: 5, Served: 4, Deleted: true}, nil},
+	} {
+		got := lastDeploy(c.route)
+		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+			t.Errorf("lastDeploy(%+v) = %+v, want %+v", c.route, got, c.want)
+		}
 	}
 }

@@ -109,9 +109,10 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	go func() { errc <- srv.Serve(st.Listener(ln)) }()
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	defer stopIdle()
-	// The idle controller runs on the leader only (serve_leader.go).
+	// The idle controller and the scheduled gc run on the leader only
+	// (serve_leader.go, serve_gc.go).
 	go func() {
-		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, func(ctx context.Context) { st.RunIdle(ctx) }); err != nil {
+		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, leaderWork(home, st, cfg, log)); err != nil {
 			errc <- err
 		}
 	}()

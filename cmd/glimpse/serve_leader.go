@@ -46,8 +46,9 @@ func leaderLease(cfg config.Serve, getenv func(string) string, readFile func(str
 	return ns, name
 }
 
-// runLeaderOnly runs work, the daemon's leader-only part (the idle
-// controller: one replica scales previews, however many serve the edge),
+// runLeaderOnly runs work, the daemon's leader-only part (leaderWork:
+// the idle controller and the scheduled gc; one replica scales previews
+// and collects, however many serve the edge),
 // until ctx ends: at once when cfg asks for no election, else only while
 // this replica holds the Lease (internal/leader), again on every new
 // term. It returns when ctx ends, or at once with an error the election
@@ -66,7 +67,7 @@ func runLeaderOnly(ctx context.Context, st *daemon.Stack, cfg config.Serve, popt
 	ns, name := leaderLease(cfg, os.Getenv, os.ReadFile)
 	if name == "" {
 		st.SetLeader(nil)
-		log.Info("no leader election: this daemon runs the idle controller")
+		log.Info("no leader election: this daemon runs the idle controller and the scheduled gc")
 		work(ctx)
 		return nil
 	}
@@ -84,7 +85,7 @@ func runLeaderOnly(ctx context.Context, st *daemon.Stack, cfg config.Serve, popt
 	lc.Identity = host + "-" + hex.EncodeToString(b)
 	status.Identity = lc.Identity
 	st.SetLeader(status)
-	log.Info("leader election: the idle controller runs on the replica holding the lease", "lease", status.Lease, "identity", lc.Identity)
+	log.Info("leader election: the idle controller and the scheduled gc run on the replica holding the lease", "lease", status.Lease, "identity", lc.Identity)
 	return leader.Run(ctx, lc, func(lctx context.Context) {
 		st.SetLeader(&daemon.LeaderStatus{Lease: status.Lease, Identity: status.Identity, Leading: true})
 		defer st.SetLeader(status)

@@ -30,12 +30,41 @@ type previewStatus struct {
 	// when unknown.
 	Idle *preview.IdleTimeout `json:"idle,omitempty"`
 
+	// LastDeploy is the last Up's result as its route records it; nil
+	// without a route.
+	LastDeploy *deployStatus `json:"lastDeploy"`
+
 	Image    *imageStatus    `json:"image"`
 	Function *functionStatus `json:"function"`
 	Route    *routeStatus    `json:"route"`
 	Assets   *assetsStatus   `json:"assets"`
 	// DNS is null when no DNS provider is configured.
 	DNS *dnsStatus `json:"dns"`
+}
+
+// deployStatus is the last Up that claimed the preview's route: "live"
+// (it switched the route), "in progress" (claimed, not switched, no
+// failure recorded) or "failed" with the reason it recorded
+// (preview.Route.Failure).
+type deployStatus struct {
+	Commit     string `json:"commit,omitempty"`
+	Generation int64  `json:"generation"`
+	Result     string `json:"result"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// lastDeploy reads the last Up's result from its route.
+func lastDeploy(r preview.Route) *deployStatus {
+	d := &deployStatus{Commit: r.ClaimedCommit, Generation: r.Generation, Result: "live"}
+	switch {
+	case r.Deleted:
+		return nil
+	case r.Generation > r.Served && r.Failure != "":
+		d.Result, d.Reason = "failed", r.Failure
+	case r.Generation > r.Served:
+		d.Result = "in progress"
+	}
+	return d
 }
 
 type imageStatus struct {
@@ -84,7 +113,8 @@ func newStatus(g *globalFlags) *cobra.Command {
 		Short: "Show every resource of a pull request's preview",
 		Long: "status shows the preview's state and its resources as the providers report\n" +
 			"them: the image, the function (replicas, last start, crashes), the route\n" +
-			"(host, served and claimed generations, asset manifest), the asset manifest\n" +
+			"(host, served and claimed generations, asset manifest), the last deploy's\n" +
+			"result (live, in progress, or failed with its reason), the asset manifest\n" +
 			"and the DNS record when a DNS provider is configured, and the idle timeout in\n" +
 			"force with its source (glimpse.yaml beats serve --idle-after beats the default).\n" +
 			"The app name comes from\n" +
@@ -173,6 +203,7 @@ func readStatus(ctx context.Context, pl *preview.Pipeline, app string, pr int) (
 	if r != nil {
 		st.Route = &routeStatus{Host: r.Host, Served: r.Served, Claimed: r.Generation, ClaimedCommit: r.ClaimedCommit,
 			AssetPrefix: r.AssetPrefix, Function: r.Function, FunctionPaths: r.FunctionPaths, Deleted: r.Deleted}
+		st.LastDeploy = lastDeploy(*r)
 	}
 	if f != nil {
 		fs := &functionStatus{Name: f.Name, Replicas: f.Replicas, AvailableReplicas: f.AvailableReplicas,
@@ -249,6 +280,16 @@ func printStatus(w io.Writer, st previewStatus) error {
 	}
 	if st.URL != "" {
 		row("url", "%s", st.URL)
+	}
+	if d := st.LastDeploy; d != nil {
+		line := d.Result
+		if d.Commit != "" {
+			line += " (commit " + d.Commit + ")"
+		}
+		if d.Reason != "" {
+			line += ": " + oneLine(d.Reason)
+		}
+		row("last deploy", "%s", line)
 	}
 	row("last request", "%s", ts(st.LastRequest))
 	if st.Function != nil {

@@ -201,34 +201,7 @@ func BenchmarkPreviewMetricsConn(b *testing.B) {
 			defer e.Close()
 			labels := preview.OwnerLabels("", preview.Target{App: "hello", PR: 1, Commit: "abc"})
 			preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", Function: "f", FunctionPaths: []string{"/"}, Labels: labels})
-			srv := httptest.NewServer(e)
-			defer srv.Close()
-			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET /graphql HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: bench\r\n\r\n")
-			br := bufio.NewReader(c)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						b.Fatal(err)
-					}
-					if len(line) <= 2 {
-						break
-					}
-				}
-				if _, err := br.Discard(13); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchGraphQL(b, e)
 		})
 	}
 }

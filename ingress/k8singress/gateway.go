@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -106,7 +105,7 @@ func NewGateway(client gateway.Interface, core kubernetes.Interface, namespace s
 	if err != nil {
 		return nil, err
 	}
-	return &Router{objs: &httpRoutes{client: client, namespace: namespace, opts: opts, direct: d}, namespace: namespace, direct: d}, nil
+	return &Router{objs: &httpRoutes{typedCalls: typedCalls[*gatewayv1.HTTPRoute, *gatewayv1.HTTPRouteList]{client.GatewayV1().HTTPRoutes(namespace)}, client: client, namespace: namespace, opts: opts, direct: d}, namespace: namespace, direct: d}, nil
 }
 
 func openGatewayURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {
@@ -145,6 +144,7 @@ func openGatewayURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (pr
 
 // httpRoutes keeps routes as gateway.networking.k8s.io/v1 HTTPRoutes.
 type httpRoutes struct {
+	typedCalls[*gatewayv1.HTTPRoute, *gatewayv1.HTTPRouteList]
 	client    gateway.Interface
 	namespace string
 	opts      GatewayOptions
@@ -154,34 +154,6 @@ type httpRoutes struct {
 var httpRouteType = metav1.TypeMeta{APIVersion: gatewayv1.GroupVersion.String(), Kind: "HTTPRoute"}
 
 func (x *httpRoutes) kind() string { return "httproute" }
-
-func (x *httpRoutes) get(ctx context.Context, name string) (object, error) {
-	return x.client.GatewayV1().HTTPRoutes(x.namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (x *httpRoutes) list(ctx context.Context, sel string) ([]object, error) {
-	l, err := x.client.GatewayV1().HTTPRoutes(x.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]object, len(l.Items))
-	for i := range l.Items {
-		out[i] = &l.Items[i]
-	}
-	return out, nil
-}
-
-func (x *httpRoutes) create(ctx context.Context, obj object) (object, error) {
-	return x.client.GatewayV1().HTTPRoutes(x.namespace).Create(ctx, obj.(*gatewayv1.HTTPRoute), metav1.CreateOptions{FieldManager: applyOptions.FieldManager})
-}
-
-func (x *httpRoutes) patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) (object, error) {
-	return x.client.GatewayV1().HTTPRoutes(x.namespace).Patch(ctx, name, pt, data, opts)
-}
-
-func (x *httpRoutes) delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
-	return x.client.GatewayV1().HTTPRoutes(x.namespace).Delete(ctx, name, opts)
-}
 
 func (x *httpRoutes) informer(sel string) (cache.SharedIndexInformer, func(<-chan struct{}), func()) {
 	f := gatewayinformers.NewSharedInformerFactoryWithOptions(x.client, 0, gatewayinformers.WithNamespace(x.namespace),

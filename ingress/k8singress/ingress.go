@@ -1,11 +1,8 @@
 package k8singress
 
 import (
-	"context"
-
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -16,6 +13,7 @@ import (
 
 // ingresses keeps routes as networking.k8s.io/v1 Ingresses.
 type ingresses struct {
+	typedCalls[*networkingv1.Ingress, *networkingv1.IngressList]
 	client    kubernetes.Interface
 	namespace string
 	opts      Options
@@ -25,34 +23,6 @@ type ingresses struct {
 var ingressType = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}
 
 func (x *ingresses) kind() string { return "ingress" }
-
-func (x *ingresses) get(ctx context.Context, name string) (object, error) {
-	return x.client.NetworkingV1().Ingresses(x.namespace).Get(ctx, name, metav1.GetOptions{})
-}
-
-func (x *ingresses) list(ctx context.Context, sel string) ([]object, error) {
-	l, err := x.client.NetworkingV1().Ingresses(x.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]object, len(l.Items))
-	for i := range l.Items {
-		out[i] = &l.Items[i]
-	}
-	return out, nil
-}
-
-func (x *ingresses) create(ctx context.Context, obj object) (object, error) {
-	return x.client.NetworkingV1().Ingresses(x.namespace).Create(ctx, obj.(*networkingv1.Ingress), metav1.CreateOptions{FieldManager: applyOptions.FieldManager})
-}
-
-func (x *ingresses) patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) (object, error) {
-	return x.client.NetworkingV1().Ingresses(x.namespace).Patch(ctx, name, pt, data, opts)
-}
-
-func (x *ingresses) delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
-	return x.client.NetworkingV1().Ingresses(x.namespace).Delete(ctx, name, opts)
-}
 
 func (x *ingresses) informer(sel string) (cache.SharedIndexInformer, func(<-chan struct{}), func()) {
 	f := informers.NewSharedInformerFactoryWithOptions(x.client, 0, informers.WithNamespace(x.namespace),

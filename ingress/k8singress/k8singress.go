@@ -68,6 +68,7 @@ import (
 	"net/url"
 	"strconv"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -164,7 +165,7 @@ func New(client kubernetes.Interface, namespace string, opts *Options) (*Router,
 	if err != nil {
 		return nil, err
 	}
-	return &Router{objs: &ingresses{client: client, namespace: namespace, opts: o, direct: d}, namespace: namespace, direct: d}, nil
+	return &Router{objs: &ingresses{typedCalls: typedCalls[*networkingv1.Ingress, *networkingv1.IngressList]{client.NetworkingV1().Ingresses(namespace)}, client: client, namespace: namespace, opts: o, direct: d}, namespace: namespace, direct: d}, nil
 }
 
 func checkNamespace(ns string) error {

@@ -3,7 +3,9 @@ package k8singress
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -118,4 +120,59 @@ func adoptionPatch(cur metav1.Object) ([]byte, error) {
 		"resourceVersion": cur.GetResourceVersion(),
 		"managedFields":   out,
 	}})
+}
+
+// typedClient is the part of a client-go typed client in one namespace
+// (NetworkingV1().Ingresses(ns), GatewayV1().HTTPRoutes(ns)) that the
+// objects of a kind call; L is its list type.
+type typedClient[T object, L runtime.Object] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	List(ctx context.Context, opts metav1.ListOptions) (L, error)
+	Create(ctx context.Context, obj T, opts metav1.CreateOptions) (T, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}
+
+// typedCalls gives a kind the get, list, create, patch and delete of
+// objects over its typed client, once for every kind.
+type typedCalls[T object, L runtime.Object] struct{ c typedClient[T, L] }
+
+func (x typedCalls[T, L]) get(ctx context.Context, name string) (object, error) {
+	return x.c.Get(ctx, name, metav1.GetOptions{})
+}
+
+func (x typedCalls[T, L]) list(ctx context.Context, sel string) ([]object, error) {
+	l, err := x.c.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	items, err := apimeta.ExtractList(l)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]object, 0, len(items))
+	for _, it := range items {
+		o, ok := it.(object)
+		if !ok {
+			return nil, errors.New("a listed item has no object metadata")
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func (x typedCalls[T, L]) create(ctx context.Context, obj object) (object, error) {
+	t, ok := obj.(T)
+	if !ok {
+		return nil, errors.New("create: an object of another kind")
+	}
+	return x.c.Create(ctx, t, metav1.CreateOptions{FieldManager: applyOptions.FieldManager})
+}
+
+func (x typedCalls[T, L]) patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions) (object, error) {
+	return x.c.Patch(ctx, name, pt, data, opts)
+}
+
+func (x typedCalls[T, L]) delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
+	return x.c.Delete(ctx, name, opts)
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/glimpse-dev/glimpse/config"
+	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/registry/embedregistry"
+)
+
+// leaderWork is what only the leading replica runs (runLeaderOnly): the
+// idle controller and, every cfg.GCEvery, the scheduled gc. It returns
+// when ctx ends (the term ends or the daemon stops) and both have stopped.
+func leaderWork(home string, st *daemon.Stack, cfg config.Serve, log *slog.Logger) func(context.Context) {
+	every := cfg.GCEvery
+	if every == 0 {
+		every = config.DefaultGCEvery
+	}
+	return func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(func() { st.RunIdle(ctx) })
+		if every > 0 {
+			wg.Go(func() {
+				runScheduledGC(ctx, every, func(ctx context.Context) { scheduledGC(ctx, home, st, preview.DefaultBlobGrace, log) })
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// runScheduledGC calls gc every period (the first time one period after
+// it starts, so a daemon restarting in a loop does not collect in a loop)
+// until ctx ends. A gc still running when ctx ends sees ctx cancelled.
+func runScheduledGC(ctx context.Context, every time.Duration, gc func(context.Context)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			gc(ctx)
+		}
+	}
+}
+
+// scheduledGC runs what `glimpse gc --yes` runs against this daemon
+// (previews past their ttl, orphans, unused image tags, and asset blobs
+// older than grace; closed pull requests only where GITHUB_REPOSITORY and
+// a token are in the daemon's environment), then collects the embedded
+// registry's blobs and manifests that nothing references or tags and
+// that are older than grace (so a push in progress is kept). Every line gc
+// prints is logged; a failure is logged and retried at the next period.
+// Each step is idempotent, so a gc cut short by a lost Lease is finished
+// by the next leader's.
+func scheduledGC(ctx context.Context, home string, st *daemon.Stack, grace time.Duration, log *slog.Logger) {
+	var out bytes.Buffer
+	err := runGC(ctx, home, &gcFlags{blobGrace: grace}, &out, &out)
+	for sc := bufio.NewScanner(&out); sc.Scan(); {
+		if line := sc.Text(); line != "" {
+			log.Info("gc: " + line)
+		}
+	}
+	if err != nil {
+		log.Warn("gc failed; retried at the next period", "err", oneLine(err.Error()))
+	}
+	if st.Registry == nil || ctx.Err() != nil {
+		return
+	}
+	rs, err := st.Registry.GarbageCollect(ctx, &embedregistry.GCOptions{Grace: grace, UntaggedManifests: true})
+	if err != nil {
+		log.Warn("registry gc failed; retried at the next period", "err", oneLine(err.Error()))
+		return
+	}
+	log.Info("registry gc", "manifests_removed", rs.ManifestsRemoved, "blobs_removed", rs.BlobsRemoved, "bytes_freed", rs.BytesFreed, "uploads_removed", rs.UploadsRemoved)
+}
