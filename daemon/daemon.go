@@ -206,6 +206,7 @@ func Open(home string, opts *Options) (*Stack, error) {
 		mux.Handle("/function/", gw)
 	}
 	mux.Handle("/glimpse/v1/", BasicAuth(s.Password, routeapi.Handler(s.Edge)))
+	mux.Handle("GET /glimpse/v1/deploys/{app}/{pr}", BasicAuth(s.Password, http.HandlerFunc(s.serveDeploy)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	src := s.dashboardSource()
 	s.Metrics.MustRegister(newPreviewCollector(src.List))

@@ -101,6 +101,9 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 	pl := u.plan
 
 	// Build and assets run concurrently; both must finish before deploy.
+	// The first to fail cancels the other once its failure's event is
+	// out, so a caller taking the first failed event gets the cause, not
+	// the sibling's cancellation.
 	var (
 		wg                 sync.WaitGroup
 		buildErr, assetErr error
@@ -118,7 +121,6 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 					Progress: func(line string) { p.emit(Event{Step: StepBuild, State: EventLog, Message: line}) },
 				})
 				if err != nil {
-					cancel()
 					return "", false, err
 				}
 				u.built = res
@@ -127,19 +129,19 @@ func (p *Pipeline) Up(ctx context.Context, req UpRequest) (Preview, error) {
 				}
 				return "pushed " + shortDigest(res.Digest), false, nil
 			})
+			if buildErr != nil {
+				cancel() // after the failure's event, so it comes before the sibling's cancellation
+			}
 		}()
 	}
 	if spec.Assets != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			assetErr = p.step(StepAssets, func() (string, bool, error) {
-				msg, skip, err := u.publish(bctx, adir)
-				if err != nil {
-					cancel()
-				}
-				return msg, skip, err
-			})
+			assetErr = p.step(StepAssets, func() (string, bool, error) { return u.publish(bctx, adir) })
+			if assetErr != nil {
+				cancel()
+			}
 		}()
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -49,4 +50,36 @@ func idleColumn(t *preview.IdleTimeout) string {
 		return "-"
 	}
 	return t.String()
+}
+
+// daemonDeploy returns the last Up the local daemon ran of app's pull
+// request pr (the GitHub loop's, with its events), or nil when the
+// preview's routes are not the local daemon's, the daemon is not
+// running, or it ran none since it started. Best effort, like daemonIdle.
+func daemonDeploy(ctx context.Context, home string, p config.Providers, app string, pr int) *daemon.DeployRecord {
+	if p.Router != "" {
+		return nil
+	}
+	info, err := findServe(ctx, home)
+	if err != nil {
+		return nil
+	}
+	getenv, err := localEnv(home, false, false)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/glimpse/v1/deploys/%s/%d", info.Addr, app, pr), nil)
+	req.SetBasicAuth(getenv("GLIMPSE_USERNAME"), getenv("GLIMPSE_PASSWORD"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var d daemon.DeployRecord
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&d) != nil {
+		return nil
+	}
+	return &d
 }

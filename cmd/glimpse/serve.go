@@ -70,6 +70,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 		return preview.Errorf(preview.InvalidArgument, "listen %q: want HOST:PORT such as 127.0.0.1:8080", listen)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logClientGo(log)
 	opts, err := daemonOptions(ctx, home, cfg, log)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/faas/kubefaas"
@@ -79,4 +80,12 @@ func kubeClient(popts *preview.OpenOptions, log *slog.Logger) (kubernetes.Interf
 // kubefaas:// runtime or a k8s-*:// route source.
 func usesKubernetes(cfg config.Serve) bool {
 	return strings.HasPrefix(cfg.Runtime, kubefaas.Scheme+"://") || strings.HasPrefix(cfg.Routes, "k8s-")
+}
+
+// logClientGo sends client-go's own log lines (klog: a watch that failed
+// and is retried, a throttled request) through the daemon's logger, as
+// structured lines with component=client-go, instead of klog's format
+// on stderr.
+func logClientGo(log *slog.Logger) {
+	klog.SetSlogLogger(log.With("component", "client-go"))
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/glimpse-dev/glimpse/config"
 )
@@ -90,5 +92,17 @@ func TestLeaderElectFlag(t *testing.T) {
 	}
 	if err := config.ParseServe([]byte("leaderElection: nope\n"), &cfg); err == nil || !strings.Contains(err.Error(), "leaderElection") {
 		t.Errorf("a bad leaderElection in the file: %v", err)
+	}
+}
+
+// client-go's klog lines come out through the daemon's logger.
+func TestClientGoLogsThroughTheDaemonsLogger(t *testing.T) {
+	var buf lockedBuffer
+	logClientGo(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(klog.ClearLogger)
+	klog.InfoS("watch of ingresses ended", "namespace", "glimpse")
+	klog.Flush()
+	if got := buf.String(); !strings.Contains(got, "component=client-go") || !strings.Contains(got, `msg="watch of ingresses ended"`) || !strings.Contains(got, "namespace=glimpse") {
+		t.Fatalf("klog line through the daemon's logger: %q", got)
 	}
 }

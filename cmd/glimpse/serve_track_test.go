@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/glimpse-dev/glimpse/config"
 	"github.com/glimpse-dev/glimpse/forge/githubloop"
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -81,6 +83,43 @@ func TestObservedRunnerTracksUps(t *testing.T) {
 		redone = nil
 		if err := tr.ups[0].redo(context.Background()); err != nil || len(redone) != 1 || redone[0].PR.HeadSHA != "abc" {
 			t.Fatalf("%s: redo queued %+v, %v", c.name, redone, err)
+		}
+	}
+}
+
+// glimpse status shows the events of the last Up the local daemon ran
+// (a GitHub loop's), read from the daemon's API; with routes elsewhere,
+// none.
+func TestStatusShowsTheDaemonsDeploy(t *testing.T) {
+	st, pl, home := inProcessDaemon(t)
+	dir := staticApp(t, "tracked", "")
+	upStatic(t, pl, dir, 4)
+	onEvent, done := st.TrackUp("tracked", 4, "abcdef1", nil)
+	onEvent(preview.Event{Step: preview.StepAssets, State: preview.EventDone, Message: "1 file, 1 new"})
+	done(nil)
+
+	d := daemonDeploy(context.Background(), home, config.Providers{}, "tracked", 4)
+	if d == nil || d.Result != "done" || len(d.Events) != 1 || d.Events[0].Message != "1 file, 1 new" {
+		t.Fatalf("the daemon's deploy: %+v", d)
+	}
+	if daemonDeploy(context.Background(), home, config.Providers{}, "tracked", 5) != nil {
+		t.Fatal("a deploy for a pull request the daemon never deployed")
+	}
+	if daemonDeploy(context.Background(), home, config.Providers{Router: "k8s-ingress://glimpse"}, "tracked", 4) != nil {
+		t.Fatal("a daemon deploy with routes elsewhere")
+	}
+	ps, err := readStatus(context.Background(), pl, "tracked", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.DaemonDeploy = d
+	var out strings.Builder
+	if err := printStatus(&out, ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"last deploy", "live (commit abcdef1)", "recent events", "done of abcdef1 by the daemon", "assets", "1 file, 1 new"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/glimpse-dev/glimpse/daemon"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -33,6 +34,9 @@ type previewStatus struct {
 	// LastDeploy is the last Up's result as its route records it; nil
 	// without a route.
 	LastDeploy *deployStatus `json:"lastDeploy"`
+	// DaemonDeploy is the last Up the local daemon ran of the preview
+	// (the GitHub loop's), with its recent events; absent otherwise.
+	DaemonDeploy *daemon.DeployRecord `json:"daemonDeploy,omitempty"`
 
 	Image    *imageStatus    `json:"image"`
 	Function *functionStatus `json:"function"`
@@ -144,6 +148,7 @@ func newStatus(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			st.DaemonDeploy = daemonDeploy(cmd.Context(), home, providers, app, pr)
 			if def := daemonIdle(cmd.Context(), home, providers); def != nil && st.Function != nil {
 				st.Idle = preview.IdleOr(st.Idle, *def)
 			}
@@ -264,6 +269,10 @@ func readStatus(ctx context.Context, pl *preview.Pipeline, app string, pr int) (
 	return st, nil
 }
 
+// maxStatusEvents is how many of the daemon's deploy events the status
+// table shows (the last ones; -o json has them all).
+const maxStatusEvents = 12
+
 func printStatus(w io.Writer, st previewStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
@@ -290,6 +299,20 @@ func printStatus(w io.Writer, st previewStatus) error {
 			line += ": " + oneLine(d.Reason)
 		}
 		row("last deploy", "%s", line)
+	}
+	if d := st.DaemonDeploy; d != nil {
+		line := fmt.Sprintf("%s of %s by the daemon, started %s", d.Result, d.Commit, ts(&d.Started))
+		if d.Error != "" {
+			line += ": " + oneLine(d.Error)
+		}
+		row("recent events", "%s", line)
+		evs := d.Events
+		if len(evs) > maxStatusEvents {
+			evs = evs[len(evs)-maxStatusEvents:]
+		}
+		for _, e := range evs {
+			row("", "%s  %-8s %-9s %s", e.Time.Local().Format(time.TimeOnly), e.Step, e.State, oneLine(e.Message))
+		}
 	}
 	row("last request", "%s", ts(st.LastRequest))
 	if st.Function != nil {
