@@ -30,6 +30,8 @@ type gcFlags struct {
 	githubRepoSet bool
 	// blobGrace is the grace period of asset blob collection.
 	blobGrace time.Duration
+	// GitHub App credentials, instead of a token, for the closed-PR check.
+	githubAppFlags
 }
 
 func newGC(g *globalFlags) *cobra.Command {
@@ -43,7 +45,8 @@ func newGC(g *globalFlags) *cobra.Command {
 			"It takes down the previews past their glimpse.yaml ttl (time since their last deploy,\n" +
 			"read from their route), and, with a GitHub token (" + githubloop.EnvToken + " or GITHUB_TOKEN)\n" +
 			"and --github-repo (or GITHUB_REPOSITORY), the previews of the apps named by --app or\n" +
-			"DIR whose pull request is closed, or unknown to GitHub (orphans); without them it says\n" +
+			"DIR whose pull request is closed, or unknown to GitHub (orphans); a GitHub App\n" +
+			"(--github-app-id and its key) does instead of a token. Without them it says\n" +
 			"that closed pull requests were not checked. The daemon expires previews by the same rule.\n\n" +
 			"It deletes the registry tags that no preview needs any more: pr-N-<commit> tags of\n" +
 			"pull requests that have no preview, and src-<hash> build-cache tags whose image no\n" +
@@ -85,6 +88,7 @@ func newGC(g *globalFlags) *cobra.Command {
 	c.Flags().StringVar(&f.dir, "dir", "", "read providers (and an app) from DIR/glimpse.yaml")
 	c.Flags().BoolVar(&yes, "yes", false, "act: take previews down and delete (without it gc is a dry run)")
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "say what would be deleted, delete nothing (the default)")
+	f.githubAppFlags.register(c.Flags())
 	c.Flags().StringVar(&f.githubRepo, "github-repo", "", "look the pull requests of the named apps up in this repository (owner/name; default $GITHUB_REPOSITORY)")
 	outputFlag(c, &f.output, "one line per tag")
 	c.Flags().DurationVar(&f.blobGrace, "blob-grace", preview.DefaultBlobGrace, "keep unreferenced asset blobs younger than this")
@@ -275,8 +279,12 @@ type pullChecker struct {
 // numbers mean other pull requests). Without, a note for stderr.
 func (f *gcFlags) githubPulls(apps []string) (*pullChecker, string, error) {
 	gh := githubFromEnv(os.Getenv, f.githubRepo)
-	if gh.repo == "" || gh.token == "" {
-		return nil, "gc: previews of closed pull requests not checked: that needs a GitHub token (" + githubloop.EnvToken + " or GITHUB_TOKEN) and --github-repo (or GITHUB_REPOSITORY)", nil
+	app, err := f.appAuth()
+	if err != nil {
+		return nil, "", err
+	}
+	if gh.repo == "" || (gh.token == "" && app == nil) {
+		return nil, "gc: previews of closed pull requests not checked: that needs a GitHub token (" + githubloop.EnvToken + " or GITHUB_TOKEN) or --github-app-id, and --github-repo (or GITHUB_REPOSITORY)", nil
 	}
 	if len(apps) == 0 {
 		if f.githubRepoSet {
@@ -284,7 +292,12 @@ func (f *gcFlags) githubPulls(apps []string) (*pullChecker, string, error) {
 		}
 		return nil, "gc: previews of closed pull requests not checked: name the app of " + gh.repo + " with DIR or --app", nil
 	}
-	rep, err := githubloop.NewGitHubReporter(gh.repo, gh.token, gh.apiURL)
+	var rep *githubloop.GitHubReporter
+	if app != nil {
+		rep, err = githubloop.NewAppReporter(gh.repo, app, gh.apiURL)
+	} else {
+		rep, err = githubloop.NewGitHubReporter(gh.repo, gh.token, gh.apiURL)
+	}
 	if err != nil {
 		return nil, "", preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
 	}

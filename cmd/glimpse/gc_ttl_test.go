@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -194,5 +198,48 @@ func TestBadTTLIsOneLine(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("ttl %q: %v, want one line with %q", c.ttl, err, c.want)
 		}
+	}
+}
+
+// gc's closed-PR check also authenticates as a GitHub App (no token):
+// the fake verifies the app's JWT and issues the installation token.
+func TestGCWithGitHubApp(t *testing.T) {
+	pl, home := inProcessStack(t)
+	dir := staticApp(t, "appauth", "")
+	open := upStatic(t, pl, dir, 2)
+	closed := upStatic(t, pl, dir, 3)
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := githubfake.New("acme", "app", "")
+	fake.AppID, fake.AppKey, fake.InstallationID = 42, &key.PublicKey, 7
+	fake.SetPull(fake.Pull(2, "abcdef1", "acme/app", ""))
+	fake.SetPull(fake.Pull(3, "abcdef1", "acme/app", ""))
+	fake.ClosePull(3)
+	api := httptest.NewServer(fake)
+	defer api.Close()
+	for _, k := range []string{"GITHUB_TOKEN", "GLIMPSE_GITHUB_TOKEN", "GITHUB_REPOSITORY"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("GLIMPSE_GITHUB_API_URL", api.URL)
+
+	if _, _, err := runCLI(t, home, "gc", "--app", "appauth", "--github-repo", "acme/app", "--github-app-id", "42"); err == nil || !strings.Contains(err.Error(), "--github-app-id needs the app's private key") {
+		t.Fatalf("gc with an app and no key: %v", err)
+	}
+	out, stderr, err := runCLI(t, home, "gc", "--yes", "--app", "appauth", "--github-repo", "acme/app", "--github-app-id", "42", "--github-app-key-file", keyFile)
+	if err != nil {
+		t.Fatalf("gc --yes as a GitHub App: %v\n%s", err, stderr)
+	}
+	if want := "removed appauth #3 (" + closed.Host + "): pull request closed"; !strings.Contains(out, want) || strings.Contains(stderr, "not checked") {
+		t.Fatalf("gc as a GitHub App:\n%s\n%s\nwant %q", out, stderr, want)
+	}
+	if _, ok := listed(t, pl)[open.Host]; !ok {
+		t.Fatalf("the open pull request's preview was taken down")
 	}
 }

@@ -27,10 +27,22 @@ type githubFlags struct {
 	settle     time.Duration
 	staleAfter time.Duration
 	reconcile  time.Duration
-	// GitHub App auth (instead of a token).
+	githubAppFlags
+}
+
+// githubAppFlags are the GitHub App credentials (instead of a token) that
+// `serve --github-repo` and `gc` take.
+type githubAppFlags struct {
 	appID           string
 	appKeyFile      string
 	appInstallation int64
+}
+
+func (f *githubAppFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.appID, "github-app-id", "", "authenticate as this GitHub App (its app ID or client ID) instead of "+githubloop.EnvToken+";\n"+
+		"needs --github-app-key-file (or "+githubloop.EnvAppKeyFile+")")
+	fs.StringVar(&f.appKeyFile, "github-app-key-file", "", "the GitHub App's private key (PEM, as GitHub lets you download it)")
+	fs.Int64Var(&f.appInstallation, "github-app-installation", 0, "the GitHub App's installation ID (default: the installation on --github-repo)")
 }
 
 func (f *githubFlags) register(fs *pflag.FlagSet) {
@@ -45,10 +57,7 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.policy.BuildDrafts, "github-drafts", false, "build draft pull requests too")
 	fs.DurationVar(&f.settle, "github-settle", 2*time.Second, "wait this long for a newer push before building a pull request's head")
 	fs.DurationVar(&f.staleAfter, "github-stale-after", 0, "take an open pull request's preview down after this long without a push or a request, static ones included (0: never); a push or a \""+githubloop.CommandUp+"\" comment brings it back")
-	fs.StringVar(&f.appID, "github-app-id", "", "authenticate as this GitHub App (its app ID or client ID) instead of "+githubloop.EnvToken+";\n"+
-		"needs --github-app-key-file (or "+githubloop.EnvAppKeyFile+")")
-	fs.StringVar(&f.appKeyFile, "github-app-key-file", "", "the GitHub App's private key (PEM, as GitHub lets you download it)")
-	fs.Int64Var(&f.appInstallation, "github-app-installation", 0, "the GitHub App's installation ID (default: the installation on --github-repo)")
+	f.githubAppFlags.register(fs)
 	fs.DurationVar(&f.reconcile, "github-reconcile", 10*time.Minute, "reconcile with GitHub this often: build missed pushes, remove previews of closed or deleted pull requests, stale ones and those past their glimpse.yaml ttl")
 }
 
@@ -136,7 +145,7 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 }
 
 // appAuth returns the GitHub App auth the flags ask for, or nil.
-func (f *githubFlags) appAuth() (*githubloop.AppAuth, error) {
+func (f *githubAppFlags) appAuth() (*githubloop.AppAuth, error) {
 	keyFile := f.appKeyFile
 	if keyFile == "" {
 		keyFile = os.Getenv(githubloop.EnvAppKeyFile)

@@ -24,18 +24,18 @@ func TestGitHubAppFlags(t *testing.T) {
 	os.WriteFile(bad, []byte("not a key"), 0o600)
 	for _, c := range []struct {
 		name       string
-		f          githubFlags
+		f          githubAppFlags
 		env        string
 		wantErr    string
 		wantAppNil bool
 	}{
 		{name: "none", wantAppNil: true},
-		{name: "app and key", f: githubFlags{appID: "42", appKeyFile: good, appInstallation: 7}},
-		{name: "key from the environment", f: githubFlags{appID: "Iv1.abc"}, env: good},
-		{name: "no key", f: githubFlags{appID: "42"}, wantErr: "--github-app-id needs the app's private key"},
-		{name: "key without app", f: githubFlags{appKeyFile: good}, wantErr: "--github-app-key-file needs --github-app-id"},
-		{name: "missing file", f: githubFlags{appID: "42", appKeyFile: filepath.Join(dir, "nope.pem")}, wantErr: "--github-app-key-file: open"},
-		{name: "not PEM", f: githubFlags{appID: "42", appKeyFile: bad}, wantErr: "no PEM block"},
+		{name: "app and key", f: githubAppFlags{appID: "42", appKeyFile: good, appInstallation: 7}},
+		{name: "key from the environment", f: githubAppFlags{appID: "Iv1.abc"}, env: good},
+		{name: "no key", f: githubAppFlags{appID: "42"}, wantErr: "--github-app-id needs the app's private key"},
+		{name: "key without app", f: githubAppFlags{appKeyFile: good}, wantErr: "--github-app-key-file needs --github-app-id"},
+		{name: "missing file", f: githubAppFlags{appID: "42", appKeyFile: filepath.Join(dir, "nope.pem")}, wantErr: "--github-app-key-file: open"},
+		{name: "not PEM", f: githubAppFlags{appID: "42", appKeyFile: bad}, wantErr: "no PEM block"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("GLIMPSE_GITHUB_APP_KEY_FILE", c.env)
