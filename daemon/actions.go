@@ -31,7 +31,7 @@ func (s *Stack) Down(ctx context.Context, app string, pr int) error {
 	if err := preview.ValidateDNSLabel(app); err != nil || pr <= 0 {
 		return preview.Errorf(preview.InvalidArgument, "no preview %s #%d: want an app name and a positive pull request number", app, pr)
 	}
-	owner, base, err := s.ownerOf(ctx, app, pr)
+	owner, base, commit, err := s.ownerOf(ctx, app, pr)
 	if err != nil {
 		return err
 	}
@@ -40,28 +40,40 @@ func (s *Stack) Down(ctx context.Context, app string, pr int) error {
 		return err
 	}
 	s.history.Forget(app, pr)
+	if f := s.afterDown.Load(); f != nil {
+		(*f)(app, pr, commit)
+	}
 	return nil
 }
 
+// SetAfterDown makes Down call f with the preview and the commit it
+// served once the preview is down: the GitHub loop parks the PR at that
+// commit, so that its reconcile does not build the same head again (a
+// push does). It is safe to call while Down runs.
+func (s *Stack) SetAfterDown(f func(app string, pr int, commit string)) {
+	s.afterDown.Store(&f)
+}
+
 // ownerOf returns the owner label of the preview's route (or, without a
-// route, its function) and the base domain of its route's host.
-func (s *Stack) ownerOf(ctx context.Context, app string, pr int) (owner, base string, err error) {
+// route, its function), the base domain of its route's host and the
+// commit it serves.
+func (s *Stack) ownerOf(ctx context.Context, app string, pr int) (owner, base, commit string, err error) {
 	sel := preview.Selector(preview.AnyOwner, app, pr)
 	routes, err := s.Edge.Routes(ctx, sel)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	for _, r := range routes {
 		if !r.Deleted {
-			return r.Labels[preview.LabelOwner], strings.TrimPrefix(strings.TrimPrefix(r.Host, preview.Host(app, pr, "")), "."), nil
+			return r.Labels[preview.LabelOwner], strings.TrimPrefix(strings.TrimPrefix(r.Host, preview.Host(app, pr, "")), "."), r.Labels[preview.LabelCommit], nil
 		}
 	}
 	fns, err := s.Runtime.List(ctx, sel)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if len(fns) > 0 {
-		return fns[0].Labels[preview.LabelOwner], "localhost", nil
+		return fns[0].Labels[preview.LabelOwner], "localhost", fns[0].Labels[preview.LabelCommit], nil
 	}
-	return "", "", preview.Errorf(preview.NotFound, "%s: pull request #%d has no preview", app, pr)
+	return "", "", "", preview.Errorf(preview.NotFound, "%s: pull request #%d has no preview", app, pr)
 }

@@ -76,7 +76,8 @@ type Stack struct {
 	apiHosts    map[string]bool
 	limits      Limits
 	idleDefault preview.IdleTimeout
-	leader      atomic.Pointer[LeaderStatus] // SetLeader; nil: no election
+	leader      atomic.Pointer[LeaderStatus]                            // SetLeader; nil: no election
+	afterDown   atomic.Pointer[func(app string, pr int, commit string)] // SetAfterDown
 }
 
 // Providers are the parts a daemon composes. A nil field is filled from

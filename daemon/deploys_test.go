@@ -1,14 +1,19 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/glimpse-dev/glimpse/daemon"
+	"github.com/glimpse-dev/glimpse/daemon/daemontest"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -58,5 +63,38 @@ func TestDeployRecord(t *testing.T) {
 		if rec := get(c.path, c.auth); rec.Code != c.want {
 			t.Errorf("GET %s (auth %v) = %d %s, want %d", c.path, c.auth, rec.Code, rec.Body, c.want)
 		}
+	}
+}
+
+// Stack.Down (the dashboard's Delete) takes the preview down as `glimpse
+// down` does and then tells the SetAfterDown hook which commit it served
+// (the GitHub loop parks the PR there); a preview that does not exist is
+// NotFound and calls nothing.
+func TestDownCallsAfterDown(t *testing.T) {
+	st, pl, _ := daemontest.Open(t, "", nil)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "public"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "public", "index.html"), []byte("<p>hi</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := pl.Up(ctx, preview.UpRequest{Dir: dir, Spec: preview.Spec{App: "gone", Assets: &preview.AssetsSpec{Dir: "public"}}, PR: 8, Commit: "c0ffee1"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	st.SetAfterDown(func(app string, pr int, commit string) { got = append(got, fmt.Sprintf("%s#%d@%s", app, pr, commit)) })
+	if err := st.Down(ctx, "gone", 8); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "gone#8@c0ffee1" {
+		t.Fatalf("after-down calls %v, want gone#8@c0ffee1", got)
+	}
+	if pvs, err := pl.List(ctx, "gone"); err != nil || len(pvs) != 0 {
+		t.Fatalf("after Down: %v, %v", pvs, err)
+	}
+	if err := st.Down(ctx, "gone", 9); !preview.IsNotFound(err) || len(got) != 1 {
+		t.Fatalf("Down of a preview that does not exist: %v (calls %v)", err, got)
 	}
 }

@@ -20,11 +20,33 @@ func (r Route) Validate() error {
 		}
 	}
 	for _, p := range r.FunctionPaths {
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " ?#") {
-			return Errorf(InvalidArgument, "route %s: function path %q must be an absolute path such as /graphql", r.Host, p)
+		if !ValidFunctionPath(p) {
+			return Errorf(InvalidArgument, "route %s: function path %q must be an absolute path such as /graphql, of letters, digits and / - _ . ~ %%", r.Host, p)
 		}
 	}
 	return nil
+}
+
+// ValidFunctionPath reports whether p may be a function path prefix
+// (glimpse.yaml's function.routes, Route.FunctionPaths): absolute, at
+// most 256 bytes, and only letters, digits and "/-_.~%". The set is
+// narrow on purpose: the paths come from the pull request, and routers
+// write them into other systems' configuration (an ingress-nginx regex
+// location, an HTTPRoute match), where a quote, semicolon, brace or
+// newline could inject configuration.
+func ValidFunctionPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || len(p) > 256 {
+		return false
+	}
+	for _, c := range p {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("/-_.~%", c):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateHost checks that h is a lower-case host name made of DNS labels,

@@ -145,8 +145,8 @@ func (s *Spec) Validate(appDir string) error {
 			}
 		}
 		for _, r := range s.Function.Routes {
-			if !strings.HasPrefix(r, "/") || strings.ContainsAny(r, " ?#") {
-				return Errorf(InvalidArgument, "glimpse.yaml: function.routes: %q must be an absolute path such as /graphql", r)
+			if !ValidFunctionPath(r) {
+				return Errorf(InvalidArgument, "glimpse.yaml: function.routes: %q must be an absolute path such as /graphql, of letters, digits and / - _ . ~ %%", r)
 			}
 		}
 		seen := map[string]bool{}

@@ -32,6 +32,10 @@ type gcFlags struct {
 	blobGrace time.Duration
 	// GitHub App credentials, instead of a token, for the closed-PR check.
 	githubAppFlags
+	// noExpire leaves expired previews alone (the daemon's scheduled gc
+	// when its GitHub loop expires them); noGitHub skips the closed-PR
+	// check (the scheduled gc names no apps).
+	noExpire, noGitHub bool
 }
 
 func newGC(g *globalFlags) *cobra.Command {
@@ -120,14 +124,21 @@ func runGC(ctx context.Context, home string, f *gcFlags, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	pulls, note, err := f.githubPulls(apps)
-	if err != nil {
-		return err
+	var downs []gcPreview
+	var downErr error
+	if !f.noExpire {
+		var pulls *pullChecker
+		if !f.noGitHub {
+			var note string
+			if pulls, note, err = f.githubPulls(ctx, apps); err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(stderr, note)
+			}
+		}
+		downs, downErr = expirePreviews(ctx, pl, time.Now(), pulls, f.dryRun)
 	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
-	}
-	downs, downErr := expirePreviews(ctx, pl, time.Now(), pulls, f.dryRun)
 	rep, gcErr := pl.GC(ctx, preview.GCOptions{Apps: apps, DryRun: f.dryRun})
 	blobs, blobErr := collectAssetBlobs(ctx, pl.Assets, f)
 	rep.Blobs = blobs
@@ -277,7 +288,7 @@ type pullChecker struct {
 // a GitHub token and repository, through githubloop's client, for the
 // named apps (a stack may hold apps of several repositories, whose PR
 // numbers mean other pull requests). Without, a note for stderr.
-func (f *gcFlags) githubPulls(apps []string) (*pullChecker, string, error) {
+func (f *gcFlags) githubPulls(ctx context.Context, apps []string) (*pullChecker, string, error) {
 	gh := githubFromEnv(os.Getenv, f.githubRepo)
 	app, err := f.appAuth()
 	if err != nil {
@@ -300,6 +311,14 @@ func (f *gcFlags) githubPulls(apps []string) (*pullChecker, string, error) {
 	}
 	if err != nil {
 		return nil, "", preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
+	}
+	// GitHub answers 404 for a pull request it does not know, which makes
+	// a preview an orphan, but also for every pull request of a repository
+	// that does not exist or that these credentials cannot see: list the
+	// open ones first, so a mistyped --github-repo is an error, not the
+	// removal of every preview of the apps.
+	if _, err := rep.OpenPulls(ctx); err != nil {
+		return nil, "", preview.WithCode(preview.CodeOf(err), fmt.Errorf("gc: listing the pull requests of %s (is --github-repo right, and may these credentials read it?): %w", gh.repo, err))
 	}
 	c := &pullChecker{apps: map[string]bool{}, pull: rep.Pull}
 	for _, a := range apps {

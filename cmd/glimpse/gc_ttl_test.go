@@ -243,3 +243,24 @@ func TestGCWithGitHubApp(t *testing.T) {
 		t.Fatalf("the open pull request's preview was taken down")
 	}
 }
+
+// A --github-repo that GitHub does not know (mistyped, or private and out
+// of the credentials' reach) is an error: none of the apps' previews is
+// taken for an orphan.
+func TestGCWithUnknownRepositoryRemovesNothing(t *testing.T) {
+	pl, home := inProcessStack(t)
+	pv := upStatic(t, pl, staticApp(t, "typo", ""), 2)
+	fake := githubfake.New("acme", "app", "tok")
+	api := httptest.NewServer(fake)
+	defer api.Close()
+	t.Setenv("GITHUB_TOKEN", "tok")
+	t.Setenv("GLIMPSE_GITHUB_TOKEN", "")
+	t.Setenv("GLIMPSE_GITHUB_API_URL", api.URL)
+	_, _, err := runCLI(t, home, "gc", "--yes", "--app", "typo", "--github-repo", "acme/ap")
+	if err == nil || !strings.Contains(err.Error(), "listing the pull requests of acme/ap") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("gc with an unknown repository: %v", err)
+	}
+	if _, ok := listed(t, pl)[pv.Host]; !ok {
+		t.Fatal("gc with an unknown repository took a preview down")
+	}
+}

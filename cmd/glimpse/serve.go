@@ -113,7 +113,7 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	// The idle controller and the scheduled gc run on the leader only
 	// (serve_leader.go, serve_gc.go).
 	go func() {
-		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, leaderWork(home, st, cfg, log)); err != nil {
+		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, leaderWork(home, st, cfg, gh != nil && gh.repo != "", log)); err != nil {
 			errc <- err
 		}
 	}()

@@ -15,9 +15,12 @@ import (
 )
 
 // leaderWork is what only the leading replica runs (runLeaderOnly): the
-// idle controller and, every cfg.GCEvery, the scheduled gc. It returns
-// when ctx ends (the term ends or the daemon stops) and both have stopped.
-func leaderWork(home string, st *daemon.Stack, cfg config.Serve, log *slog.Logger) func(context.Context) {
+// idle controller and, every cfg.GCEvery, the scheduled gc. With the
+// GitHub loop (loop), the loop's reconcile takes expired previews down
+// itself, parking their PRs so that it does not build them again, and
+// the scheduled gc leaves them to it. It returns when ctx ends (the term
+// ends or the daemon stops) and both have stopped.
+func leaderWork(home string, st *daemon.Stack, cfg config.Serve, loop bool, log *slog.Logger) func(context.Context) {
 	every := cfg.GCEvery
 	if every == 0 {
 		every = config.DefaultGCEvery
@@ -27,7 +30,7 @@ func leaderWork(home string, st *daemon.Stack, cfg config.Serve, log *slog.Logge
 		wg.Go(func() { st.RunIdle(ctx) })
 		if every > 0 {
 			wg.Go(func() {
-				runScheduledGC(ctx, every, func(ctx context.Context) { scheduledGC(ctx, home, st, preview.DefaultBlobGrace, log) })
+				runScheduledGC(ctx, every, func(ctx context.Context) { scheduledGC(ctx, home, st, preview.DefaultBlobGrace, !loop, log) })
 			})
 		}
 		wg.Wait()
@@ -51,17 +54,18 @@ func runScheduledGC(ctx context.Context, every time.Duration, gc func(context.Co
 }
 
 // scheduledGC runs what `glimpse gc --yes` runs against this daemon
-// (previews past their ttl, orphans, unused image tags, and asset blobs
-// older than grace; closed pull requests only where GITHUB_REPOSITORY and
-// a token are in the daemon's environment), then collects the embedded
-// registry's blobs and manifests that nothing references or tags and
-// that are older than grace (so a push in progress is kept). Every line gc
+// (previews past their ttl when expire is set, orphans, unused image
+// tags, and asset blobs older than grace; not closed pull requests, which
+// need the apps of a repository: the GitHub loop's reconcile takes those
+// down), then collects the embedded registry's blobs and manifests that
+// nothing references or tags and that are older than grace (so a push in
+// progress is kept). Every line gc
 // prints is logged; a failure is logged and retried at the next period.
 // Each step is idempotent, so a gc cut short by a lost Lease is finished
 // by the next leader's.
-func scheduledGC(ctx context.Context, home string, st *daemon.Stack, grace time.Duration, log *slog.Logger) {
+func scheduledGC(ctx context.Context, home string, st *daemon.Stack, grace time.Duration, expire bool, log *slog.Logger) {
 	var out bytes.Buffer
-	err := runGC(ctx, home, &gcFlags{blobGrace: grace}, &out, &out)
+	err := runGC(ctx, home, &gcFlags{blobGrace: grace, noExpire: !expire, noGitHub: true}, &out, &out)
 	for sc := bufio.NewScanner(&out); sc.Scan(); {
 		if line := sc.Text(); line != "" {
 			log.Info("gc: " + line)

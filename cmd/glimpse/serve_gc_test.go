@@ -67,7 +67,7 @@ func TestScheduledGC(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runScheduledGC(ctx, 100*time.Millisecond, func(ctx context.Context) { scheduledGC(ctx, home, st, time.Millisecond, log) })
+		runScheduledGC(ctx, 100*time.Millisecond, func(ctx context.Context) { scheduledGC(ctx, home, st, time.Millisecond, true, log) })
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(logs.String(), "registry gc") < 1 && time.Now().Before(deadline) {

@@ -85,7 +85,7 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 		Policy: f.policy, Settle: f.settle, StaleAfter: f.staleAfter, Logger: log.With("github", f.repo),
 	}
 	q.Runner = observedRunner{Runner: runner, track: track, app: f.app, redo: func(job githubloop.Job) error {
-		_, err := q.Redeploy(job, "redeployed from the dashboard")
+		_, err := q.Redeploy(job.PR.Number, "redeployed from the dashboard")
 		return err
 	}}
 	if f.reconcile <= 0 {
@@ -121,6 +121,18 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	q.Start(qctx)
+	// A preview taken down from the dashboard stays down until the PR's
+	// next push or "/glimpse up": its reconcile would build it again.
+	if ad, ok := track.(afterDowner); ok {
+		ad.SetAfterDown(func(app string, pr int, commit string) {
+			if f.app != "" && app != f.app {
+				return // not this repository's app
+			}
+			if err := q.Park(pr, commit); err != nil {
+				log.Warn("github: parking a pull request taken down from the dashboard", "pr", pr, "err", err)
+			}
+		})
+	}
 	srv.Handler = githubloop.Mount(srv.Handler, &githubloop.Handler{Secret: secret, Repo: f.repo, Deliver: q, Logger: log})
 	reconciled := make(chan struct{})
 	go func() {
@@ -168,6 +180,12 @@ func (f *githubAppFlags) appAuth() (*githubloop.AppAuth, error) {
 		return nil, preview.WithCode(preview.InvalidArgument, fmt.Errorf("%s: %w", keyFile, err))
 	}
 	return &githubloop.AppAuth{AppID: f.appID, InstallationID: f.appInstallation, Key: key}, nil
+}
+
+// afterDowner is the daemon's hook for Downs outside the loop (the
+// dashboard's Delete): daemon.Stack.SetAfterDown.
+type afterDowner interface {
+	SetAfterDown(func(app string, pr int, commit string))
 }
 
 // upTracker is where the loop's Ups report besides GitHub: the daemon's

@@ -318,18 +318,39 @@ func (q *Queue) enqueueLocked(job Job) error {
 	return nil
 }
 
-// Redeploy runs job's Up again (with a new generation and reason) unless
-// the PR already has work pending or running: that work is for the PR's
-// newest known head, so an asked-for redeploy of an older job must not
-// replace or cancel it (the newest commit wins). It reports whether it
-// queued the job. It is safe for concurrent use.
-func (q *Queue) Redeploy(job Job, reason string) (bool, error) {
+// Redeploy builds PR number pr again, as a "/glimpse up" comment does:
+// the job reads the PR from GitHub when it runs, so it builds the PR's
+// newest head, and a PR that is no longer open is not built (a Down
+// stays final). While the PR has work pending or running it does
+// nothing: that work is for a head at least as new. It ends the PR's
+// parking (an explicit ask, like the comment). It reports whether it
+// queued a job; without the GitHub API (Reporter) it is
+// FailedPrecondition. It is safe for concurrent use.
+func (q *Queue) Redeploy(pr int, reason string) (bool, error) {
+	if q.Reporter == nil {
+		return false, preview.Errorf(preview.FailedPrecondition, "redeploy needs the GitHub API (a token or a GitHub App) to read pull request #%d", pr)
+	}
+	parked := q.parked()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if s := q.prs[job.PR.Number]; s != nil && (s.pending != nil || s.running != nil) {
+	if s := q.prs[pr]; s != nil && (s.pending != nil || s.running != nil) {
 		return false, nil
 	}
-	return true, q.enqueueLocked(Job{Kind: JobUp, PR: job.PR, Reason: reason})
+	if err := parked.Unpark(pr); err != nil {
+		return false, err
+	}
+	return true, q.enqueueLocked(Job{Kind: JobUp, PR: PullRequest{Number: pr}, Reason: reason})
+}
+
+// Park records that PR number pr's preview at head was taken down
+// outside the queue (the dashboard's Delete), so that Reconcile does not
+// build that head again; a push, a reopen or a "/glimpse up" unparks it,
+// as after a stale preview's removal.
+func (q *Queue) Park(pr int, head string) error {
+	if head == "" {
+		return nil
+	}
+	return q.parked().Park(pr, head)
 }
 
 func (q *Queue) settle() time.Duration {

@@ -372,38 +372,55 @@ func TestCounterPersists(t *testing.T) {
 	}
 }
 
-// A redeploy asked for an older job (the dashboard's, of the commit it
-// shows) while a newer push is pending or building changes nothing: the
-// newest commit wins. Once the PR is idle it runs again.
+// A redeploy (the dashboard's) while a newer push is pending or building
+// changes nothing: the newest commit wins. Once the PR is idle it builds
+// the head GitHub reports; a PR that is no longer open is not built (a
+// Down stays final); without the GitHub API it is refused.
 func TestRedeployDefersToNewerWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		r := &fakeRunner{upTime: 10 * time.Second}
-		q := newTestQueue(t, ctx, r, nil)
-		old := Job{Kind: JobUp, PR: pr(1, 'a')}
+		rep := &fakeReporter{}
+		q := newTestQueue(t, ctx, r, rep)
 		q.Deliver(ctx, Delivery{ID: "1", Action: "opened", PR: pr(1, 'a')})
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		q.Deliver(ctx, Delivery{ID: "2", Action: "synchronize", PR: pr(1, 'b')})
-		if queued, err := q.Redeploy(old, "redeployed"); err != nil || queued {
+		if queued, err := q.Redeploy(1, "redeployed"); err != nil || queued {
 			t.Fatalf("redeploy with b pending = %v, %v; want not queued", queued, err)
 		}
 		time.Sleep(2 * time.Second) // b is building
-		if queued, err := q.Redeploy(old, "redeployed"); err != nil || queued {
+		if queued, err := q.Redeploy(1, "redeployed"); err != nil || queued {
 			t.Fatalf("redeploy with b building = %v, %v; want not queued", queued, err)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if queued, err := q.Redeploy(Job{Kind: JobUp, PR: pr(1, 'b')}, "redeployed"); err != nil || !queued {
+		rep.mu.Lock()
+		rep.open = []PullRequest{pr(1, 'c')} // GitHub's head now
+		rep.mu.Unlock()
+		if queued, err := q.Redeploy(1, "redeployed"); err != nil || !queued {
 			t.Fatalf("redeploy of an idle PR = %v, %v; want queued", queued, err)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if got, want := r.got(), []string{"up 1 a g1", "up 1 b g2", "up 1 b g3"}; !slices.Equal(got, want) {
+		rep.mu.Lock()
+		rep.open = nil // closed
+		rep.mu.Unlock()
+		if _, err := q.Redeploy(1, "redeployed"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got, want := r.got(), []string{"up 1 a g1", "up 1 b g2", "up 1 c g3"}; !slices.Equal(got, want) {
 			t.Errorf("runs %v, want %v", got, want)
 		}
 		cancel()
 		q.Wait()
+
+		noAPI := newTestQueue(t, t.Context(), r, nil)
+		if _, err := noAPI.Redeploy(1, "redeployed"); preview.CodeOf(err) != preview.FailedPrecondition {
+			t.Errorf("redeploy without the GitHub API: %v, want FailedPrecondition", err)
+		}
 	})
 }
