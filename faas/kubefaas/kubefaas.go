@@ -112,9 +112,11 @@ type Options struct {
 	PullPolicy corev1.PullPolicy
 	// Resources of the function's container (requests and limits) for
 	// every function; a field that preview.Function.Resources sets (from
-	// glimpse.yaml's function.resources) replaces the one here. The zero
-	// value sets none, so a function without resources of its own gets
-	// the namespace's LimitRange defaults, if any.
+	// glimpse.yaml's function.resources) replaces the one here, except
+	// that the limits here are ceilings (the pull request cannot raise
+	// them: above one is InvalidArgument). The zero value sets none, so a
+	// function without resources of its own gets the namespace's
+	// LimitRange defaults, if any.
 	Resources corev1.ResourceRequirements
 	// NetworkPolicy, when set, gives every function a NetworkPolicy that
 	// admits only the daemon's pods and denies egress but DNS (netpol.go).
@@ -420,7 +422,11 @@ func (r *Runtime) deployment(fn preview.Function) (*appsv1.Deployment, error) {
 }
 
 // resources are the function's container resources: Options.Resources
-// with every field fn.Resources sets (validated) taken from fn.
+// with every field fn.Resources sets (validated) taken from fn. The
+// operator's limits are ceilings the pull request's glimpse.yaml cannot
+// lift: a request or limit above one is InvalidArgument, and so is a
+// request above the limit it ends up with (which the API server would
+// refuse with its own message).
 func (r *Runtime) resources(fn preview.Function) (corev1.ResourceRequirements, error) {
 	out := *r.opts.Resources.DeepCopy()
 	for _, f := range []struct {
@@ -445,6 +451,23 @@ func (r *Runtime) resources(fn preview.Function) (corev1.ResourceRequirements, e
 			*f.list = corev1.ResourceList{}
 		}
 		(*f.list)[f.name] = q
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if ceiling, ok := r.opts.Resources.Limits[name]; ok {
+			for _, l := range []struct {
+				list corev1.ResourceList
+				kind string
+			}{{out.Requests, "requests"}, {out.Limits, "limits"}} {
+				if q, ok := l.list[name]; ok && q.Cmp(ceiling) > 0 {
+					return out, preview.Errorf(preview.InvalidArgument, "function %s: resources.%s.%s %s is above the runtime's limit of %s", fn.Name, l.kind, name, q.String(), ceiling.String())
+				}
+			}
+		}
+		req, hasReq := out.Requests[name]
+		lim, hasLim := out.Limits[name]
+		if hasReq && hasLim && req.Cmp(lim) > 0 {
+			return out, preview.Errorf(preview.InvalidArgument, "function %s: resources.requests.%s %s is above its limit %s", fn.Name, name, req.String(), lim.String())
+		}
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/glimpse-dev/glimpse/preview"
@@ -92,6 +93,37 @@ func TestQuantitiesAgree(t *testing.T) {
 			t.Errorf("%q: preview accepts it, the API server refuses it: %v", q, kerr)
 		case ours != nil && kerr == nil && theirs.Sign() > 0 && !strings.Contains(ours.Error(), "less than the least amount"):
 			t.Errorf("%q: preview refuses it (%v), the API server parses it as %s", q, ours, theirs.String())
+		}
+	}
+}
+
+// The operator's limits are ceilings the pull request's glimpse.yaml
+// cannot lift; within them its values win; a request above the limit it
+// ends up with is refused in one line, before the API server sees it.
+func TestResourceCeilings(t *testing.T) {
+	t.Parallel()
+	r := &Runtime{opts: Options{Resources: corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi"), corev1.ResourceCPU: resource.MustParse("1")},
+	}}}
+	fn := func(req, lim preview.ResourceList) preview.Function {
+		return preview.Function{Name: "app-pr-1", Resources: preview.Resources{Requests: req, Limits: lim}}
+	}
+	got, err := r.resources(fn(preview.ResourceList{CPU: "100m"}, preview.ResourceList{Memory: "128Mi"}))
+	if err != nil || got.Limits.Memory().String() != "128Mi" || got.Requests.Cpu().String() != "100m" || got.Limits.Cpu().String() != "1" {
+		t.Fatalf("within the ceilings: %+v, %v", got, err)
+	}
+	for _, c := range []struct {
+		f    preview.Function
+		want string
+	}{
+		{fn(preview.ResourceList{}, preview.ResourceList{Memory: "1Gi"}), "resources.limits.memory 1Gi is above the runtime's limit of 256Mi"},
+		{fn(preview.ResourceList{CPU: "2"}, preview.ResourceList{}), "resources.requests.cpu 2 is above the runtime's limit of 1"},
+		{fn(preview.ResourceList{Memory: "200Mi"}, preview.ResourceList{Memory: "100Mi"}), "resources.requests.memory 200Mi is above its limit 100Mi"},
+	} {
+		_, err := r.resources(c.f)
+		if err == nil || preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v, want one line with %q", c.f.Resources, err, c.want)
 		}
 	}
 }

@@ -62,7 +62,10 @@ const (
 // for every path of the host across its Ingresses), "Custom NGINX
 // upstream vhost" (upstream-vhost: the Host header sent upstream, the
 // CDN's name rather than the preview's) and "Backend Protocol"
-// (backend-protocol: HTTPS for an https origin). These are per Ingress,
+// (backend-protocol: HTTPS for an https origin), and "Backend Certificate
+// Authentication" (proxy-ssl-server-name: "on" and proxy-ssl-name: the
+// origin's name, so nginx sends SNI, which CDNs need; it is off by
+// default). These are per Ingress,
 // and the two upstreams need different rewrite targets, so a route of
 // the direct backend is two Ingresses: the route's own (named after the
 // host; static paths to the origin; it holds the route) and an auxiliary
@@ -75,6 +78,8 @@ const (
 	nginxUseRegex        = "nginx.ingress.kubernetes.io/use-regex"
 	nginxUpstreamVhost   = "nginx.ingress.kubernetes.io/upstream-vhost"
 	nginxBackendProtocol = "nginx.ingress.kubernetes.io/backend-protocol"
+	nginxProxySSLSNI     = "nginx.ingress.kubernetes.io/proxy-ssl-server-name"
+	nginxProxySSLName    = "nginx.ingress.kubernetes.io/proxy-ssl-name"
 )
 
 // AuxPrefix starts the name of a direct route's auxiliary Ingress.
@@ -217,6 +222,8 @@ func (d *direct) ingresses(rt preview.Route, meta metav1.ObjectMeta, class strin
 	ann[nginxUpstreamVhost] = d.origin.host
 	if d.origin.tls {
 		ann[nginxBackendProtocol] = "HTTPS"
+		ann[nginxProxySSLSNI] = "on"
+		ann[nginxProxySSLName] = d.origin.host
 	}
 	regexPath := networkingv1.PathTypeImplementationSpecific
 	backend := func(svc string, port int) networkingv1.IngressBackend {

@@ -43,12 +43,14 @@ func TestDirectConformance(t *testing.T) {
 }
 
 // checkServices checks the direct backend's ExternalName Services.
-func checkServices(t *testing.T, c *kubetest.Cluster, ns string) {
+// checkServices checks the two ExternalName Services of the direct
+// backend, the origin's on originPort.
+func checkServices(t *testing.T, c *kubetest.Cluster, ns string, originPort int32) {
 	t.Helper()
 	for name, want := range map[string]struct {
 		host string
 		port int32
-	}{"glimpse-functions": {"gateway.openfaas.svc.cluster.local", 8080}, "glimpse-origin": {"cdn.example.com", 443}} {
+	}{"glimpse-functions": {"gateway.openfaas.svc.cluster.local", 8080}, "glimpse-origin": {"cdn.example.com", originPort}} {
 		svc, err := c.Client(t).CoreV1().Services(ns).Get(ctx(t), name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -84,11 +86,13 @@ func TestDirectIngresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"nginx.ingress.kubernetes.io/use-regex":        "true",
-		"nginx.ingress.kubernetes.io/rewrite-target":   "/assets/sites/hello/pr-1/3-abc1234/$1",
-		"nginx.ingress.kubernetes.io/upstream-vhost":   "cdn.example.com",
-		"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS",
-		k8singress.AnnotationFunction:                  "hello-pr-1",
+		"nginx.ingress.kubernetes.io/use-regex":             "true",
+		"nginx.ingress.kubernetes.io/rewrite-target":        "/assets/sites/hello/pr-1/3-abc1234/$1",
+		"nginx.ingress.kubernetes.io/upstream-vhost":        "cdn.example.com",
+		"nginx.ingress.kubernetes.io/backend-protocol":      "HTTPS",
+		"nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
+		"nginx.ingress.kubernetes.io/proxy-ssl-name":        "cdn.example.com",
+		k8singress.AnnotationFunction:                       "hello-pr-1",
 	} {
 		if static.Annotations[k] != v {
 			t.Errorf("static ingress annotation %s = %q, want %q", k, static.Annotations[k], v)
@@ -134,7 +138,7 @@ func TestDirectIngresses(t *testing.T) {
 			t.Errorf("%s rewritten to %q, want %q", path, got, want)
 		}
 	}
-	checkServices(t, c, ns)
+	checkServices(t, c, ns, 443)
 	if list, err := r.Routes(ctx(t), nil); err != nil || len(list) != 1 || list[0].Host != host {
 		t.Errorf("Routes = %+v, %v; want the one route, not its function ingress", list, err)
 	}
@@ -172,7 +176,12 @@ func TestDirectIngresses(t *testing.T) {
 func TestDirectHTTPRoute(t *testing.T) {
 	c, gw := gatewayCluster(t)
 	ns := c.Namespace(t)
-	r, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: testDirect})
+	// An https origin needs a BackendTLSPolicy, which is not written: refused.
+	if _, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: testDirect}); preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), "BackendTLSPolicy") {
+		t.Fatalf("k8s-gateway with an https origin: %v, want InvalidArgument naming BackendTLSPolicy", err)
+	}
+	plain := &k8singress.Direct{Functions: testDirect.Functions, Origin: "http://cdn.example.com/assets/sites"}
+	r, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: plain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +217,7 @@ func TestDirectHTTPRoute(t *testing.T) {
 	want := []rule{
 		{"/graphql", "/function/hello-pr-1/graphql", "", "glimpse-functions:8080"},
 		{"/api/", "/function/hello-pr-1/api/", "", "glimpse-functions:8080"},
-		{"/", "/assets/sites/hello/pr-1/3-abc1234/", "cdn.example.com", "glimpse-origin:443"},
+		{"/", "/assets/sites/hello/pr-1/3-abc1234/", "cdn.example.com", "glimpse-origin:80"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("rules = %+v, want %+v", got, want)
@@ -218,7 +227,7 @@ func TestDirectHTTPRoute(t *testing.T) {
 			t.Errorf("rule %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	checkServices(t, c, ns)
+	checkServices(t, c, ns, 80)
 	if err := r.DeleteRoute(ctx(t), host); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,11 @@ func NewGateway(client gateway.Interface, core kubernetes.Interface, namespace s
 	if err != nil {
 		return nil, err
 	}
+	if d != nil && d.origin.tls {
+		// A Gateway sends plain HTTP to a backend unless a BackendTLSPolicy
+		// says otherwise, which this router does not write.
+		return nil, preview.Errorf(preview.InvalidArgument, "backend=direct with an https origin needs a BackendTLSPolicy, which k8s-gateway does not write: use an http origin, or k8s-ingress")
+	}
 	return &Router{objs: &httpRoutes{typedCalls: typedCalls[*gatewayv1.HTTPRoute, *gatewayv1.HTTPRouteList]{client.GatewayV1().HTTPRoutes(namespace)}, client: client, namespace: namespace, opts: opts, direct: d}, namespace: namespace, direct: d}, nil
 }
 
