@@ -20,6 +20,9 @@ func ParseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty ttl")
 	}
+	if len(s) > 32 { // it is written as a label value (at most 63)
+		return 0, fmt.Errorf("%q is too long for a duration such as 7d, 36h or 90m", s)
+	}
 	var total time.Duration
 	for i := 0; i < len(s); {
 		j := i

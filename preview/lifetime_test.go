@@ -26,6 +26,7 @@ func TestParseTTL(t *testing.T) {
 		{"-1d", 0, "not a duration"},
 		{"1.5d", 0, "not a duration"},
 		{"99999999999999d", 0, "too long"},
+		{"1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d", 0, "too long for a duration"}, // a label value is at most 63
 	} {
 		got, err := ParseTTL(c.in)
 		if c.err == "" && (err != nil || got != c.want) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {

@@ -1,6 +1,9 @@
 package preview
 
-import "testing"
+import (
+	"testing"
+	"unicode/utf8"
+)
 
 // Function paths come from the pull request and end up in other systems'
 // configuration (an ingress-nginx regex location): only a narrow set of
@@ -21,3 +24,19 @@ func TestValidFunctionPath(t *testing.T) {
 		}
 	}
 }
+
+// A failed Up's reason is cut to a bound without splitting a character.
+func TestFailureLineKeepsUTF8(t *testing.T) {
+	long := ""
+	for len(long) < 2*maxFailure {
+		long += "é"
+	}
+	got := failureLine(errorString("deploy: x" + long)) // 9 bytes: the bound falls inside an é
+	if !utf8.ValidString(got) || len(got) > maxFailure+len("…") {
+		t.Fatalf("failure line of %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

@@ -31,7 +31,7 @@ func (u *upRun) recordFailure(ctx context.Context, err error) {
 func failureLine(err error) string {
 	s := strings.Join(strings.Fields(err.Error()), " ")
 	if len(s) > maxFailure {
-		s = s[:maxFailure] + "…"
+		s = strings.ToValidUTF8(s[:maxFailure], "") + "…" // not a rune cut in two
 	}
 	return s
 }

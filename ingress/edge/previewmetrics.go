@@ -136,8 +136,12 @@ func (m *previewMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.duration
 }
 
-// Collect reports the previews routed now and forgets the others.
+// Collect reports the previews routed now and forgets the others. The
+// route table is read under m.mu: a lookup that created a preview's
+// stats (under m.mu, for a route of the table then) is seen with its
+// route, so stats a route holds on to are never forgotten while routed.
 func (m *previewMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
 	routed := map[preview.Target]bool{}
 	for _, rt := range *m.e.table.Load() {
 		if t, ok := rt.spec.Labels.Target(); ok && !rt.spec.Deleted {
@@ -145,7 +149,6 @@ func (m *previewMetrics) Collect(ch chan<- prometheus.Metric) {
 			routed[t] = true
 		}
 	}
-	m.mu.Lock()
 	live := make([]*previewStats, 0, len(m.stats))
 	for t, s := range m.stats {
 		if !routed[t] {

@@ -258,15 +258,7 @@ func (r *Router) SetRoute(ctx context.Context, rt preview.Route) (preview.Route,
 	if err := rt.Validate(); err != nil {
 		return preview.Route{}, err
 	}
-	labels, err := kubeapi.Labels(rt.Labels)
-	if err != nil {
-		return preview.Route{}, preview.WithCode(preview.InvalidArgument, fmt.Errorf("route %s: %w", rt.Host, err))
-	}
-	ann, err := routeAnnotations(rt)
-	if err != nil {
-		return preview.Route{}, err
-	}
-	primary, aux, err := r.objs.render(rt, metav1.ObjectMeta{Name: rt.Host, Namespace: r.namespace, Labels: labels, Annotations: ann})
+	primary, aux, err := r.render(rt)
 	if err != nil {
 		return preview.Route{}, err
 	}
@@ -292,10 +284,67 @@ func (r *Router) SetRoute(ctx context.Context, rt preview.Route) (preview.Route,
 	if err != nil {
 		return preview.Route{}, err
 	}
-	if err := r.syncAux(ctx, rt.Host, aux); err != nil {
+	if err := r.syncAuxFollowing(ctx, rt.Host, aux, stored.GetResourceVersion()); err != nil {
 		return preview.Route{}, err
 	}
 	return out, nil
+}
+
+// render returns the objects holding rt: the primary one (named rt.Host)
+// and its auxiliary ones (objects.render).
+func (r *Router) render(rt preview.Route) (object, []object, error) {
+	labels, err := kubeapi.Labels(rt.Labels)
+	if err != nil {
+		return nil, nil, preview.WithCode(preview.InvalidArgument, fmt.Errorf("route %s: %w", rt.Host, err))
+	}
+	ann, err := routeAnnotations(rt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.objs.render(rt, metav1.ObjectMeta{Name: rt.Host, Namespace: r.namespace, Labels: labels, Annotations: ann})
+}
+
+// syncAuxFollowing syncs host's auxiliary objects to aux, those of the
+// route stored at version, and then follows the stored route: while it
+// has moved on (a newer SetRoute, or a DeleteRoute, raced this one and
+// may have synced its own before this write landed), it syncs them again
+// to what is stored now. So whichever write lands last, the auxiliary
+// objects end as the newest route's: the newest commit wins there too.
+// It gives up with Aborted after a few rounds of a route that keeps
+// changing (its newer writers sync after it).
+func (r *Router) syncAuxFollowing(ctx context.Context, host string, aux []object, version string) error {
+	if r.direct == nil {
+		return r.syncAux(ctx, host, aux) // no auxiliary objects: nothing to follow
+	}
+	const gone = "\x00gone"
+	for range 5 {
+		if err := r.syncAux(ctx, host, aux); err != nil {
+			return err
+		}
+		cur, err := r.objs.get(ctx, host)
+		switch err := kubeapi.Classify(ctx, err, r.what(host)); {
+		case preview.IsNotFound(err):
+			if version == gone {
+				return nil
+			}
+			aux, version = nil, gone // removed: so are its auxiliary objects
+			continue
+		case err != nil:
+			return err
+		}
+		if cur.GetResourceVersion() == version {
+			return nil
+		}
+		rt, err := r.fromObject(cur)
+		if err != nil {
+			return err
+		}
+		if _, aux, err = r.render(rt); err != nil {
+			return err
+		}
+		version = cur.GetResourceVersion()
+	}
+	return preview.Errorf(preview.Aborted, "%s: the route kept changing while its auxiliary objects were written (its newer writers write them)", r.what(host))
 }
 
 // update is SetRoute with a Version: the compare-and-swap as one apply.
