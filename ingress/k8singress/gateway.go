@@ -3,7 +3,6 @@ package k8singress
 import (
 	"context"
 	"net/url"
-	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -13,7 +12,6 @@ import (
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 
-	"github.com/glimpse-dev/glimpse/internal/kubeapi"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -114,37 +112,20 @@ func NewGateway(client gateway.Interface, core kubernetes.Interface, namespace s
 }
 
 func openGatewayURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {
-	q, err := preview.QueryParams(u, "gateway", "gatewayNamespace", "sectionName", "service", "port", "backend", "functions", "origin")
+	q, p, err := parseURL(u, o, "gateway", "gatewayNamespace", "sectionName")
 	if err != nil {
 		return nil, err
 	}
-	d, err := directFromQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	if u.Path != "" && u.Path != "/" {
-		return nil, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (k8s-gateway://NAMESPACE), not a path")
-	}
-	opts := GatewayOptions{Gateway: q.Get("gateway"), GatewayNamespace: q.Get("gatewayNamespace"),
-		SectionName: q.Get("sectionName"), Service: q.Get("service"), Direct: d}
-	if p := q.Get("port"); p != "" {
-		if opts.Port, err = strconv.Atoi(p); err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "port %q: not a number", p)
-		}
-	}
-	cfg, err := kubeapi.Config(o)
-	if err != nil {
-		return nil, err
-	}
-	client, err := gateway.NewForConfig(cfg)
+	client, err := gateway.NewForConfig(p.cfg)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
 	}
-	core, err := kubernetes.NewForConfig(cfg)
+	core, err := kubernetes.NewForConfig(p.cfg)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
 	}
-	return NewGateway(client, core, u.Host, opts)
+	return NewGateway(client, core, u.Host, GatewayOptions{Gateway: q.Get("gateway"), GatewayNamespace: q.Get("gatewayNamespace"),
+		SectionName: q.Get("sectionName"), Service: q.Get("service"), Port: p.port, Direct: p.direct})
 }
 
 // httpRoutes keeps routes as gateway.networking.k8s.io/v1 HTTPRoutes.

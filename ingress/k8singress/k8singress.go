@@ -73,6 +73,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/glimpse-dev/glimpse/internal/kubeapi"
 	"github.com/glimpse-dev/glimpse/preview"
@@ -193,32 +194,47 @@ func (o *Options) checkBackend() error {
 }
 
 func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {
-	q, err := preview.QueryParams(u, "class", "service", "port", "backend", "functions", "origin")
+	q, p, err := parseURL(u, o, "class")
 	if err != nil {
 		return nil, err
 	}
-	d, err := directFromQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	if u.Path != "" && u.Path != "/" {
-		return nil, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (k8s-ingress://NAMESPACE), not a path")
-	}
-	opts := &Options{Class: q.Get("class"), Service: q.Get("service"), Direct: d}
-	if p := q.Get("port"); p != "" {
-		if opts.Port, err = strconv.Atoi(p); err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "port %q: not a number", p)
-		}
-	}
-	cfg, err := kubeapi.Config(o)
-	if err != nil {
-		return nil, err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(p.cfg)
 	if err != nil {
 		return nil, preview.Errorf(preview.InvalidArgument, "kubernetes client: %v", err)
 	}
-	return New(client, u.Host, opts)
+	return New(client, u.Host, &Options{Class: q.Get("class"), Service: q.Get("service"), Port: p.port, Direct: p.direct})
+}
+
+// urlParts is what the URLs of both schemes share: service, port, the
+// direct backend's parameters, the namespace as the host, and the
+// client configuration (kubeapi.Config; never from the URL).
+type urlParts struct {
+	port   int
+	direct *Direct
+	cfg    *rest.Config
+}
+
+// parseURL checks u (its query may hold the shared keys and extra) and
+// returns its query and shared parts.
+func parseURL(u *url.URL, o *preview.OpenOptions, extra ...string) (url.Values, urlParts, error) {
+	var p urlParts
+	q, err := preview.QueryParams(u, append([]string{"service", "port", "backend", "functions", "origin"}, extra...)...)
+	if err != nil {
+		return nil, p, err
+	}
+	if p.direct, err = directFromQuery(q); err != nil {
+		return nil, p, err
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, p, preview.Errorf(preview.InvalidArgument, "the namespace is the URL's host (%s://NAMESPACE), not a path", u.Scheme)
+	}
+	if s := q.Get("port"); s != "" {
+		if p.port, err = strconv.Atoi(s); err != nil {
+			return nil, p, preview.Errorf(preview.InvalidArgument, "port %q: not a number", s)
+		}
+	}
+	p.cfg, err = kubeapi.Config(o)
+	return q, p, err
 }
 
 func (r *Router) what(name string) string {
