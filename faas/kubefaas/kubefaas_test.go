@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -44,48 +43,16 @@ const helloImage = "glimpse.test/hello:1"
 // and GET / with its environment, so a test sees what the pod sees.
 const echoImage = "glimpse.test/echofn:1"
 
-var imported struct {
-	once sync.Once
-	err  error
-}
-
 // cluster returns the package's cluster, with examples/hello's function
-// built static and imported into the node's containerd as helloImage
-// (nothing can be pulled here; a real cluster pulls from the registry).
+// built static and imported into the node's containerd as helloImage,
+// and localfaas's echo function as echoImage (nothing can be pulled
+// here; a real cluster pulls from the registry).
 func cluster(t *testing.T) *kubetest.Cluster { return clusterTB(t) }
 
 func clusterTB(t testing.TB) *kubetest.Cluster {
 	c := kubetest.Shared(t, kubetest.Options{Node: true})
-	imported.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		dir, err := filepath.Abs("../../examples/hello/function")
-		if err != nil {
-			imported.err = err
-			return
-		}
-		bin, err := kubetest.BuildStatic(ctx, dir, filepath.Join(c.Dir, "hello"), ".")
-		if err != nil {
-			imported.err = err
-			return
-		}
-		if imported.err = c.ImportBinary(ctx, helloImage, bin); imported.err != nil {
-			return
-		}
-		localfaas, err := filepath.Abs("../localfaas")
-		if err != nil {
-			imported.err = err
-			return
-		}
-		if bin, err = kubetest.BuildStatic(ctx, localfaas, filepath.Join(c.Dir, "echofn"), "./testdata/echofn"); err != nil {
-			imported.err = err
-			return
-		}
-		imported.err = c.ImportBinary(ctx, echoImage, bin)
-	})
-	if imported.err != nil {
-		t.Fatal(imported.err)
-	}
+	c.ImportGo(t, helloImage, "../../examples/hello/function", ".")
+	c.ImportGo(t, echoImage, "../localfaas", "./testdata/echofn")
 	return c
 }
 

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"maps"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,30 +35,11 @@ func TestMain(m *testing.M) {
 
 const helloImage = "glimpse.test/hello:1"
 
-var helloImported struct {
-	once sync.Once
-	err  error
-}
-
 // nodeCluster returns the package's cluster, with examples/hello's
 // function imported into the node as helloImage.
 func nodeCluster(tb testing.TB) *kubetest.Cluster {
 	c := kubetest.Shared(tb, kubetest.Options{Node: true})
-	helloImported.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		dir, err := filepath.Abs("../../examples/hello/function")
-		if err == nil {
-			var bin string
-			if bin, err = kubetest.BuildStatic(ctx, dir, filepath.Join(c.Dir, "hello"), "."); err == nil {
-				err = c.ImportBinary(ctx, helloImage, bin)
-			}
-		}
-		helloImported.err = err
-	})
-	if helloImported.err != nil {
-		tb.Fatal(helloImported.err)
-	}
+	c.ImportGo(tb, helloImage, "../../examples/hello/function", ".")
 	return c
 }
 

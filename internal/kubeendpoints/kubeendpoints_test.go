@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,34 +34,12 @@ func TestMain(m *testing.M) {
 
 const helloImage = "glimpse.test/hello:1"
 
-var imported struct {
-	once sync.Once
-	err  error
-}
-
 // cluster returns the package's cluster (a real kubelet), with
 // examples/hello's function built static and imported into the node as
 // helloImage (nothing can be pulled here).
 func cluster(tb testing.TB) *kubetest.Cluster {
 	c := kubetest.Shared(tb, kubetest.Options{Node: true})
-	imported.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		dir, err := filepath.Abs("../../examples/hello/function")
-		if err != nil {
-			imported.err = err
-			return
-		}
-		bin, err := kubetest.BuildStatic(ctx, dir, filepath.Join(c.Dir, "hello"), ".")
-		if err != nil {
-			imported.err = err
-			return
-		}
-		imported.err = c.ImportBinary(ctx, helloImage, bin)
-	})
-	if imported.err != nil {
-		tb.Fatal(imported.err)
-	}
+	c.ImportGo(tb, helloImage, "../../examples/hello/function", ".")
 	return c
 }
 

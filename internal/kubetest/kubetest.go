@@ -124,10 +124,12 @@ type Cluster struct {
 	// FakeNodeName is kwok's node, with Options.FakeNode.
 	FakeNodeName string
 
-	ctrBin string
-	bridge string
-	procs  []*process // in start order; stopped in reverse
-	stop   sync.Once
+	ctrBin   string
+	bridge   string
+	importMu sync.Mutex
+	imports  map[string]*imported // ImportGo, by image
+	procs    []*process           // in start order; stopped in reverse
+	stop     sync.Once
 }
 
 // process is one started server.

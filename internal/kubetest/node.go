@@ -12,7 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -242,6 +244,50 @@ func (c *Cluster) ImportBinary(ctx context.Context, ref, bin string) error {
 		return fmt.Errorf("ctr images import %s: %v: %s", ref, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// ImportGo builds the Go main package pkg of directory dir (relative to
+// the test's working directory) static and imports it as the image ref
+// (ImportBinary), once per cluster and ref however many tests ask: a
+// package's tests share one cluster (Shared). It fails tb when the build
+// or the import fails, every time it is asked after such a failure too.
+func (c *Cluster) ImportGo(tb testing.TB, ref, dir, pkg string) {
+	tb.Helper()
+	c.importMu.Lock()
+	if c.imports == nil {
+		c.imports = map[string]*imported{}
+	}
+	im := c.imports[ref]
+	if im == nil {
+		im = &imported{}
+		c.imports[ref] = im
+	}
+	c.importMu.Unlock()
+	im.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			im.err = err
+			return
+		}
+		name := strings.NewReplacer("/", "_", ":", "_").Replace(ref)
+		bin, err := buildStatic(ctx, abs, filepath.Join(c.Dir, "bin-"+name), pkg)
+		if err != nil {
+			im.err = err
+			return
+		}
+		im.err = c.ImportBinary(ctx, ref, bin)
+	})
+	if im.err != nil {
+		tb.Fatalf("image %s: %v", ref, im.err)
+	}
+}
+
+// imported is one ImportGo, done once.
+type imported struct {
+	once sync.Once
+	err  error
 }
 
 // BuildStatic builds the Go main package pkg, as seen from directory dir
