@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/glimpse-dev/glimpse/cdn/s3assets/s3test"
+	"github.com/glimpse-dev/glimpse/internal/netdelay"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -99,7 +100,12 @@ func rcloneCopy(tb testing.TB, srv *s3test.Server, dir, dest string) {
 //
 // It reports milliseconds per step and the ratios baseline / s3assets.
 // GLIMPSE_BENCH_UPLOADS=N sets Options.Uploads (default 16);
-// GLIMPSE_BENCH_RCLONE=0 leaves rclone out.
+// GLIMPSE_BENCH_RCLONE=0 leaves rclone out. GLIMPSE_BENCH_RTT=DURATION
+// puts a round trip of that length between every client (s3assets, the
+// sequential baseline, rclone) and the server (internal/netdelay), the way
+// a store across a network is; without it the client talks to versitygw
+// over loopback, whose round trip is microseconds, so a cold publish is
+// bound by the two processes' CPU time rather than by waiting.
 //
 // It also reports what bounds a cold publish: the CPU time per PUT that
 // versitygw (server-cpu-us-per-put, from /proc) and this process
@@ -154,6 +160,7 @@ func (m *cpuMeter) stop() {
 func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 	ctx := context.Background()
 	bucket := newBucket(b, srv)
+	srv, rtt := throughDelay(b, srv)
 	dir := b.TempDir()
 	writeSite(b, dir, small, big)
 	m, err := preview.ScanAssets(dir)
@@ -282,6 +289,32 @@ func benchPublish(b *testing.B, srv *s3test.Server, small, big int) {
 		b.ReportMetric(float64(sum.rcChange)/float64(sum.change), "x-1change-vs-rclone")
 		b.ReportMetric(float64(sum.rcChange)/float64(sum.onto), "x-1change-onto-vs-rclone")
 	}
+	if rtt > 0 {
+		b.ReportMetric(float64(rtt)/1e6, "rtt-ms")
+	}
 	b.Logf("connections opened: sequential PUTs %d, cold publishes %d (%d rounds)", sum.seqDials, sum.coldDials, run)
 	b.Logf("files %d (%d small, %d of 1 MiB); last round's requests: unchanged publish %v, one change %v, one change onto the served manifest %v", len(m.Files), small, big, sum.unchangedReq, sum.changeReq, sum.ontoReq)
+}
+
+// throughDelay returns srv as the clients should reach it: through a
+// proxy adding GLIMPSE_BENCH_RTT of round trip when that is set (the
+// returned Server differs only in Endpoint; CPUTime still reads
+// versitygw), else srv itself.
+func throughDelay(b *testing.B, srv *s3test.Server) (*s3test.Server, time.Duration) {
+	v := os.Getenv("GLIMPSE_BENCH_RTT")
+	if v == "" {
+		return srv, 0
+	}
+	rtt, err := time.ParseDuration(v)
+	if err != nil || rtt <= 0 {
+		b.Fatalf("GLIMPSE_BENCH_RTT=%q: want a positive duration such as 5ms", v)
+	}
+	p, err := netdelay.Listen(strings.TrimPrefix(srv.Endpoint, "http://"), rtt/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	via := *srv
+	via.Endpoint = "http://" + p.Addr()
+	return &via, rtt
 }

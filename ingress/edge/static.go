@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glimpse-dev/glimpse/ingress/edge/internal/h1"
@@ -56,17 +57,58 @@ type asset struct {
 	// ("br", "gzip").
 	br, gz   *asset
 	encoding []string
+	vary     bool // the file has variants, or is one: responses carry Vary
+
+	// fields is the response head of a plain answer with the whole file
+	// (the headers serveAsset sets), rendered on first use for the edge's
+	// own connections (h1.ResponseWriter.SetFields).
+	fields atomic.Pointer[h1.Fields]
 }
 
 // variant returns a copy of v (the asset of <path>.br or .gz) that serves
 // as a's encoded representation.
 func (a *asset) variant(v *asset, encoding string) *asset {
-	c := *v
-	c.contentType = a.contentType
-	c.cacheControl = a.cacheControl
-	c.encoding = []string{encoding}
-	c.br, c.gz = nil, nil
-	return &c
+	return &asset{
+		digest:        v.digest,
+		size:          v.size,
+		contentType:   a.contentType,
+		etag:          v.etag,
+		cacheControl:  a.cacheControl,
+		contentLength: v.contentLength,
+		etagValue:     v.etagValue,
+		encoding:      []string{encoding},
+		vary:          true,
+	}
+}
+
+// setHeaders sets the header fields of an answer with the file (not its
+// Accept-Ranges, which depends on how it is served) in h.
+func (a *asset) setHeaders(h http.Header) {
+	if a.vary {
+		h["Vary"] = hdrVaryAcceptEncoding
+	}
+	h["Etag"] = a.etag
+	h["Cache-Control"] = a.cacheControl
+	h["Content-Type"] = a.contentType
+	h["X-Content-Type-Options"] = hdrNosniff
+	if a.encoding != nil {
+		h["Content-Encoding"] = a.encoding
+	}
+}
+
+// renderedFields returns the head of a plain answer with the whole file
+// from memory: setHeaders' fields, Accept-Ranges and Content-Length.
+func (a *asset) renderedFields() *h1.Fields {
+	if f := a.fields.Load(); f != nil {
+		return f
+	}
+	h := make(http.Header, 8)
+	a.setHeaders(h)
+	h["Accept-Ranges"] = hdrAcceptRanges
+	h["Content-Length"] = a.contentLength
+	f := h1.NewFields(h)
+	a.fields.Store(f)
+	return f
 }
 
 func newAssetSet(m preview.Manifest) *assetSet {
@@ -95,6 +137,7 @@ func newAssetSet(m preview.Manifest) *assetSet {
 		if v := s.files[p+".gz"]; v != nil {
 			a.gz = a.variant(v, "gzip")
 		}
+		a.vary = a.br != nil || a.gz != nil
 	}
 	for p := range m.Files {
 		if dir, ok := strings.CutSuffix(p, "/index.html"); ok {
@@ -283,28 +326,32 @@ func (e *Edge) notFound(w http.ResponseWriter, r *http.Request, rt *route, set *
 // answered 304 from memory, without touching the blob. Requests with Range
 // or other preconditions go through http.ServeContent; plain ones are
 // copied with sendfile where the store hands out files. Stores without
-// local files are served through the blob cache (serveCached).
+// local files are served through the blob cache (serveCached; on the
+// edge's own connections, a plain answer with a cached blob is
+// serveFromMemory).
 func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *asset, status int) {
 	h := w.Header()
-	if a.br != nil || a.gz != nil {
-		h["Vary"] = hdrVaryAcceptEncoding
+	if a.vary {
 		if v := a.pickVariant(r.Header["Accept-Encoding"]); v != nil {
 			a = v
 		}
 	}
-	h["Etag"] = a.etag
-	h["Cache-Control"] = a.cacheControl
 	if status == http.StatusOK {
 		if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, a.etagValue) {
+			if a.vary {
+				h["Vary"] = hdrVaryAcceptEncoding
+			}
+			h["Etag"] = a.etag
+			h["Cache-Control"] = a.cacheControl
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 	}
-	h["Content-Type"] = a.contentType
-	h["X-Content-Type-Options"] = hdrNosniff
-	if a.encoding != nil {
-		h["Content-Encoding"] = a.encoding
+	if fw, ok := w.(*h1.ResponseWriter); ok && e.blobs != nil && e.blobs.cacheable(a.size) && (status != http.StatusOK || !needsServeContent(r)) {
+		e.serveFromMemory(fw, r, rt, a, status)
+		return
 	}
+	a.setHeaders(h)
 	if e.blobs != nil {
 		e.serveCached(w, r, rt, a, status)
 		return
@@ -329,6 +376,31 @@ func (e *Edge) serveAsset(w http.ResponseWriter, r *http.Request, rt *route, a *
 		return
 	}
 	copyBlob(w, rc)
+}
+
+// serveFromMemory is serveCached's common case on the edge's own
+// connections: a plain answer with a whole blob of the cache, its head
+// rendered once per file (asset.renderedFields) instead of set in the
+// header map and formatted for every response.
+func (e *Edge) serveFromMemory(w *h1.ResponseWriter, r *http.Request, rt *route, a *asset, status int) {
+	data, err := e.cachedBlob(e.ctxOf(w, r), a)
+	if err != nil {
+		e.blobError(w, rt, a, err)
+		return
+	}
+	w.SetFields(a.renderedFields())
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
+}
+
+// cachedBlob returns a's blob from the blob cache, reading it from the
+// store on a miss.
+func (e *Edge) cachedBlob(ctx context.Context, a *asset) ([]byte, error) {
+	return e.blobs.get(ctx, a.digest, a.size, func(ctx context.Context) (io.ReadCloser, error) {
+		return e.opts.Assets.Open(ctx, a.digest)
+	})
 }
 
 // blobError answers a request whose blob could not be read.
@@ -361,9 +433,7 @@ func (e *Edge) serveCached(w http.ResponseWriter, r *http.Request, rt *route, a 
 	h := w.Header()
 	ctx := e.ctxOf(w, r)
 	if e.blobs.cacheable(a.size) {
-		data, err := e.blobs.get(ctx, a.digest, a.size, func(ctx context.Context) (io.ReadCloser, error) {
-			return e.opts.Assets.Open(ctx, a.digest)
-		})
+		data, err := e.cachedBlob(ctx, a)
 		if err != nil {
 			e.blobError(w, rt, a, err)
 			return

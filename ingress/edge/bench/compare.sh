@@ -14,6 +14,9 @@
 #   DURATION=10s CONNS=64 THREADS=2 ROUNDS=3 NGINX_WORKERS=auto SIZE=13 bash ingress/edge/bench/compare.sh
 #   GLIMPSE_VERSITYGW_BIN=~/.cache/glimpse-ci/bin/versitygw-v1.8.0 MODE=static bash ingress/edge/bench/compare.sh
 #   WITH_NETHTTP=1 ...   also measures the edge with DisableConnTakeover ("edge-nh")
+#   WITH_FLOOR=1 ...     static mode: also measures "gofloor", a Go server that
+#                        writes a prerendered response per request and does
+#                        nothing else: what any Go server can reach here
 #   EDGE_CPUPROFILE=FILE ...  writes a CPU profile of the edge's first 10 s
 #
 # Fairness: all three proxies talk HTTP/1.1 with keep-alive to the same
@@ -80,6 +83,7 @@ start() {
 prof=()
 [ -z "${EDGE_CPUPROFILE:-}" ] || prof=(-cpuprofile "$EDGE_CPUPROFILE")
 edgenh=
+gofloor=
 stdproxy=
 if [ "$MODE" = function ]; then
 	start upstream upstream -size "$SIZE"; upstream=$addr
@@ -103,6 +107,9 @@ else
 	done
 	assets="s3://bench?endpoint=http://127.0.0.1:$s3port&pathStyle=true&region=us-east-1"
 	GOMAXPROCS=$EDGE_GOMAXPROCS start edge static "${prof[@]}" -assets "$assets" -dir "$tmp/site" -size "$SIZE" -host "$HOST"; edge=$addr
+	if [ -n "${WITH_FLOOR:-}" ]; then
+		GOMAXPROCS=$EDGE_GOMAXPROCS start gofloor floor -size "$SIZE"; gofloor=$addr
+	fi
 	if [ -n "${WITH_NETHTTP:-}" ]; then
 		GOMAXPROCS=$EDGE_GOMAXPROCS start edgenh static -no-takeover -assets "$assets" -dir "$tmp/site" -size "$SIZE" -host "$HOST"; edgenh=$addr
 	fi
@@ -215,12 +222,13 @@ run() {
 echo "mode: $MODE $URLPATH  cores: $(nproc)  wrk -t$THREADS -c$CONNS -d$DURATION --latency  body: $SIZE bytes  nginx workers: $NGINX_WORKERS  edge GOMAXPROCS: ${EDGE_GOMAXPROCS:-$(nproc)}  ($(nginx -v 2>&1 | sed 's/.*: //'), $(go version | awk '{print $3}'))"
 nginx_workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
 printf '%-6s %-10s %12s %10s %6s %8s\n' round server req/s p99_us load1 cpu_us
-ratios_rps=(); ratios_p99=(); std_rps=(); ratios_cpu=()
+ratios_rps=(); ratios_p99=(); std_rps=(); ratios_cpu=(); floor_rps=()
 for round in $(seq "$ROUNDS"); do
 	if [ "$MODE" = static ]; then
 		if (( round % 2 )); then order="edge nginx"; else order="nginx edge"; fi
 	elif (( round % 2 )); then order="nginx edge stdproxy"; else order="stdproxy edge nginx"; fi
 	[ -z "$edgenh" ] || order="$order edge-nh"
+	[ -z "$gofloor" ] || order="$order gofloor"
 	declare -A res=()
 	for name in $order; do
 		case $name in
@@ -228,6 +236,7 @@ for round in $(seq "$ROUNDS"); do
 		edge) a=$edge; ps=$pid_edge ;;
 		stdproxy) a=$stdproxy; ps=$pid_stdproxy ;;
 		edge-nh) a=$edgenh; ps=$pid_edgenh ;;
+		gofloor) a=$gofloor; ps=$pid_gofloor ;;
 		esac
 		# shellcheck disable=SC2086 # ps is a list of pids
 		res[$name]=$(run "$name" "$a" $ps)
@@ -242,6 +251,10 @@ for round in $(seq "$ROUNDS"); do
 		read -r s_rps s_p99 _ <<<"${res[stdproxy]}"
 		std_rps+=("$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a/b}')")
 	fi
+	if [ -n "$gofloor" ]; then
+		read -r f_rps _ <<<"${res[gofloor]}"
+		floor_rps+=("$(awk -v a="$f_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a/b}')")
+	fi
 	unset res
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -249,3 +262,4 @@ echo "edge/nginx throughput per round: ${ratios_rps[*]}  median $(median "${rati
 echo "nginx/edge CPU per request:      ${ratios_cpu[*]}  median $(median "${ratios_cpu[@]}")  (>= 1 means the edge spends less; nginx: its workers)"
 echo "nginx p99/edge p99 per round:    ${ratios_p99[*]}  median $(median "${ratios_p99[@]}")  (>= 1 means the edge's p99 is lower)"
 [ -z "$stdproxy" ] || echo "stdproxy/nginx throughput:       ${std_rps[*]}  median $(median "${std_rps[@]}")"
+[ -z "$gofloor" ] || echo "gofloor/nginx throughput:        ${floor_rps[*]}  median $(median "${floor_rps[@]}")"

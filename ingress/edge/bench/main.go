@@ -7,8 +7,14 @@
 //	bench edge     -listen 127.0.0.1:0 -upstream 127.0.0.1:PORT [-host bench.localhost] [-no-takeover]
 //	bench stdproxy -listen 127.0.0.1:0 -upstream 127.0.0.1:PORT
 //	bench static   -listen 127.0.0.1:0 -assets s3://B?endpoint=... -dir DIR [-size 10240] [-host bench.localhost] [-no-takeover]
+//	bench floor    -listen 127.0.0.1:0 [-size 10240]
 //	bench freeport
 //
+// floor is the ceiling of any Go server here, not an HTTP server: one
+// goroutine per connection that answers each request (each blank line
+// read) with one write of a prerendered response of -size body bytes,
+// with no parsing, routing or header formatting; compare.sh's
+// WITH_FLOOR=1 measures it next to the edge and nginx.
 // static writes DIR/asset.txt (-size bytes), publishes DIR to the asset
 // store at -assets (credentials from AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY; an s3:// bucket is created when missing) under
@@ -20,6 +26,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -126,6 +133,13 @@ func main() {
 		}
 		rp.BufferPool = &bufPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}}
 		h = rp
+	case "floor":
+		l, err := net.Listen("tcp", *listen)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("listening", l.Addr())
+		log.Fatal(serveFloor(l, *size))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", mode)
 		os.Exit(2)
@@ -199,4 +213,34 @@ func (b *bufPool) Get() []byte { return b.p.Get().([]byte) }
 func (b *bufPool) Put(x []byte) {
 	//lint:ignore SA6002 httputil.BufferPool hands out slices; boxing one costs what the fix would
 	b.p.Put(x)
+}
+
+// serveFloor answers every request on l with a prerendered response of
+// size body bytes (see the package comment's floor).
+func serveFloor(l net.Listener, size int) error {
+	resp := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nCache-Control: no-cache\r\nContent-Length: %d\r\nContent-Type: text/plain; charset=utf-8\r\nDate: %s\r\nEtag: \"%064x\"\r\nX-Content-Type-Options: nosniff\r\n\r\n",
+		size, time.Now().UTC().Format(http.TimeFormat), 0)
+	resp = append(resp, bytes.Repeat([]byte("x"), size)...)
+	end := []byte("\r\n\r\n")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				for range bytes.Count(buf[:n], end) {
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
 }

@@ -22,6 +22,9 @@ const (
 	// watchDelay is how long a request may run before the server starts
 	// watching its client for a disconnect (which cancels the request).
 	watchDelay = 100 * time.Millisecond
+	// sweepEvery is how often the sweeper looks at the connections (see
+	// Server.sweep): the watch and the idle timeout are that precise.
+	sweepEvery = 25 * time.Millisecond
 	// maxDrain is how much of an unread request body is discarded to keep
 	// a connection alive.
 	maxDrain = 256 << 10
@@ -65,6 +68,14 @@ type Server struct {
 	closed atomic.Bool
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
+
+	// The sweeper's clock: nanoseconds since epoch, advanced every
+	// sweepEvery while there are connections (connections read it
+	// instead of the time, which costs a system call on some machines
+	// and a timer operation per request to act on).
+	epoch    time.Time
+	clock    atomic.Int64
+	sweeping bool // a sweeper runs (under mu)
 }
 
 // BodyRefuser is an optional interface of a Server's Handler.
@@ -111,19 +122,28 @@ type conn struct {
 	// the client may still be sending a body nobody reads.
 	linger bool
 
-	// The watchdog: a timer that starts a background read when a request
-	// runs long; the byte it reads (a pipelined request) is kept in
-	// peeked and returned first by Read.
-	mu       sync.Mutex
-	cond     sync.Cond
-	watch    *time.Timer
-	inReq    bool
-	bgActive bool
-	peeked   [1]byte
-	hasPeek  bool
-	gone     atomic.Bool
-	idle     atomic.Bool // waiting for the next request
-	upstream atomic.Pointer[UpConn]
+	// The watchdog: the sweeper starts a background read when a request
+	// has run watchDelay since watchFrom (the clock + 1; 0: not watched);
+	// the byte it reads (a pipelined request) is kept in peeked and
+	// returned first by Read.
+	mu        sync.Mutex
+	cond      sync.Cond
+	watchFrom atomic.Int64
+	inReq     bool
+	bgActive  bool
+	peeked    [1]byte
+	hasPeek   bool
+	gone      atomic.Bool
+	idle      atomic.Bool // waiting for the next request
+	// idleFrom is the clock + 1 when the connection began waiting for
+	// its next request's first byte, 0 while it is not, -1 once the
+	// sweeper ended the wait (IdleTimeout).
+	idleFrom atomic.Int64
+	// readDeadline is set when a handler or a body drain may have left a
+	// read deadline on the connection, to be cleared before the wait for
+	// the next request (which has none: see Server.sweep).
+	readDeadline atomic.Bool
+	upstream     atomic.Pointer[UpConn]
 
 	// Raw socket access (nil for TLS): state of one read or write step.
 	raw     rawConn
@@ -182,8 +202,6 @@ func (s *Server) TakeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 	fc.res.fc = fc
 	fc.res.h = make(http.Header, 8)
 	fc.res.buf = make([]byte, 0, 2048)
-	fc.watch = time.AfterFunc(time.Hour, fc.onWatch)
-	fc.watch.Stop()
 	// One registration per connection aborts whichever upstream exchange
 	// is running when the client goes away (see ResponseWriter.BindUpstream).
 	context.AfterFunc(fc.ctx, func() {
@@ -200,7 +218,8 @@ func (s *Server) TakeOver(w http.ResponseWriter, r *http.Request) (ok bool) {
 	return true
 }
 
-// track adds or removes a taken-over connection; adding fails after Close.
+// track adds or removes a taken-over connection; adding fails after
+// Close. Adding the first connection starts the sweeper.
 func (s *Server) track(fc *conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,12 +229,57 @@ func (s *Server) track(fc *conn, add bool) bool {
 		}
 		if s.conns == nil {
 			s.conns = map[*conn]struct{}{}
+			s.epoch = time.Now()
 		}
 		s.conns[fc] = struct{}{}
+		if !s.sweeping {
+			s.sweeping = true
+			s.tick()
+			go s.sweep()
+		}
 		return true
 	}
 	delete(s.conns, fc)
 	return true
+}
+
+// tick advances the clock to now and returns it.
+func (s *Server) tick() int64 {
+	now := int64(time.Since(s.epoch))
+	s.clock.Store(now)
+	return now
+}
+
+// now is the clock plus 1 (so that it is never 0): at most sweepEvery
+// behind the time while there are connections.
+func (s *Server) now() int64 { return s.clock.Load() + 1 }
+
+// sweep runs while there are connections: every sweepEvery it advances
+// the clock, starts the watch of requests that have run watchDelay and
+// ends the wait of connections idle for IdleTimeout. It replaces a timer
+// per connection and two deadline changes per request with an atomic
+// store or two.
+func (s *Server) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for range t.C {
+		s.mu.Lock()
+		if len(s.conns) == 0 {
+			s.sweeping = false
+			s.mu.Unlock()
+			return
+		}
+		now := s.tick() + 1
+		for fc := range s.conns {
+			if v := fc.watchFrom.Load(); v != 0 && now-v >= int64(watchDelay) && fc.watchFrom.CompareAndSwap(v, 0) {
+				go fc.onWatch()
+			}
+			if v := fc.idleFrom.Load(); v > 0 && s.IdleTimeout > 0 && now-v >= int64(s.IdleTimeout) && fc.idleFrom.CompareAndSwap(v, -1) {
+				fc.c.SetReadDeadline(longAgo) // the wait in nextRequest ends
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Conns returns how many taken-over connections are open.
@@ -321,7 +385,7 @@ func (cw connWriter) Write(p []byte) (int, error) {
 
 func (fc *conn) serve(req *http.Request) {
 	defer func() {
-		fc.watch.Stop()
+		fc.watchFrom.Store(0)
 		fc.cancel()
 		if fc.linger {
 			fc.lingeringClose()
@@ -336,10 +400,13 @@ func (fc *conn) serve(req *http.Request) {
 			return
 		}
 		// Close sets closed and then interrupts idle connections by
-		// setting a past deadline: the order here (deadline, idle,
-		// closed) means either this loop sees closed or Close sees idle
-		// after the deadline below is in place.
-		fc.c.SetReadDeadline(after(fc.srv.IdleTimeout))
+		// setting a past deadline: the order here (idle, closed) means
+		// either this loop sees closed or Close sees idle. The sweeper
+		// ends the wait after IdleTimeout (idleFrom).
+		if fc.readDeadline.Swap(false) {
+			fc.c.SetReadDeadline(time.Time{})
+		}
+		fc.idleFrom.Store(fc.srv.now())
 		fc.idle.Store(true)
 		if fc.srv.closed.Load() {
 			return
@@ -369,7 +436,10 @@ func (fc *conn) serve(req *http.Request) {
 			return
 		}
 		fc.idle.Store(false)
-		fc.c.SetReadDeadline(time.Time{})
+		if fc.srv.closed.Load() {
+			// Close may have interrupted the wait as the request came.
+			fc.c.SetReadDeadline(time.Time{})
+		}
 		next.RemoteAddr = fc.remote
 		next.TLS = fc.tls
 		// The request keeps the background context: handlers use fc.ctx
@@ -389,7 +459,13 @@ func (fc *conn) nextRequest() (req *http.Request, started bool, err error) {
 		fc.limit = http.DefaultMaxHeaderBytes
 	}
 	defer func() { fc.limit = -1 }()
-	if _, err := fc.br.Peek(1); err != nil {
+	_, err = fc.br.Peek(1)
+	if fc.idleFrom.Swap(0) < 0 {
+		// The sweeper ended the wait (IdleTimeout), perhaps as the
+		// first byte came: close, as at any idle timeout.
+		return nil, false, os.ErrDeadlineExceeded
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	// Most requests arrive whole with their first byte: a deadline is
@@ -404,10 +480,13 @@ func (fc *conn) nextRequest() (req *http.Request, started bool, err error) {
 		}
 	}
 	req, err = fc.readRequest()
-	if err != nil && !deadline.IsZero() && !time.Now().Before(deadline) {
-		// The parser may report the truncated block it was left with
-		// rather than the timeout.
-		err = errHeaderTimeout
+	if !deadline.IsZero() {
+		if err != nil && !time.Now().Before(deadline) {
+			// The parser may report the truncated block it was left
+			// with rather than the timeout.
+			err = errHeaderTimeout
+		}
+		fc.c.SetReadDeadline(time.Time{})
 	}
 	return req, true, err
 }
@@ -464,7 +543,7 @@ func (fc *conn) serveOne(req *http.Request) (keep bool) {
 		fc.mu.Lock()
 		fc.inReq = true
 		fc.mu.Unlock()
-		fc.watch.Reset(watchDelay)
+		fc.watchFrom.Store(fc.srv.now())
 	}
 	aborted := fc.handle(w, req)
 	if watched {
@@ -486,6 +565,7 @@ func (fc *conn) serveOne(req *http.Request) (keep bool) {
 			return false
 		}
 		// Discard what the handler left of the body, within bounds.
+		fc.readDeadline.Store(true)
 		fc.c.SetReadDeadline(after(fc.srv.BodyReadTimeout))
 		n, err := io.CopyN(io.Discard, req.Body, maxDrain)
 		if err != io.EOF || n >= maxDrain {
@@ -511,9 +591,9 @@ func (fc *conn) handle(w *ResponseWriter, req *http.Request) (aborted bool) {
 	return false
 }
 
-// onWatch runs when a request has taken watchDelay: it reads from the
-// client until the request ends (the read is then interrupted) or the
-// client closes or sends the next request.
+// onWatch runs (on a goroutine of its own) when a request has taken
+// watchDelay: it reads from the client until the request ends (the read
+// is then interrupted) or the client closes or sends the next request.
 func (fc *conn) onWatch() {
 	fc.mu.Lock()
 	if !fc.inReq || fc.bgActive {
@@ -538,7 +618,8 @@ func (fc *conn) onWatch() {
 // endWatch stops the watchdog of the request that just ended and waits
 // for its background read to finish.
 func (fc *conn) endWatch() {
-	if fc.watch.Stop() {
+	if fc.watchFrom.Swap(0) != 0 {
+		// The sweeper had not started the watch, and now will not.
 		fc.mu.Lock()
 		fc.inReq = false
 		fc.mu.Unlock()
@@ -581,6 +662,7 @@ type ResponseWriter struct {
 	buf         []byte
 	declared    int64 // the Content-Length sent, -1 if none
 	written     int64 // body bytes sent
+	fields      *Fields
 }
 
 var (
@@ -599,7 +681,17 @@ func (w *ResponseWriter) reset(req *http.Request) {
 	w.noBody = false
 	w.buf = w.buf[:0]
 	w.declared, w.written = -1, 0
+	w.fields = nil
 }
+
+// SetFields adds f's header fields to the response's head, after those of
+// Header(): for a handler that answers many requests with the same fields
+// (rendered once by NewFields instead of formatted from the map on every
+// response). A Content-Length or Content-Type in f counts as set, for the
+// framing and sniffing rules; a field must not be in both f and Header(),
+// or it is sent twice. A later call replaces f; after the head is sent
+// it has no effect.
+func (w *ResponseWriter) SetFields(f *Fields) { w.fields = f }
 
 // Header returns the response header map, as http.ResponseWriter says.
 func (w *ResponseWriter) Header() http.Header { return w.h }
@@ -745,7 +837,11 @@ func (w *ResponseWriter) commit(final bool) {
 	if len(h["Connection"]) > 0 && HasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
-	hasLength := len(h["Content-Length"]) > 0
+	f := w.fields
+	if f == nil {
+		f = &noFields
+	}
+	hasLength := len(h["Content-Length"]) > 0 || f.contentLength >= 0
 	trailers := len(h["Trailer"]) > 0
 	if !w.noBody && !hasLength {
 		switch {
@@ -761,7 +857,7 @@ func (w *ResponseWriter) commit(final bool) {
 			w.closeAfter = true
 		}
 	}
-	if _, ok := h["Content-Type"]; !ok && !w.noBody && len(w.buf) > 0 {
+	if _, ok := h["Content-Type"]; !ok && !f.contentType && !w.noBody && len(w.buf) > 0 {
 		h["Content-Type"] = []string{http.DetectContentType(w.buf)}
 	}
 	if req.ProtoMajor == 1 && req.ProtoMinor == 0 && !w.closeAfter {
@@ -779,10 +875,13 @@ func (w *ResponseWriter) commit(final bool) {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			w.declared = n
 		}
+	} else if len(cl) == 0 && f.contentLength >= 0 && !w.noBody && !w.head {
+		w.declared = f.contentLength
 	}
 	bw := w.fc.bw
 	writeStatusLine(bw, w.status)
 	writeHeaders(bw, h)
+	bw.WriteString(f.block)
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
@@ -899,6 +998,7 @@ func (w *ResponseWriter) SetReadDeadline(t time.Time) error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
+	w.fc.readDeadline.Store(true)
 	return w.fc.c.SetReadDeadline(t)
 }
 
@@ -921,7 +1021,68 @@ func (w *ResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return fc.c, bufio.NewReadWriter(fc.br, fc.bw), nil
 }
 
+// Fields is a block of response header fields rendered once (NewFields)
+// and sent with many responses (ResponseWriter.SetFields). It is
+// immutable and safe for concurrent use.
+type Fields struct {
+	block         string // "Name: value\r\n" lines
+	contentLength int64  // its Content-Length, -1 if none
+	contentType   bool   // it has a Content-Type
+}
+
+var noFields = Fields{contentLength: -1}
+
+// NewFields renders h as writing it with a response would: trailers and
+// fields without values left out, line breaks in values replaced. The
+// per-response fields (Connection, Date, Transfer-Encoding, Trailer) are
+// left out too, since the server writes those for each response. A
+// Content-Length that is not one non-negative number is left out.
+func NewFields(h http.Header) *Fields {
+	f := &Fields{contentLength: -1}
+	var b strings.Builder
+	for k, vv := range h {
+		switch k {
+		case "Connection", "Date", "Transfer-Encoding", "Trailer":
+			continue
+		case "Content-Length":
+			n, err := strconv.ParseInt(firstOf(vv), 10, 64)
+			if len(vv) != 1 || err != nil || n < 0 {
+				continue
+			}
+			f.contentLength = n
+		case "Content-Type":
+			f.contentType = len(vv) > 0
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range vv {
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(cleanValue(v))
+			b.WriteString("\r\n")
+		}
+	}
+	f.block = b.String()
+	return f
+}
+
+func firstOf(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
+}
+
 func writeStatusLine(bw *bufio.Writer, code int) {
+	switch code {
+	case http.StatusOK:
+		bw.WriteString("HTTP/1.1 200 OK\r\n")
+		return
+	case http.StatusNotModified:
+		bw.WriteString("HTTP/1.1 304 Not Modified\r\n")
+		return
+	}
 	bw.WriteString("HTTP/1.1 ")
 	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	bw.WriteByte(' ')

@@ -56,6 +56,23 @@ func (h *testHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "a")
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "b")
+	case "/fields":
+		// Rendered fields: Connection and Date are the server's, a line
+		// break is no injection, the length and type count as set.
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		hw.SetFields(NewFields(http.Header{
+			"Content-Length": {"5"},
+			"Content-Type":   {"application/x-test"},
+			"Connection":     {"close"},
+			"Date":           {"yesterday"},
+			"X-Evil":         {"a\r\nInjected: yes"},
+		}))
+		w.Header().Set("X-Map", "too")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, strings.Repeat("z", n))
+	case "/deadline":
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		io.WriteString(w, "deadline")
 	case "/panic":
 		panic("test panic")
 	case "/hijack":
@@ -302,6 +319,30 @@ func TestTimeouts(t *testing.T) {
 	})
 }
 
+// TestDeadlinesEndWithTheirRequest: a read deadline a handler set, or
+// the one bounding the drain of an unread body, is gone by the time the
+// connection waits for its next request (the wait itself has none; the
+// sweeper times it out).
+func TestDeadlinesEndWithTheirRequest(t *testing.T) {
+	t.Parallel()
+	_, addr := engine(t, &Server{IdleTimeout: 10 * time.Second, BodyReadTimeout: 20 * time.Millisecond})
+	for _, first := range []string{
+		"GET /deadline HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /html HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody",
+	} {
+		rc := dialRaw(t, addr)
+		rc.Get("/") // taken over from here on
+		rc.Send(first)
+		if resp, _ := rc.Read("GET"); resp.StatusCode != 200 {
+			t.Fatalf("%q: %d", first, resp.StatusCode)
+		}
+		time.Sleep(150 * time.Millisecond) // well past either deadline
+		if resp, body := rc.Get("/html"); resp.StatusCode != 200 || body != "<html>short</html>" {
+			t.Fatalf("after %q: %d %q", first, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestCloseEndsConnections(t *testing.T) {
 	t.Parallel()
 	srv := &Server{}
@@ -367,6 +408,47 @@ func TestResponseWriterFraming(t *testing.T) {
 	}
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatal("short body read as complete")
+	}
+}
+
+// TestSetFields: a head rendered once by NewFields goes out with the
+// map's fields and the server's own; its Content-Length frames the body
+// (a longer write fails, a HEAD gets none) and keeps the connection.
+func TestSetFields(t *testing.T) {
+	t.Parallel()
+	_, addr := engine(t, &Server{})
+	rc := dialRaw(t, addr)
+	rc.Get("/")
+	for range 2 { // the second response must not inherit the first's fields
+		resp, body := rc.Get("/fields?n=5")
+		if resp.StatusCode != http.StatusAccepted || body != "zzzzz" || resp.ContentLength != 5 {
+			t.Fatalf("/fields: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+		}
+		hd := resp.Header
+		if hd.Get("Content-Type") != "application/x-test" || hd.Get("X-Map") != "too" || hd.Get("Injected") != "" ||
+			hd.Get("X-Evil") != "a  Injected: yes" || hd.Get("Connection") != "" || len(hd["Date"]) != 1 || hd.Get("Date") == "yesterday" {
+			t.Fatalf("/fields header: %v", hd)
+		}
+		if resp, body := rc.Get("/html"); body != "<html>short</html>" || resp.Header.Get("X-Evil") != "" || resp.ContentLength != 18 {
+			t.Fatalf("after /fields: %q %v", body, resp.Header)
+		}
+	}
+	rc.Send("HEAD /fields?n=5 HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := rc.Read("HEAD"); resp.ContentLength != 5 || body != "" {
+		t.Fatalf("HEAD /fields: length %d body %q", resp.ContentLength, body)
+	}
+	if _, body := rc.Get("/fields?n=5"); body != "zzzzz" {
+		t.Fatalf("after HEAD: %q", body)
+	}
+	// More than the rendered length: never sent; the client sees the
+	// connection end before the 5 bytes it was promised.
+	rc.Send("GET /fields?n=7 HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(rc.R, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil || resp.ContentLength != 5 {
+		t.Fatalf("/fields with 7 bytes for 5: read %q (%v), length %d", b, err, resp.ContentLength)
 	}
 }
 

@@ -39,7 +39,9 @@
 // unlike net/http, which leaves it open), an io.ReaderFrom that uses
 // sendfile(2) for a file of known length, and it answers
 // http.ResponseController's SetReadDeadline and EnableFullDuplex (a handler
-// may read the request body while it writes the response). A request's
+// may read the request body while it writes the response). A handler
+// that sends the same header fields with many responses renders them once
+// (NewFields) and attaches them with SetFields. A request's
 // context is not the connection's after the first request (a copy of
 // each request is saved): handlers use ResponseWriter.Context, which is
 // canceled when the client goes away. The client is watched for that only
@@ -69,7 +71,10 @@
 //
 // Server and Transport are safe for concurrent use; each taken-over
 // connection is served by one goroutine (the one that called TakeOver),
-// plus a short-lived watchdog read. http.Server.Shutdown neither sees nor
+// plus a short-lived watchdog read. While a Server has connections, one
+// sweeper goroutine wakes every 25 ms to start the watchdog of requests
+// that have run 100 ms and to end waits past IdleTimeout: both are that
+// precise, and no request sets a timer or a deadline for them. http.Server.Shutdown neither sees nor
 // waits for taken-over connections (they are hijacked), and the embedding
 // server's middleware sees one call per connection, not per request: call
 // Server.Close after Shutdown. Close ends idle connections at once and
