@@ -13,7 +13,9 @@ import (
 // fnActivity is the edge's per-function state: the activity counters the
 // idle controller reads, and the sleep gate and wake call that make a
 // scale-down and a wake-up safe against arriving requests. About 150 bytes
-// per function; entries live as long as the Edge.
+// per function; an entry lives while a route names its function, and is
+// forgotten once none does and nothing is in flight for it
+// (forgetUnroutedLocked).
 type fnActivity struct {
 	name     string
 	started  atomic.Uint64
@@ -55,6 +57,49 @@ type activityTable struct {
 type hostActivity struct {
 	dirty atomic.Bool
 	last  atomic.Int64 // unix nanoseconds; 0: never
+}
+
+// forgetUnroutedLocked drops the activity of what table t (the one being
+// served; e.mu held) no longer routes: the static cell of every host
+// without a live route (none, or a tombstone) and the state of every
+// function no live route names that has nothing in flight, no sleep and
+// no wake running. A function still busy is forgotten by a later call
+// (every route change and every Activity call make one). Without this a
+// long-running daemon would keep an entry for every preview it ever
+// served. A request still running on a route that has just gone may
+// record into a forgotten entry; it is the last of that route's.
+func (e *Edge) forgetUnroutedLocked(t map[string]*route) {
+	live := func(rt *route) bool { return rt != nil && !rt.spec.Deleted }
+	e.act.hosts.Range(func(k, _ any) bool {
+		if !live(t[k.(string)]) {
+			e.act.hosts.Delete(k)
+		}
+		return true
+	})
+	var fns map[string]bool
+	e.act.m.Range(func(k, v any) bool {
+		if fns == nil {
+			fns = make(map[string]bool, len(t))
+			for _, rt := range t {
+				if live(rt) && rt.function != "" {
+					fns[rt.function] = true
+				}
+			}
+		}
+		if a := v.(*fnActivity); !fns[a.name] && a.quiet() {
+			e.act.m.CompareAndDelete(k, v)
+		}
+		return true
+	})
+}
+
+// quiet reports whether nothing is in flight for the function and no
+// sleep or wake of it runs.
+func (a *fnActivity) quiet() bool {
+	a.mu.Lock()
+	waking := a.waking != nil
+	a.mu.Unlock()
+	return !waking && a.inFlight.Load() == 0 && a.gate.Load() == nil
 }
 
 // touchStatic records a static request for rt's host as activity. The
@@ -143,7 +188,8 @@ func (a *fnActivity) snapshot() preview.Activity {
 }
 
 // Activity returns, per function the edge has proxied to since it
-// started, the requests started, in flight and finished, and the time of
+// started and a route still names (or with requests still in flight), the
+// requests started, in flight and finished, and the time of
 // the last start or finish. A WebSocket or streaming response is in flight
 // for as long as it lasts. Then, per host that served a static request
 // since the edge started, an entry with only Host and LastActivity: the
@@ -152,6 +198,9 @@ func (a *fnActivity) snapshot() preview.Activity {
 // it every cycle). Functions come first, sorted by name, then hosts. It never
 // fails; the error is there to satisfy preview.ActivityReporter.
 func (e *Edge) Activity(ctx context.Context) ([]preview.Activity, error) {
+	e.mu.Lock()
+	e.forgetUnroutedLocked(*e.table.Load())
+	e.mu.Unlock()
 	var out []preview.Activity
 	e.act.m.Range(func(_, v any) bool {
 		out = append(out, v.(*fnActivity).snapshot())

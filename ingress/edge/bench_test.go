@@ -11,6 +11,7 @@ import (
 
 	"github.com/glimpse-dev/glimpse/cdn/fsassets"
 	"github.com/glimpse-dev/glimpse/preview"
+	"github.com/glimpse-dev/glimpse/preview/previewtest"
 )
 
 // benchWriter is a minimal reusable http.ResponseWriter, so the benchmarks
@@ -213,6 +214,52 @@ func benchGraphQL(b *testing.B, e *Edge) {
 			}
 		}
 		if _, err := br.Discard(13); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStaticConn is whole static requests over one keep-alive
+// connection the edge takes over: a 10 KB file of an in-memory store,
+// served from the blob cache (warm), as compare.sh's static mode serves
+// it to wrk. Its allocations are the edge's per request.
+func BenchmarkStaticConn(b *testing.B) {
+	st := previewtest.NewMemAssets()
+	body := strings.Repeat("x", 10240)
+	publish(b, st, "hello/pr-1", map[string]string{"/asset.txt": body})
+	e, err := New(Options{Assets: st, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /asset.txt HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: wrk\r\n\r\n")
+	br := bufio.NewReaderSize(c, 32<<10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(line) <= 2 {
+				break
+			}
+		}
+		if _, err := br.Discard(len(body)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -466,8 +466,15 @@ func (e *Edge) update(host string, fn func(map[string]*route) (put *preview.Rout
 	if err != nil {
 		return err
 	}
-	e.table.Store(&next)
+	e.publishLocked(next)
 	return nil
+}
+
+// publishLocked serves t (e.mu held) and forgets the activity of what it
+// no longer routes.
+func (e *Edge) publishLocked(t map[string]*route) {
+	e.table.Store(&t)
+	e.forgetUnroutedLocked(t)
 }
 
 // ServeHTTP routes r by its Host header (case-insensitive, port ignored).

@@ -102,7 +102,7 @@ func (s *sourceSink) Replace(routes []preview.Route) {
 			e.invalidateLocked(next, old.prefix)
 		}
 	}
-	e.table.Store(&next)
+	e.publishLocked(next)
 }
 
 // Put stores r (validated) in the served table.
@@ -128,7 +128,7 @@ func (s *sourceSink) Put(r preview.Route) {
 		e.invalidateLocked(next, r.AssetPrefix)
 	}
 	next[r.Host] = newRoute(r)
-	e.table.Store(&next)
+	e.publishLocked(next)
 }
 
 // Delete removes host from the served table.
@@ -147,7 +147,7 @@ func (s *sourceSink) Delete(host string) {
 		e.invalidateLocked(next, old.prefix)
 	}
 	delete(next, host)
-	e.table.Store(&next)
+	e.publishLocked(next)
 }
 
 // Invalid logs err and stops serving host.

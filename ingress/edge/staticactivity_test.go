@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,5 +96,88 @@ func BenchmarkStaticActivity(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The edge forgets the activity of what it no longer routes: the host of
+// a deleted route (or one replaced by a tombstone) and the function no
+// route names, once nothing is in flight for it; a function still named
+// by another route keeps its counters.
+func TestActivityForgetsUnroutedPreviews(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := previewtest.NewMemAssets()
+	publish(t, st, "site/pr-1", map[string]string{"/index.html": "<h1>hi</h1>"})
+	e, err := New(Options{Assets: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	routes := []preview.Route{
+		{Host: "pr-1.site.localhost", AssetPrefix: "site/pr-1", Function: "site-pr-1", FunctionPaths: []string{"/api"}},
+		{Host: "pr-2.site.localhost", AssetPrefix: "site/pr-1", Function: "site-pr-2", FunctionPaths: []string{"/api"}},
+		{Host: "alias.site.localhost", AssetPrefix: "site/pr-1", Function: "site-pr-2", FunctionPaths: []string{"/api"}},
+	}
+	for _, r := range routes {
+		if err := preview.PutRoute(ctx, e, r); err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest("GET", "http://"+r.Host+"/", nil))
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET %s: %d", r.Host, w.Code)
+		}
+	}
+	// Requests to the functions, as the proxy counts them; one of
+	// site-pr-1's is still in flight.
+	busy := e.act.get("site-pr-1")
+	for _, fn := range []string{"site-pr-1", "site-pr-2"} {
+		a := e.act.get(fn)
+		if err := a.begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.end()
+	}
+	if err := busy.begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		acts, _ := e.Activity(ctx)
+		var got []string
+		for _, a := range acts {
+			got = append(got, a.Function+a.Host)
+		}
+		return got
+	}
+	all := []string{"site-pr-1", "site-pr-2", "alias.site.localhost", "pr-1.site.localhost", "pr-2.site.localhost"}
+	if got := names(); !slices.Equal(got, all) {
+		t.Fatalf("activity = %v, want %v", got, all)
+	}
+
+	if err := e.DeleteRoute(ctx, "pr-1.site.localhost"); err != nil {
+		t.Fatal(err)
+	}
+	tomb := routes[1]
+	tomb.Deleted, tomb.Function, tomb.FunctionPaths = true, "", nil
+	if err := preview.PutRoute(ctx, e, tomb); err != nil {
+		t.Fatal(err)
+	}
+	// pr-1's function has a request in flight; pr-2's is still named by
+	// the alias.
+	if got, want := names(), []string{"site-pr-1", "site-pr-2", "alias.site.localhost"}; !slices.Equal(got, want) {
+		t.Fatalf("after deleting pr-1 and pr-2's routes: activity = %v, want %v", got, want)
+	}
+	busy.end()
+	if got, want := names(), []string{"site-pr-2", "alias.site.localhost"}; !slices.Equal(got, want) {
+		t.Fatalf("once pr-1's last request ended: activity = %v, want %v", got, want)
+	}
+	if a, _ := e.Activity(ctx); a[0].Started != 1 || a[0].Finished != 1 {
+		t.Fatalf("site-pr-2 lost its counters: %+v", a[0])
+	}
+	if err := e.DeleteRoute(ctx, "alias.site.localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 0 {
+		t.Fatalf("with no live route: activity = %v, want none", got)
 	}
 }

@@ -1056,12 +1056,7 @@ func NewFields(h http.Header) *Fields {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
-		for _, v := range vv {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(cleanValue(v))
-			b.WriteString("\r\n")
-		}
+		writeField(&b, k, vv)
 	}
 	f.block = b.String()
 	return f
@@ -1097,21 +1092,18 @@ func writeHeaders(bw *bufio.Writer, h http.Header) {
 		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
 			continue
 		}
-		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(cleanValue(v))
-			bw.WriteString("\r\n")
-		}
+		writeField(bw, k, vv)
 	}
 }
 
-func writeField(bw *bufio.Writer, name string, vv []string) {
+// writeField writes one "name: value" line per value, line breaks in
+// values replaced.
+func writeField[W io.StringWriter](w W, name string, vv []string) {
 	for _, v := range vv {
-		bw.WriteString(name)
-		bw.WriteString(": ")
-		bw.WriteString(cleanValue(v))
-		bw.WriteString("\r\n")
+		w.WriteString(name)
+		w.WriteString(": ")
+		w.WriteString(cleanValue(v))
+		w.WriteString("\r\n")
 	}
 }
 
