@@ -68,8 +68,10 @@ type Controller struct {
 	// Metrics, when set, counts cycles, skips and scale-downs.
 	Metrics *Metrics
 
-	started      time.Time
-	lastTotal    uint64
+	started time.Time
+	// lastStarted is each listed function's Started of the last cycle
+	// (those above 0): the baseline a counter reset is told from.
+	lastStarted  map[string]uint64
 	haveBaseline bool
 	shortest     time.Duration // shortest idle-after seen in the last cycle
 	deploys      map[string]deployMark
@@ -170,20 +172,33 @@ func (c *Controller) Cycle(ctx context.Context) (CycleResult, error) {
 		c.log().Warn("idle: skipping cycle", "reason", res.Skipped, "err", err)
 		return res, nil
 	}
-	var total uint64
 	byName := make(map[string]preview.Activity, len(acts))
 	for _, a := range acts {
 		byName[a.Function] = a
-		total += a.Started
 	}
-	if c.haveBaseline && c.lastTotal > 0 && total == 0 {
-		c.lastTotal, c.started = 0, now
+	// A reset (the edge restarted) is every function still listed that
+	// had requests last cycle now reporting none. Functions no longer
+	// listed do not count: an edge forgets the activity of what it no
+	// longer routes.
+	var before, after uint64
+	started := make(map[string]uint64, len(fns))
+	for _, f := range fns {
+		if n := byName[f.Name].Started; n > 0 {
+			started[f.Name] = n
+		}
+		if n := c.lastStarted[f.Name]; n > 0 {
+			before += n
+			after += byName[f.Name].Started
+		}
+	}
+	if c.haveBaseline && before > 0 && after == 0 {
+		c.lastStarted, c.started = nil, now
 		res.Skipped = SkipCountersReset
 		c.Metrics.skip(res.Skipped)
 		c.log().Warn("idle: skipping cycle", "reason", res.Skipped)
 		return res, nil
 	}
-	c.lastTotal, c.haveBaseline = total, true
+	c.lastStarted, c.haveBaseline = started, true
 
 	c.shortest = 0
 	obs := make([]preview.Observation, 0, len(fns))

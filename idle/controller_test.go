@@ -154,6 +154,30 @@ func TestControllerCircuitBreaker(t *testing.T) {
 	}
 }
 
+// A function taken down whose activity the edge then forgets is no
+// counter reset: the other previews' idle clocks keep running.
+func TestControllerForgottenFunctionIsNoReset(t *testing.T) {
+	st := deployed(t, 1, 2)
+	clock := time.Now()
+	act := &activity{}
+	c := &idle.Controller{Runtime: st.Runtime, Activity: act, Now: func() time.Time { return clock }}
+	ctx := context.Background()
+	act.set(nil, preview.Activity{Function: "hello-pr-1", Started: 5, Finished: 5, LastActivity: clock})
+	if res, _ := c.Cycle(ctx); res.Skipped != "" {
+		t.Fatalf("baseline cycle skipped: %+v", res)
+	}
+	// PR 1 is taken down and forgotten; PR 2 was never requested and is
+	// idle past idle.after (2s) since the controller started.
+	if err := st.Runtime.Remove(ctx, "hello-pr-1"); err != nil {
+		t.Fatal(err)
+	}
+	act.set(nil)
+	clock = clock.Add(3 * time.Second)
+	if res, _ := c.Cycle(ctx); res.Skipped != "" || !slices.Equal(res.Slept, []string{"hello-pr-2"}) {
+		t.Fatalf("cycle after PR 1 went = %+v; want no skip and hello-pr-2 slept", res)
+	}
+}
+
 func TestControllerAlwaysOnAndOptOut(t *testing.T) {
 	st := deployed(t, 1)
 	ctx := context.Background()

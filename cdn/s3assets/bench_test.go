@@ -105,7 +105,9 @@ func rcloneCopy(tb testing.TB, srv *s3test.Server, dir, dest string) {
 // sequential baseline, rclone) and the server (internal/netdelay), the way
 // a store across a network is; without it the client talks to versitygw
 // over loopback, whose round trip is microseconds, so a cold publish is
-// bound by the two processes' CPU time rather than by waiting.
+// bound by the two processes' CPU time rather than by waiting. The proxy
+// runs in the benchmark's process: with GLIMPSE_BENCH_RTT the client CPU
+// figures (and x-cold-ceiling) include its copying and timers.
 //
 // It also reports what bounds a cold publish: the CPU time per PUT that
 // versitygw (server-cpu-us-per-put, from /proc) and this process

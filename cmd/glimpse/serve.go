@@ -95,12 +95,14 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 		return err
 	}
 	defer os.Remove(filepath.Join(home, serveFile))
+	var reconcile func(context.Context) // the GitHub loop's, on the leader
 	if gh != nil && gh.repo != "" {
-		stop, err := gh.start(ctx, home, srv, log, st)
+		stop, rec, err := gh.start(ctx, home, srv, log, st)
 		if err != nil {
 			return err
 		}
 		defer stop()
+		reconcile = rec
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	log.Info("glimpse serve ready", "addr", "http://"+addr, "previews", "http://pr-N.APP.localhost:"+port+"/", "home", home,
@@ -110,10 +112,10 @@ func runServe(ctx context.Context, home string, cfg config.Serve, gh *githubFlag
 	go func() { errc <- srv.Serve(st.Listener(ln)) }()
 	idleCtx, stopIdle := context.WithCancel(ctx)
 	defer stopIdle()
-	// The idle controller and the scheduled gc run on the leader only
-	// (serve_leader.go, serve_gc.go).
+	// The idle controller, the scheduled gc and the GitHub loop's
+	// reconcile run on the leader only (serve_leader.go, serve_gc.go).
 	go func() {
-		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, leaderWork(home, st, cfg, gh != nil && gh.repo != "", log)); err != nil {
+		if err := runLeaderOnly(idleCtx, st, cfg, &preview.OpenOptions{Home: home, Getenv: os.Getenv}, log, leaderWork(home, st, cfg, reconcile, log)); err != nil {
 			errc <- err
 		}
 	}()

@@ -15,12 +15,14 @@ import (
 )
 
 // leaderWork is what only the leading replica runs (runLeaderOnly): the
-// idle controller and, every cfg.GCEvery, the scheduled gc. With the
-// GitHub loop (loop), the loop's reconcile takes expired previews down
-// itself, parking their PRs so that it does not build them again, and
-// the scheduled gc leaves them to it. It returns when ctx ends (the term
-// ends or the daemon stops) and both have stopped.
-func leaderWork(home string, st *daemon.Stack, cfg config.Serve, loop bool, log *slog.Logger) func(context.Context) {
+// idle controller, every cfg.GCEvery the scheduled gc, and the GitHub
+// loop's reconcile when there is one (reconcile non-nil). The reconcile
+// takes expired previews down itself, parking their PRs so that it does
+// not build them again, and the scheduled gc then leaves them to it. It
+// returns when ctx ends (the term ends or the daemon stops) and all have
+// stopped.
+func leaderWork(home string, st *daemon.Stack, cfg config.Serve, reconcile func(context.Context), log *slog.Logger) func(context.Context) {
+	loop := reconcile != nil
 	every := cfg.GCEvery
 	if every == 0 {
 		every = config.DefaultGCEvery
@@ -28,6 +30,9 @@ func leaderWork(home string, st *daemon.Stack, cfg config.Serve, loop bool, log 
 	return func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { st.RunIdle(ctx) })
+		if reconcile != nil {
+			wg.Go(func() { reconcile(ctx) })
+		}
 		if every > 0 {
 			wg.Go(func() {
 				runScheduledGC(ctx, every, func(ctx context.Context) { scheduledGC(ctx, home, st, preview.DefaultBlobGrace, !loop, log) })

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -61,18 +62,21 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.reconcile, "github-reconcile", 10*time.Minute, "reconcile with GitHub this often: build missed pushes, remove previews of closed or deleted pull requests, stale ones and those past their glimpse.yaml ttl")
 }
 
-// start wires the loop into srv (the webhook path on every host),
-// reconciles with GitHub in the background on start (recovering the work
-// of open pull requests) and every --github-reconcile, and returns a stop
-// function that waits for running jobs. Call it once the daemon's API is
-// listening (the pipeline talks to it).
-func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, track upTracker) (func(), error) {
+// start wires the loop into srv (the webhook path on every host: any
+// replica takes deliveries) and returns reconcile, which reconciles with
+// GitHub at once (recovering the work of open pull requests) and then
+// every --github-reconcile until its context ends: the daemon runs it on
+// the leading replica only (leaderWork), so that two replicas do not both
+// build a missed push. stop ends a running reconcile and waits for it and
+// for running jobs. Call start once the daemon's API is listening (the
+// pipeline talks to it).
+func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, track upTracker) (stop func(), reconcile func(context.Context), err error) {
 	secret, ok, err := githubloop.SecretFromEnv(os.Getenv)
 	if err != nil {
-		return nil, preview.Errorf(preview.InvalidArgument, "%v", err)
+		return nil, nil, preview.Errorf(preview.InvalidArgument, "%v", err)
 	}
 	if !ok {
-		return nil, preview.Errorf(preview.InvalidArgument, "--github-repo needs the webhook secret in %s or %s", githubloop.EnvWebhookSecret, githubloop.EnvWebhookSecretFile)
+		return nil, nil, preview.Errorf(preview.InvalidArgument, "--github-repo needs the webhook secret in %s or %s", githubloop.EnvWebhookSecret, githubloop.EnvWebhookSecretFile)
 	}
 	owner, name, _ := strings.Cut(f.repo, "/")
 	root := filepath.Join(home, "github", owner, name)
@@ -89,17 +93,17 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 		return err
 	}}
 	if f.reconcile <= 0 {
-		return nil, preview.Errorf(preview.InvalidArgument, "--github-reconcile %s: want a positive duration", f.reconcile)
+		return nil, nil, preview.Errorf(preview.InvalidArgument, "--github-reconcile %s: want a positive duration", f.reconcile)
 	}
 	app, err := f.appAuth()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case app != nil:
 		rep, err := githubloop.NewAppReporter(f.repo, app, os.Getenv(githubloop.EnvAPIURL))
 		if err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
+			return nil, nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
 		}
 		q.Reporter = rep
 		runner.Token, runner.TokenFunc = "", app.Token
@@ -107,17 +111,17 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 	case token != "":
 		rep, err := githubloop.NewGitHubReporter(f.repo, token, os.Getenv(githubloop.EnvAPIURL))
 		if err != nil {
-			return nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
+			return nil, nil, preview.Errorf(preview.InvalidArgument, "--github-repo: %v", err)
 		}
 		q.Reporter = rep
 	default:
 		log.Warn("neither " + githubloop.EnvToken + " nor --github-app-id: pull requests get no comment or deployment, and a restart does not recover their work")
 	}
 	if q.Counter, err = githubloop.OpenCounter(filepath.Join(root, "generation"), 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if q.Parked, err = githubloop.OpenParked(filepath.Join(root, "parked.json")); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	q.Start(qctx)
@@ -134,26 +138,30 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 		})
 	}
 	srv.Handler = githubloop.Mount(srv.Handler, &githubloop.Handler{Secret: secret, Repo: f.repo, Deliver: q, Logger: log})
-	reconciled := make(chan struct{})
-	go func() {
-		defer close(reconciled)
+	var reconciling sync.WaitGroup
+	reconcile = func(lctx context.Context) {
+		reconciling.Add(1)
+		defer reconciling.Done()
+		rctx, end := context.WithCancel(lctx)
+		defer end()
+		defer context.AfterFunc(qctx, end)()
 		// On start (recovering what a stop or a crash left), then on a
 		// schedule.
 		t := time.NewTicker(f.reconcile)
 		defer t.Stop()
 		for {
-			if err := q.Reconcile(qctx); err != nil && qctx.Err() == nil {
+			if err := q.Reconcile(rctx); err != nil && rctx.Err() == nil {
 				log.Warn("github: reconciling pull requests", "err", err)
 			}
 			select {
-			case <-qctx.Done():
+			case <-rctx.Done():
 				return
 			case <-t.C:
 			}
 		}
-	}()
+	}
 	log.Info("github webhooks", "repo", f.repo, "path", githubloop.WebhookPath)
-	return func() { cancel(); <-reconciled; q.Wait() }, nil
+	return func() { cancel(); reconciling.Wait(); q.Wait() }, reconcile, nil
 }
 
 // appAuth returns the GitHub App auth the flags ask for, or nil.

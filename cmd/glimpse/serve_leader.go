@@ -67,7 +67,7 @@ func runLeaderOnly(ctx context.Context, st *daemon.Stack, cfg config.Serve, popt
 	ns, name := leaderLease(cfg, os.Getenv, os.ReadFile)
 	if name == "" {
 		st.SetLeader(nil)
-		log.Info("no leader election: this daemon runs the idle controller and the scheduled gc")
+		log.Info("no leader election: this daemon runs the idle controller, the scheduled gc and the GitHub reconcile")
 		work(ctx)
 		return nil
 	}
@@ -85,7 +85,7 @@ func runLeaderOnly(ctx context.Context, st *daemon.Stack, cfg config.Serve, popt
 	lc.Identity = host + "-" + hex.EncodeToString(b)
 	status.Identity = lc.Identity
 	st.SetLeader(status)
-	log.Info("leader election: the idle controller and the scheduled gc run on the replica holding the lease", "lease", status.Lease, "identity", lc.Identity)
+	log.Info("leader election: the idle controller, the scheduled gc and the GitHub reconcile run on the replica holding the lease", "lease", status.Lease, "identity", lc.Identity)
 	return leader.Run(ctx, lc, func(lctx context.Context) {
 		st.SetLeader(&daemon.LeaderStatus{Lease: status.Lease, Identity: status.Identity, Leading: true})
 		defer st.SetLeader(status)

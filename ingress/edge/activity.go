@@ -33,6 +33,10 @@ type fnActivity struct {
 	// timed out): the function does not start, so the edge stops
 	// promising a wake until one succeeds.
 	wakeFailed atomic.Bool
+	// dead is set while forgetUnroutedLocked takes the entry out of the
+	// table: a request or a Sleep that finds it set after counting
+	// itself in (inFlight, gate) backs out and takes the new entry.
+	dead atomic.Bool
 }
 
 // wakeCall is one scale-up shared by every request that finds the
@@ -87,6 +91,14 @@ func (e *Edge) forgetUnroutedLocked(t map[string]*route) {
 			}
 		}
 		if a := v.(*fnActivity); !fns[a.name] && a.quiet() {
+			// Mark, then look again: a request (begin) or a Sleep that
+			// came in between either is seen here, and the entry
+			// stays, or sees the mark and backs out to a new entry.
+			a.dead.Store(true)
+			if !a.quiet() {
+				a.dead.Store(false)
+				return true
+			}
 			e.act.m.CompareAndDelete(k, v)
 		}
 		return true
@@ -132,6 +144,22 @@ func (e *Edge) upstreamInFlight(addr string) *atomic.Int64 {
 func (e *Edge) UpstreamBusy(addr string) bool {
 	v, ok := e.act.upstream.Load(addr)
 	return ok && v.(*atomic.Int64).Load() > 0
+}
+
+// begin counts a request for function name as started and in flight in
+// its live entry (fnActivity.begin) and returns the entry, for the
+// request's end.
+func (t *activityTable) begin(ctx context.Context, name string) (*fnActivity, error) {
+	for {
+		a := t.get(name)
+		if err := a.begin(ctx); err != nil {
+			return nil, err
+		}
+		if !a.dead.Load() {
+			return a, nil
+		}
+		a.inFlight.Add(-1) // being forgotten: count in the next entry
+	}
 }
 
 func (t *activityTable) get(name string) *fnActivity {
@@ -233,14 +261,25 @@ func (e *Edge) Activity(ctx context.Context) ([]preview.Activity, error) {
 // wake it. Otherwise it runs nothing and reports false. A request is never
 // dropped: at worst it waits for scaleDown and the wake that follows.
 func (e *Edge) Sleep(ctx context.Context, name string, idleSince time.Time, scaleDown func(context.Context) error) (bool, error) {
-	a := e.act.get(name)
+	var a *fnActivity
 	g := make(chan struct{})
-	if !a.gate.CompareAndSwap(nil, &g) {
-		return false, nil // another Sleep is running
-	}
 	release := func() {
 		a.gate.Store(nil)
 		close(g)
+	}
+	for {
+		a = e.act.get(name)
+		if !a.gate.CompareAndSwap(nil, &g) {
+			return false, nil // another Sleep is running
+		}
+		if !a.dead.Load() {
+			break
+		}
+		// Being forgotten: gate the next entry instead (a request that
+		// saw this gate goes on, and begins in the next entry).
+		a.gate.Store(nil)
+		close(g)
+		g = make(chan struct{})
 	}
 	if a.inFlight.Load() > 0 || a.last.Load() > idleSince.UnixNano() {
 		release()

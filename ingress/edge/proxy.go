@@ -50,8 +50,8 @@ func (e *Edge) proxy(w http.ResponseWriter, r *http.Request, rt *route) {
 		return
 	}
 	ctx := e.ctxOf(w, r)
-	a := e.act.get(rt.function)
-	if a.begin(ctx) != nil {
+	a, err := e.act.begin(ctx, rt.function)
+	if err != nil {
 		return // the client went away while the function was put to sleep
 	}
 	defer a.end()

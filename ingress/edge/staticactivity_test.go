@@ -181,3 +181,45 @@ func TestActivityForgetsUnroutedPreviews(t *testing.T) {
 		t.Fatalf("with no live route: activity = %v, want none", got)
 	}
 }
+
+// While a request is counted in a function's entry, that entry is the
+// one the edge reports and gates, even as routes naming the function
+// come and go (each change forgets unrouted entries): a request never
+// counts in an entry the table no longer holds.
+func TestForgettingNeverLosesARequestInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e, err := New(Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const fn = "hello-pr-1"
+	stop := make(chan struct{})
+	churned := make(chan struct{})
+	go func() {
+		defer close(churned)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			preview.PutRoute(ctx, e, preview.Route{Host: "pr-1.hello.localhost", Function: fn, FunctionPaths: []string{"/"}})
+			e.DeleteRoute(ctx, "pr-1.hello.localhost")
+		}
+	}()
+	for i := 0; i < 20000; i++ {
+		a, err := e.act.begin(ctx, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := e.act.m.Load(fn); !ok || v.(*fnActivity) != a {
+			close(stop)
+			t.Fatalf("request %d counts in an entry the table does not hold", i)
+		}
+		a.end()
+	}
+	close(stop)
+	<-churned
+}

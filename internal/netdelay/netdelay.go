@@ -6,10 +6,14 @@
 //
 // A chunk read from one side is written to the other no earlier than
 // OneWay after it was read, in order, so a request and its response take
-// at least two OneWay longer than without the proxy, while any number of
-// chunks can be in flight at once: the delay is latency, not a bandwidth
-// limit. Connections are proxied until either side closes; a half close
-// is passed on (CloseWrite) once the delayed bytes before it are written.
+// at least two OneWay longer than without the proxy, while chunks read
+// one after another are each delayed from their own arrival (up to 256
+// chunks of at most 32 KiB in flight per direction): the delay is
+// latency, not a bandwidth limit, for the small exchanges it is meant for.
+// A new connection's first bytes wait one round trip more, as behind a
+// TCP handshake. Connections are proxied until either side closes; a half
+// close is passed on (CloseWrite) once the delayed bytes before it are
+// written.
 package netdelay
 
 import (
@@ -108,7 +112,8 @@ func (p *Proxy) serve(client net.Conn) {
 	}
 	defer p.track(client, false)
 	defer client.Close()
-	server, err := net.Dial("tcp", p.target)
+	time.Sleep(2 * p.oneWay) // the handshake's round trip: what the client sent meanwhile waits
+	server, err := net.DialTimeout("tcp", p.target, 10*time.Second)
 	if err != nil {
 		return
 	}

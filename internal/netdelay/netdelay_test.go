@@ -132,6 +132,43 @@ func TestDelayIsLatencyNotSerialisation(t *testing.T) {
 	}
 }
 
+// TestChunksAreDelayedFromTheirOwnArrival: a second chunk sent on the
+// same connection a little after the first comes back about that little
+// after it, not a whole round trip later; and a new connection's first
+// exchange pays the handshake's round trip too.
+func TestChunksAreDelayedFromTheirOwnArrival(t *testing.T) {
+	const oneWay, gap = 100 * time.Millisecond, 20 * time.Millisecond
+	p := listen(t, oneWay)
+	t0 := time.Now()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1)
+	c.Write([]byte("a"))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	if first := time.Since(t0); first < 4*oneWay {
+		t.Fatalf("the first exchange took %v, want at least %v (handshake and request)", first, 4*oneWay)
+	}
+	t1 := time.Now()
+	c.Write([]byte("b"))
+	time.Sleep(gap)
+	c.Write([]byte("c"))
+	for _, want := range "bc" {
+		if _, err := io.ReadFull(c, buf); err != nil || rune(buf[0]) != want {
+			t.Fatalf("read %q, %v; want %q", buf, err, want)
+		}
+	}
+	// Delayed from its own arrival, "c" is back at gap + 2 oneWay; queued
+	// behind "b"'s delivery it would take 2 oneWay more.
+	if took := time.Since(t1); took < 2*oneWay+gap || took >= 4*oneWay {
+		t.Fatalf("two chunks %v apart came back after %v, want between %v and %v", gap, took, 2*oneWay+gap, 4*oneWay)
+	}
+}
+
 func TestCloseEndsProxiedConnections(t *testing.T) {
 	p := listen(t, 0)
 	c, err := net.Dial("tcp", p.Addr())

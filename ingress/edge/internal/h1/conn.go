@@ -53,7 +53,8 @@ type Server struct {
 	// Logger receives handler panics; nil means slog.Default().
 	Logger *slog.Logger
 	// IdleTimeout is how long a connection waits for the first byte of
-	// its next request before it is closed silently; 0 means no limit.
+	// its next request before it is closed silently (give or take the
+	// sweeper's 25 ms); 0 means no limit.
 	IdleTimeout time.Duration
 	// ReadHeaderTimeout bounds reading a header block from its first
 	// byte (a slower client is answered 408); 0 means no limit.
@@ -449,7 +450,7 @@ func (fc *conn) serve(req *http.Request) {
 }
 
 // nextRequest reads the next request: it waits for its first byte until
-// the deadline the caller set (the idle timeout), then reads the rest of
+// the sweeper ends the wait (IdleTimeout) or Close interrupts it, then reads the rest of
 // the header block within Server.ReadHeaderTimeout and at most
 // Server.MaxHeaderBytes of it. started reports whether a byte of the
 // request arrived (an error before that is the idle connection ending).
@@ -617,14 +618,13 @@ func (fc *conn) onWatch() {
 
 // endWatch stops the watchdog of the request that just ended and waits
 // for its background read to finish.
+// It always looks for a running read under the lock: a watch the sweeper
+// started just as the request ended may find the connection's next
+// request in progress and watch it instead (early, which is harmless);
+// that request's endWatch then ends the read before the connection reads
+// on, so the two reads never race for the client's bytes.
 func (fc *conn) endWatch() {
-	if fc.watchFrom.Swap(0) != 0 {
-		// The sweeper had not started the watch, and now will not.
-		fc.mu.Lock()
-		fc.inReq = false
-		fc.mu.Unlock()
-		return
-	}
+	fc.watchFrom.Store(0)
 	fc.mu.Lock()
 	fc.inReq = false
 	if fc.bgActive {
@@ -688,7 +688,8 @@ func (w *ResponseWriter) reset(req *http.Request) {
 // Header(): for a handler that answers many requests with the same fields
 // (rendered once by NewFields instead of formatted from the map on every
 // response). A Content-Length or Content-Type in f counts as set, for the
-// framing and sniffing rules; a field must not be in both f and Header(),
+// framing and sniffing rules (and is sent as it is, also with a 204 or
+// 304); a field must not be in both f and Header(),
 // or it is sent twice. A later call replaces f; after the head is sent
 // it has no effect.
 func (w *ResponseWriter) SetFields(f *Fields) { w.fields = f }
