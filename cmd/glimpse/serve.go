@@ -149,7 +149,7 @@ func daemonOptions(ctx context.Context, home string, cfg config.Serve, log *slog
 		if opts.Providers.Runtime, err = preview.Runtimes.Open(ctx, cfg.Runtime, popts); err != nil {
 			return nil, preview.WithCode(preview.CodeOf(err), fmt.Errorf("runtime: %w", err))
 		}
-		if opts.Providers.Runtime, err = withEndpoints(ctx, cfg.Runtime, opts.Providers.Runtime, popts, log); err != nil {
+		if opts.Providers.Runtime, err = withEndpoints(ctx, opts.Providers.Runtime, popts, log); err != nil {
 			return nil, err
 		}
 	}

@@ -132,6 +132,12 @@ type Runtime struct {
 	opts      Options
 }
 
+// Client is the Kubernetes client the runtime deploys through.
+func (r *Runtime) Client() kubernetes.Interface { return r.client }
+
+// Namespace is the namespace the runtime deploys to.
+func (r *Runtime) Namespace() string { return r.namespace }
+
 // New returns a Runtime deploying to namespace through client. opts may
 // be nil.
 func New(client kubernetes.Interface, namespace string, opts *Options) (*Runtime, error) {

@@ -20,8 +20,8 @@ import (
 
 	"github.com/glimpse-dev/glimpse/cdn/fsassets"
 	"github.com/glimpse-dev/glimpse/faas/kubefaas"
+	"github.com/glimpse-dev/glimpse/faas/kubefaas/kubeendpoints"
 	"github.com/glimpse-dev/glimpse/ingress/edge"
-	"github.com/glimpse-dev/glimpse/internal/kubeendpoints"
 	"github.com/glimpse-dev/glimpse/internal/kubetest"
 	"github.com/glimpse-dev/glimpse/preview"
 )
@@ -39,13 +39,14 @@ const helloImage = "glimpse.test/hello:1"
 // helloImage (nothing can be pulled here).
 func cluster(tb testing.TB) *kubetest.Cluster {
 	c := kubetest.Shared(tb, kubetest.Options{Node: true})
-	c.ImportGo(tb, helloImage, "../../examples/hello/function", ".")
+	c.ImportGo(tb, helloImage, "../../../examples/hello/function", ".")
 	return c
 }
 
 // setup deploys the hello function named name in a fresh namespace and
-// starts a Watcher there.
-func setup(tb testing.TB, ctx context.Context, name string) (kubernetes.Interface, string, *kubefaas.Runtime, *kubeendpoints.Watcher) {
+// returns the kubefaas runtime and the same runtime ready for an edge
+// (ForEdge: a Watcher there).
+func setup(tb testing.TB, ctx context.Context, name string) (kubernetes.Interface, string, *kubefaas.Runtime, *kubeendpoints.Runtime) {
 	tb.Helper()
 	c := cluster(tb)
 	ns := c.Namespace(tb)
@@ -54,11 +55,14 @@ func setup(tb testing.TB, ctx context.Context, name string) (kubernetes.Interfac
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := kubeendpoints.Start(ctx, cs, ns)
+	// As an edge composes it: the runtime with its watcher, which stops
+	// with wctx.
+	wctx, stop := context.WithCancel(ctx)
+	tb.Cleanup(stop)
+	w, err := kubeendpoints.ForEdge(wctx, rt)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(w.Stop)
 	if _, err := w.Endpoint(name); preview.CodeOf(err) != preview.NotFound {
 		tb.Fatalf("Endpoint before any deploy: %v, want NotFound", err)
 	}
@@ -164,7 +168,7 @@ func TestEndpoint(t *testing.T) {
 // watch sees the EndpointSlice list the ready pod to the moment the
 // answer has arrived through the edge:
 //
-//	go test -run '^$' -bench WakeThroughEdge -benchtime 8x ./internal/kubeendpoints/
+//	go test -run '^$' -bench WakeThroughEdge -benchtime 8x ./faas/kubefaas/kubeendpoints/
 func BenchmarkWakeThroughEdge(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -1,5 +1,6 @@
-// Package kubeendpoints tells the daemon's edge where a kubefaas
-// function answers, from the cluster's own objects: a preview.InvokeEndpointer
+// Package kubeendpoints tells an edge (the daemon's, or one a platform
+// team composes with ingress/edge) where a kubefaas function answers,
+// from the cluster's own objects: a preview.InvokeEndpointer
 // and preview.EndpointWaiter over two informers in the functions'
 // namespace, one on Glimpse's Deployments (is the function deployed, is it
 // scaled to zero) and one on the EndpointSlices of Glimpse's Services (which
@@ -106,6 +107,40 @@ func Start(ctx context.Context, client kubernetes.Interface, namespace string) (
 }
 
 const byService = "service"
+
+// Runtime is a kubefaas runtime as an edge needs it: the runtime itself
+// (deploy, scale, status: for the idle controller and the wake) that is
+// also a preview.InvokeEndpointer and a preview.EndpointWaiter answering
+// from its Watcher. Give it to the edge as its Upstreams and Waker.
+type Runtime struct {
+	*kubefaas.Runtime
+	w *Watcher
+}
+
+var (
+	_ preview.FunctionRuntime  = (*Runtime)(nil)
+	_ preview.InvokeEndpointer = (*Runtime)(nil)
+	_ preview.EndpointWaiter   = (*Runtime)(nil)
+)
+
+// ForEdge starts a Watcher on rt's namespace through rt's client (see
+// Start) and returns rt with it. The watches stop when ctx ends.
+func ForEdge(ctx context.Context, rt *kubefaas.Runtime) (*Runtime, error) {
+	w, err := Start(ctx, rt.Client(), rt.Namespace())
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, w.Stop)
+	return &Runtime{Runtime: rt, w: w}, nil
+}
+
+// Endpoint implements preview.InvokeEndpointer (Watcher.Endpoint).
+func (r *Runtime) Endpoint(name string) (string, error) { return r.w.Endpoint(name) }
+
+// WaitEndpoint implements preview.EndpointWaiter (Watcher.WaitEndpoint).
+func (r *Runtime) WaitEndpoint(ctx context.Context, name string) (string, error) {
+	return r.w.WaitEndpoint(ctx, name)
+}
 
 // Stop ends the watches; Endpoint then answers from the last state seen
 // and WaitEndpoint waits only for its context. It is idempotent.
