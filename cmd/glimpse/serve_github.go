@@ -138,9 +138,19 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 		})
 	}
 	srv.Handler = githubloop.Mount(srv.Handler, &githubloop.Handler{Secret: secret, Repo: f.repo, Deliver: q, Logger: log})
-	var reconciling sync.WaitGroup
+	var (
+		reconciling sync.WaitGroup
+		mu          sync.Mutex
+		stopped     bool // stop ran: a reconcile starting later does nothing
+	)
 	reconcile = func(lctx context.Context) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
 		reconciling.Add(1)
+		mu.Unlock()
 		defer reconciling.Done()
 		rctx, end := context.WithCancel(lctx)
 		defer end()
@@ -161,7 +171,15 @@ func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, 
 		}
 	}
 	log.Info("github webhooks", "repo", f.repo, "path", githubloop.WebhookPath)
-	return func() { cancel(); reconciling.Wait(); q.Wait() }, reconcile, nil
+	stop = func() {
+		cancel()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		reconciling.Wait()
+		q.Wait()
+	}
+	return stop, reconcile, nil
 }
 
 // appAuth returns the GitHub App auth the flags ask for, or nil.

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,16 @@ type fnActivity struct {
 	// table: a request or a Sleep that finds it set after counting
 	// itself in (inFlight, gate) backs out and takes the new entry.
 	dead atomic.Bool
+	// unrouted is when forgetUnroutedLocked first found no live route
+	// naming the function (unix nanoseconds; 0: routed).
+	unrouted atomic.Int64
 }
+
+// forgetAfter is how long a function's entry outlives the last route
+// naming it: longer than a Down takes from burying the route to removing
+// the function, so that the idle controller never sees a listed
+// function's counters drop to zero (its sign of an edge restart).
+const forgetAfter = 10 * time.Minute
 
 // wakeCall is one scale-up shared by every request that finds the
 // function asleep while it runs.
@@ -66,9 +76,10 @@ type hostActivity struct {
 // forgetUnroutedLocked drops the activity of what table t (the one being
 // served; e.mu held) no longer routes: the static cell of every host
 // without a live route (none, or a tombstone) and the state of every
-// function no live route names that has nothing in flight, no sleep and
-// no wake running. A function still busy is forgotten by a later call
-// (every route change and every Activity call make one). Without this a
+// function no live route has named for forgetAfter (e.forgetAfter) that
+// has nothing in flight, no sleep and no wake running. A function still
+// busy or within the grace is forgotten by a later call (every route
+// change and every Activity call make one). Without this a
 // long-running daemon would keep an entry for every preview it ever
 // served. A request still running on a route that has just gone may
 // record into a forgotten entry; it is the last of that route's.
@@ -90,7 +101,21 @@ func (e *Edge) forgetUnroutedLocked(t map[string]*route) {
 				}
 			}
 		}
-		if a := v.(*fnActivity); !fns[a.name] && a.quiet() {
+		a := v.(*fnActivity)
+		if fns[a.name] {
+			a.unrouted.Store(0)
+			return true
+		}
+		now := time.Now().UnixNano()
+		if since := a.unrouted.Load(); since == 0 {
+			a.unrouted.Store(now)
+			if e.forgetAfter > 0 {
+				return true
+			}
+		} else if now-since < int64(e.forgetAfter) {
+			return true
+		}
+		if a.quiet() {
 			// Mark, then look again: a request (begin) or a Sleep that
 			// came in between either is seen here, and the entry
 			// stays, or sees the mark and backs out to a new entry.
@@ -152,15 +177,14 @@ func (e *Edge) UpstreamBusy(addr string) bool {
 func (t *activityTable) begin(ctx context.Context, name string) (*fnActivity, error) {
 	for {
 		a := t.get(name)
-		if err := a.begin(ctx); err != nil {
-			return nil, err
+		if err := a.begin(ctx); err != errForgotten {
+			return a, err
 		}
-		if !a.dead.Load() {
-			return a, nil
-		}
-		a.inFlight.Add(-1) // being forgotten: count in the next entry
 	}
 }
+
+// errForgotten is fnActivity.begin's answer on an entry being forgotten.
+var errForgotten = errors.New("activity entry forgotten")
 
 func (t *activityTable) get(name string) *fnActivity {
 	if v, ok := t.m.Load(name); ok {
@@ -172,11 +196,16 @@ func (t *activityTable) get(name string) *fnActivity {
 
 // begin counts a request as started and in flight. When the function is
 // being put to sleep it first waits until the scale-down is over (the
-// request then wakes the function like any other). It fails only when ctx
-// ends while waiting.
+// request then wakes the function like any other). It fails when ctx
+// ends while waiting, and with errForgotten (counting nothing) when the
+// entry is being forgotten: the caller begins in the table's next entry.
 func (a *fnActivity) begin(ctx context.Context) error {
 	for {
 		a.inFlight.Add(1)
+		if a.dead.Load() {
+			a.inFlight.Add(-1)
+			return errForgotten
+		}
 		g := a.gate.Load()
 		if g == nil {
 			break

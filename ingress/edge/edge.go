@@ -145,6 +145,9 @@ type Edge struct {
 	store    RouteStore
 	blobs    *blobCache // nil: serve blobs straight from the store (see static.go)
 
+	// forgetAfter is forgetAfter, shorter in tests.
+	forgetAfter time.Duration
+
 	// source and stopSource are set in cluster mode (routesource.go).
 	source     RouteSource
 	stopSource func()
@@ -189,7 +192,7 @@ func New(opts Options) (*Edge, error) {
 		opts.IdleTimeout = 120 * time.Second
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	e := &Edge{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Metrics), forgetAfter: forgetAfter}
 	e.requests = newPreviewMetrics(e, opts.Metrics)
 	e.tr = h1.NewTransport(opts.MaxIdleConnsPerUpstream, opts.IdleConnTimeout, opts.DialTimeout)
 	e.srv = h1.Server{

@@ -100,9 +100,10 @@ func BenchmarkStaticActivity(b *testing.B) {
 }
 
 // The edge forgets the activity of what it no longer routes: the host of
-// a deleted route (or one replaced by a tombstone) and the function no
-// route names, once nothing is in flight for it; a function still named
-// by another route keeps its counters.
+// a deleted route (or one replaced by a tombstone) at once, and the
+// function no route names once nothing is in flight for it and the
+// grace (forgetAfter) has passed; a function still named by another
+// route keeps its counters.
 func TestActivityForgetsUnroutedPreviews(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -113,6 +114,9 @@ func TestActivityForgetsUnroutedPreviews(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	if e.forgetAfter < time.Minute {
+		t.Fatalf("forgetAfter = %v: shorter than a Down takes, the idle controller would see counters drop", e.forgetAfter)
+	}
 	routes := []preview.Route{
 		{Host: "pr-1.site.localhost", AssetPrefix: "site/pr-1", Function: "site-pr-1", FunctionPaths: []string{"/api"}},
 		{Host: "pr-2.site.localhost", AssetPrefix: "site/pr-1", Function: "site-pr-2", FunctionPaths: []string{"/api"}},
@@ -168,6 +172,11 @@ func TestActivityForgetsUnroutedPreviews(t *testing.T) {
 		t.Fatalf("after deleting pr-1 and pr-2's routes: activity = %v, want %v", got, want)
 	}
 	busy.end()
+	// Within the grace pr-1's function stays, idle.
+	if got, want := names(), []string{"site-pr-1", "site-pr-2", "alias.site.localhost"}; !slices.Equal(got, want) {
+		t.Fatalf("within the grace: activity = %v, want %v", got, want)
+	}
+	e.forgetAfter = 0 // the grace has passed
 	if got, want := names(), []string{"site-pr-2", "alias.site.localhost"}; !slices.Equal(got, want) {
 		t.Fatalf("once pr-1's last request ended: activity = %v, want %v", got, want)
 	}
@@ -194,6 +203,7 @@ func TestForgettingNeverLosesARequestInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	e.forgetAfter = 0 // forget at every route change
 	const fn = "hello-pr-1"
 	stop := make(chan struct{})
 	churned := make(chan struct{})

@@ -234,6 +234,24 @@ func TestDirectHTTPRoute(t *testing.T) {
 	if _, err := gw.GatewayV1().HTTPRoutes(ns).Get(ctx(t), host, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("httproute after DeleteRoute: %v; want it deleted", err)
 	}
+
+	// 16 function paths and the static files are 17 rules, one more than
+	// an HTTPRoute holds: one line, before anything is written.
+	many := directRoute("pr-2.gwdirect.example.com")
+	many.FunctionPaths = nil
+	for i := range 16 {
+		many.FunctionPaths = append(many.FunctionPaths, "/fn"+strconv.Itoa(i))
+	}
+	if _, err := r.SetRoute(ctx(t), many); preview.CodeOf(err) != preview.InvalidArgument || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "at most 15 function paths") {
+		t.Fatalf("SetRoute with 16 function paths: %v, want InvalidArgument on one line naming the limit", err)
+	}
+	if _, err := gw.GatewayV1().HTTPRoutes(ns).Get(ctx(t), many.Host, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("httproute after the refused SetRoute: %v; want none", err)
+	}
+	many.FunctionPaths = many.FunctionPaths[:15]
+	if _, err := r.SetRoute(ctx(t), many); err != nil {
+		t.Fatalf("SetRoute with 15 function paths (16 rules): %v", err)
+	}
 }
 
 // TestDirectOptions checks the direct backend's parameters.

@@ -149,7 +149,13 @@ func (x *httpRoutes) informer(sel string) (cache.SharedIndexInformer, func(<-cha
 
 func (x *httpRoutes) auxNames(string) []string { return nil }
 
-// render returns the HTTPRoute of rt, as NewGateway describes it.
+// maxHTTPRouteRules is Gateway API's limit on an HTTPRoute's rules
+// (HTTPRouteSpec.Rules, MaxItems=16).
+const maxHTTPRouteRules = 16
+
+// render returns the HTTPRoute of rt, as NewGateway describes it; a
+// direct route needing more rules than an HTTPRoute may hold is
+// InvalidArgument, before anything is written.
 func (x *httpRoutes) render(rt preview.Route, meta metav1.ObjectMeta) (object, []object, error) {
 	spec := gatewayv1.HTTPRouteSpec{Hostnames: []gatewayv1.Hostname{gatewayv1.Hostname(rt.Host)}}
 	if !rt.Deleted {
@@ -160,6 +166,11 @@ func (x *httpRoutes) render(rt preview.Route, meta metav1.ObjectMeta) (object, [
 		}}
 		if x.direct != nil {
 			spec.Rules = x.direct.httpRules(rt)
+			if len(spec.Rules) > maxHTTPRouteRules {
+				return nil, nil, preview.Errorf(preview.InvalidArgument,
+					"route %s: the direct backend writes one HTTPRoute rule per function path and one for the static files, %d here; Gateway API allows %d (at most %d function paths with static files)",
+					rt.Host, len(spec.Rules), maxHTTPRouteRules, maxHTTPRouteRules-1)
+			}
 		}
 	}
 	return &gatewayv1.HTTPRoute{TypeMeta: httpRouteType, ObjectMeta: meta, Spec: spec}, nil, nil

@@ -126,6 +126,9 @@ var (
 // ForEdge starts a Watcher on rt's namespace through rt's client (see
 // Start) and returns rt with it. The watches stop when ctx ends.
 func ForEdge(ctx context.Context, rt *kubefaas.Runtime) (*Runtime, error) {
+	if rt == nil {
+		return nil, preview.Errorf(preview.InvalidArgument, "kubeendpoints: no kubefaas runtime")
+	}
 	w, err := Start(ctx, rt.Client(), rt.Namespace())
 	if err != nil {
 		return nil, err

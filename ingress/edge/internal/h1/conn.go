@@ -438,8 +438,12 @@ func (fc *conn) serve(req *http.Request) {
 		}
 		fc.idle.Store(false)
 		if fc.srv.closed.Load() {
-			// Close may have interrupted the wait as the request came.
+			// Close may have interrupted the wait as the request came:
+			// clear its deadline once its loop (under mu) is done, so
+			// that this last request's body reads work.
+			fc.srv.mu.Lock()
 			fc.c.SetReadDeadline(time.Time{})
+			fc.srv.mu.Unlock()
 		}
 		next.RemoteAddr = fc.remote
 		next.TLS = fc.tls
