@@ -2,6 +2,7 @@ package kobuild_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -69,11 +70,22 @@ func serve(t *testing.T, bin string, env ...string) (*exec.Cmd, string) {
 		t.Skip("the image is linux/amd64")
 	}
 	port := freePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append([]string{"PORT=" + port}, env...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var cmd *exec.Cmd
+	for attempt := 1; ; attempt++ {
+		cmd = exec.Command(bin)
+		cmd.Env = append([]string{"PORT=" + port}, env...)
+		cmd.Stderr = os.Stderr
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// The binary was just written by this process: a child that
+		// another parallel test forked meanwhile may still hold the
+		// write descriptor (ETXTBSY, golang/go#22315) until it execs.
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	base := "http://127.0.0.1:" + port

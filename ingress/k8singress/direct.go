@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -98,8 +97,12 @@ type direct struct {
 	functions, origin upstream
 	client            kubernetes.Interface
 	namespace         string
-	mu                sync.Mutex
-	applied           bool
+	// afterServices, when set, applies what the router's kind needs
+	// besides the Services (k8s-gateway: the BackendTLSPolicy of an https
+	// upstream), as part of ensureServices.
+	afterServices func(context.Context) error
+	mu            sync.Mutex
+	applied       bool
 }
 
 func parseUpstream(what, raw string) (upstream, error) {
@@ -158,9 +161,9 @@ func directFromQuery(q url.Values) (*Direct, error) {
 	}
 }
 
-// ensureServices applies the two ExternalName Services, once per Router
-// (again after a failure). A Service of that name that is not Glimpse's
-// is FailedPrecondition and left alone.
+// ensureServices applies the two ExternalName Services (and then
+// afterServices), once per Router (again after a failure). A Service of
+// that name that is not Glimpse's is FailedPrecondition and left alone.
 func (d *direct) ensureServices(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -168,15 +171,7 @@ func (d *direct) ensureServices(ctx context.Context) error {
 		return nil
 	}
 	api := d.client.CoreV1().Services(d.namespace)
-	for name, up := range map[string]upstream{DirectFunctionsService: d.functions, DirectOriginService: d.origin} {
-		what := "service " + d.namespace + "/" + name
-		cur, err := api.Get(ctx, name, metav1.GetOptions{})
-		switch err := kubeapi.Classify(ctx, err, what); {
-		case err == nil && !kubeapi.Owned(cur.Labels):
-			return kubeapi.NotOwned(what)
-		case err != nil && !preview.IsNotFound(err):
-			return err
-		}
+	for name, up := range d.upstreams() {
 		labels, _ := kubeapi.Labels(nil)
 		portName := "http"
 		if up.tls {
@@ -188,16 +183,22 @@ func (d *direct) ensureServices(ctx context.Context) error {
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: up.host,
 				Ports: []corev1.ServicePort{{Name: portName, Port: int32(up.port)}}},
 		}
-		body, err := applyPatch(svc, "")
-		if err != nil {
+		if err := applyShared(ctx, "service "+d.namespace+"/"+name, svc, api.Get, api.Patch); err != nil {
 			return err
 		}
-		if _, err := api.Patch(ctx, name, types.ApplyPatchType, body, applyOptions); err != nil {
-			return kubeapi.Classify(ctx, err, what)
+	}
+	if d.afterServices != nil {
+		if err := d.afterServices(ctx); err != nil {
+			return err
 		}
 	}
 	d.applied = true
 	return nil
+}
+
+// upstreams are the two upstreams by the name of their Service.
+func (d *direct) upstreams() map[string]upstream {
+	return map[string]upstream{DirectFunctionsService: d.functions, DirectOriginService: d.origin}
 }
 
 // functionPathRegex is the ingress-nginx path regex (an absolute path,

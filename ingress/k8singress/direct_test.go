@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/glimpse-dev/glimpse/ingress/k8singress"
 	"github.com/glimpse-dev/glimpse/internal/kubetest"
@@ -176,10 +177,7 @@ func TestDirectIngresses(t *testing.T) {
 func TestDirectHTTPRoute(t *testing.T) {
 	c, gw := gatewayCluster(t)
 	ns := c.Namespace(t)
-	// An https origin needs a BackendTLSPolicy, which is not written: refused.
-	if _, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: testDirect}); preview.CodeOf(err) != preview.InvalidArgument || !strings.Contains(err.Error(), "BackendTLSPolicy") {
-		t.Fatalf("k8s-gateway with an https origin: %v, want InvalidArgument naming BackendTLSPolicy", err)
-	}
+	testBackendTLS(t, c, gw)
 	plain := &k8singress.Direct{Functions: testDirect.Functions, Origin: "http://cdn.example.com/assets/sites"}
 	r, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: plain})
 	if err != nil {
@@ -251,6 +249,64 @@ func TestDirectHTTPRoute(t *testing.T) {
 	many.FunctionPaths = many.FunctionPaths[:15]
 	if _, err := r.SetRoute(ctx(t), many); err != nil {
 		t.Fatalf("SetRoute with 15 function paths (16 rules): %v", err)
+	}
+}
+
+// testBackendTLS: with an https origin the HTTPRoute's static rule goes
+// to the origin Service's port 443, and a BackendTLSPolicy named as that
+// Service, Glimpse's, makes the Gateway speak TLS to it, validating the
+// origin's host name against the system's CAs; the plain-HTTP functions
+// Service gets none. A policy of that name that is not Glimpse's fails
+// the route (FailedPrecondition) and is left as it is.
+func testBackendTLS(t *testing.T, c *kubetest.Cluster, gw gateway.Interface) {
+	t.Helper()
+	ns := c.Namespace(t)
+	r, err := k8singress.NewGateway(gw, c.Client(t), ns, k8singress.GatewayOptions{Gateway: "previews", Direct: testDirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "pr-1.gwtls.example.com"
+	if _, err := r.SetRoute(ctx(t), directRoute(host)); err != nil {
+		t.Fatal(err)
+	}
+	hr, err := gw.GatewayV1().HTTPRoutes(ns).Get(ctx(t), host, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := hr.Spec.Rules[len(hr.Spec.Rules)-1]
+	if len(last.BackendRefs) != 1 || last.BackendRefs[0].Name != "glimpse-origin" || *last.BackendRefs[0].Port != 443 {
+		t.Errorf("static rule backend = %+v, want glimpse-origin:443", last.BackendRefs)
+	}
+	checkServices(t, c, ns, 443)
+	pol, err := gw.GatewayV1().BackendTLSPolicies(ns).Get(ctx(t), "glimpse-origin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the origin's BackendTLSPolicy: %v", err)
+	}
+	v := pol.Spec.Validation
+	if len(pol.Spec.TargetRefs) != 1 || pol.Spec.TargetRefs[0].Kind != "Service" || pol.Spec.TargetRefs[0].Group != "" || pol.Spec.TargetRefs[0].Name != "glimpse-origin" ||
+		v.Hostname != "cdn.example.com" || v.WellKnownCACertificates == nil || *v.WellKnownCACertificates != gatewayv1.WellKnownCACertificatesSystem ||
+		pol.Labels[preview.LabelManagedBy] != preview.ManagedByValue {
+		t.Errorf("BackendTLSPolicy = %+v labels %v; want Service glimpse-origin, hostname cdn.example.com, System CAs, Glimpse's", pol.Spec, pol.Labels)
+	}
+	if _, err := gw.GatewayV1().BackendTLSPolicies(ns).Get(ctx(t), "glimpse-functions", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("BackendTLSPolicy for the plain-HTTP functions Service: %v, want none", err)
+	}
+
+	other := c.Namespace(t)
+	foreign := pol.DeepCopy()
+	foreign.ObjectMeta = metav1.ObjectMeta{Name: "glimpse-origin", Namespace: other}
+	if _, err := gw.GatewayV1().BackendTLSPolicies(other).Create(ctx(t), foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := k8singress.NewGateway(gw, c.Client(t), other, k8singress.GatewayOptions{Gateway: "previews", Direct: testDirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.SetRoute(ctx(t), directRoute(host)); preview.CodeOf(err) != preview.FailedPrecondition {
+		t.Fatalf("SetRoute beside a foreign BackendTLSPolicy: %v, want FailedPrecondition", err)
+	}
+	if got, err := gw.GatewayV1().BackendTLSPolicies(other).Get(ctx(t), "glimpse-origin", metav1.GetOptions{}); err != nil || len(got.Labels) != 0 {
+		t.Errorf("the foreign BackendTLSPolicy was changed: %+v, %v", got, err)
 	}
 }
 

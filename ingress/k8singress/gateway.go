@@ -12,6 +12,7 @@ import (
 	gateway "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gatewayinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 
+	"github.com/glimpse-dev/glimpse/internal/kubeapi"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -62,7 +63,9 @@ type GatewayOptions struct {
 // (a Service name and port in the route's namespace), and for the
 // direct backend "HTTPURLRewriteFilter" with "HTTPPathModifier"
 // ReplacePrefixMatch (Core support for path rewrites when the match is a
-// PathPrefix).
+// PathPrefix); for an https upstream of the direct backend,
+// "BackendTLSPolicy" (validation.hostname, wellKnownCACertificates
+// System; the backendtlspolicies CRD, and get and patch on them).
 //
 // The namespace needs the HTTPRoute CRD (config/crd/standard of
 // sigs.k8s.io/gateway-api); the Router needs get, list, create, patch and
@@ -103,12 +106,47 @@ func NewGateway(client gateway.Interface, core kubernetes.Interface, namespace s
 	if err != nil {
 		return nil, err
 	}
-	if d != nil && d.origin.tls {
-		// A Gateway sends plain HTTP to a backend unless a BackendTLSPolicy
-		// says otherwise, which this router does not write.
-		return nil, preview.Errorf(preview.InvalidArgument, "backend=direct with an https origin needs a BackendTLSPolicy, which k8s-gateway does not write: use an http origin, or k8s-ingress")
+	x := &httpRoutes{typedCalls: typedCalls[*gatewayv1.HTTPRoute, *gatewayv1.HTTPRouteList]{client.GatewayV1().HTTPRoutes(namespace)}, client: client, namespace: namespace, opts: opts, direct: d}
+	if d != nil {
+		d.afterServices = x.ensureBackendTLS
 	}
-	return &Router{objs: &httpRoutes{typedCalls: typedCalls[*gatewayv1.HTTPRoute, *gatewayv1.HTTPRouteList]{client.GatewayV1().HTTPRoutes(namespace)}, client: client, namespace: namespace, opts: opts, direct: d}, namespace: namespace, direct: d}, nil
+	return &Router{objs: x, namespace: namespace, direct: d}, nil
+}
+
+// ensureBackendTLS applies, for each direct upstream reached over https,
+// a BackendTLSPolicy named as its Service: a Gateway sends plain HTTP to
+// a backend unless such a policy says otherwise. It validates the
+// upstream's certificate for its host name against the system's CA
+// certificates (WellKnownCACertificates: System; Gateway API's
+// BackendTLSPolicy, gateway.networking.k8s.io/v1). It carries Glimpse's
+// labels like the Services; one of that name that is not Glimpse's is
+// FailedPrecondition and left alone. It needs get and patch on
+// backendtlspolicies.
+func (x *httpRoutes) ensureBackendTLS(ctx context.Context) error {
+	api := x.client.GatewayV1().BackendTLSPolicies(x.namespace)
+	for name, up := range x.direct.upstreams() {
+		if !up.tls {
+			continue
+		}
+		labels, _ := kubeapi.Labels(nil)
+		pol := &gatewayv1.BackendTLSPolicy{
+			TypeMeta:   metav1.TypeMeta{APIVersion: gatewayv1.GroupVersion.String(), Kind: "BackendTLSPolicy"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: x.namespace, Labels: labels},
+			Spec: gatewayv1.BackendTLSPolicySpec{
+				TargetRefs: []gatewayv1.LocalPolicyTargetReferenceWithSectionName{{
+					LocalPolicyTargetReference: gatewayv1.LocalPolicyTargetReference{Group: "", Kind: "Service", Name: gatewayv1.ObjectName(name)},
+				}},
+				Validation: gatewayv1.BackendTLSPolicyValidation{
+					Hostname:                gatewayv1.PreciseHostname(up.host),
+					WellKnownCACertificates: ptr(gatewayv1.WellKnownCACertificatesSystem),
+				},
+			},
+		}
+		if err := applyShared(ctx, "backendtlspolicy "+x.namespace+"/"+name, pol, api.Get, api.Patch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func openGatewayURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.Router, error) {

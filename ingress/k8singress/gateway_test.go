@@ -34,6 +34,7 @@ var gatewayCRDs = []string{
 	"gateway.networking.k8s.io_gatewayclasses.yaml",
 	"gateway.networking.k8s.io_gateways.yaml",
 	"gateway.networking.k8s.io_httproutes.yaml",
+	"gateway.networking.k8s.io_backendtlspolicies.yaml",
 }
 
 var installCRDs struct {

@@ -81,6 +81,30 @@ var applyOptions = metav1.PatchOptions{FieldManager: kubeapi.FieldManager, Force
 
 func ptr[T any](v T) *T { return &v }
 
+// applyShared server-side applies obj, one of the objects every route of
+// the namespace shares (labelled as Glimpse's, but of no preview: the
+// direct backend's Services and BackendTLSPolicies), through a typed
+// client's Get and Patch, unless an object of its name exists that is not
+// Glimpse's: that is FailedPrecondition and left alone. what names it in
+// errors.
+func applyShared[T metav1.Object](ctx context.Context, what string, obj object,
+	get func(context.Context, string, metav1.GetOptions) (T, error),
+	patch func(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (T, error)) error {
+	cur, err := get(ctx, obj.GetName(), metav1.GetOptions{})
+	switch err := kubeapi.Classify(ctx, err, what); {
+	case err == nil && !kubeapi.Owned(cur.GetLabels()):
+		return kubeapi.NotOwned(what)
+	case err != nil && !preview.IsNotFound(err):
+		return err
+	}
+	body, err := applyPatch(obj, "")
+	if err != nil {
+		return err
+	}
+	_, err = patch(ctx, obj.GetName(), types.ApplyPatchType, body, applyOptions)
+	return kubeapi.Classify(ctx, err, what)
+}
+
 // adoptionPatch returns the merge patch that turns the field manager
 // "glimpse"'s Update entries of cur's managedFields (a create, or a
 // write of a release before server-side apply) into one Apply entry, so
