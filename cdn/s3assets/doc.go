@@ -3,7 +3,7 @@
 // preview.AssetBucket over a small S3 driver built on aws-sdk-go-v2. It
 // registers the URL scheme "s3":
 //
-//	s3://BUCKET?region=R&prefix=P&endpoint=URL&pathStyle=true&layout=paths
+//	s3://BUCKET?region=R&prefix=P&endpoint=URL&pathStyle=true&layout=paths&uploads=N
 //
 // Every parameter is optional; an unknown one is an InvalidArgument error.
 // region defaults to the AWS configuration's (AWS_REGION, the profile),
@@ -11,7 +11,11 @@
 // is the store's base URL for stores other than AWS (http://127.0.0.1:7070);
 // pathStyle=true addresses the bucket in the path, as most self-hosted
 // stores need; layout=paths also stores every file under its own path
-// (below). Credentials never ride in the URL: they come from
+// (below); uploads=N (1 to 256, default 16) is how many blobs a publish
+// sends at once: across a network a cold publish gains about that
+// factor over sequential PUTs until the client's or the store's CPU
+// bounds it (BenchmarkPublish10k with GLIMPSE_BENCH_RTT), so a store far
+// away wants more. Credentials never ride in the URL: they come from
 // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) when set,
 // otherwise from the standard AWS chain (AWS_PROFILE and the shared
 // configuration files, SSO, web identity, the instance's role).

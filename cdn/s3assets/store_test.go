@@ -277,11 +277,17 @@ func TestURLRefusals(t *testing.T) {
 			t.Errorf("%s: the error shows the secret: %v", raw, err)
 		}
 	}
-	bucket, o, err := OptionsFromURL(mustParse(t, "s3://b-1?region=r&prefix=p/q&endpoint=http://127.0.0.1:9&pathStyle=true"), func(k string) string {
+	bucket, o, err := OptionsFromURL(mustParse(t, "s3://b-1?region=r&prefix=p/q&endpoint=http://127.0.0.1:9&pathStyle=true&uploads=64"), func(k string) string {
 		return map[string]string{"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"}[k]
 	})
-	if err != nil || bucket != "b-1" || o.Region != "r" || o.Prefix != "p/q" || o.Endpoint != "http://127.0.0.1:9" || !o.PathStyle || o.Credentials == nil {
+	if err != nil || bucket != "b-1" || o.Region != "r" || o.Prefix != "p/q" || o.Endpoint != "http://127.0.0.1:9" || !o.PathStyle || o.Credentials == nil || o.Uploads != 64 {
 		t.Fatalf("OptionsFromURL = %q, %+v, %v", bucket, o, err)
+	}
+	for _, bad := range []string{"0", "-1", "257", "many", "1.5"} {
+		_, _, err := OptionsFromURL(mustParse(t, "s3://b?uploads="+bad), func(string) string { return "" })
+		if preview.CodeOf(err) != preview.InvalidArgument || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "uploads=") {
+			t.Errorf("uploads=%s: %v, want InvalidArgument on one line naming uploads", bad, err)
+		}
 	}
 }
 

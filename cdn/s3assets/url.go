@@ -23,7 +23,7 @@ func init() {
 // and otherwise from the standard AWS chain; a URL with user info is an
 // error, and so is an unknown query parameter.
 func OptionsFromURL(u *url.URL, getenv func(string) string) (string, *Options, error) {
-	q, err := preview.QueryParams(u, "region", "prefix", "endpoint", "pathStyle", "layout")
+	q, err := preview.QueryParams(u, "region", "prefix", "endpoint", "pathStyle", "layout", "uploads")
 	if err != nil {
 		return "", nil, err
 	}
@@ -41,6 +41,13 @@ func OptionsFromURL(u *url.URL, getenv func(string) string) (string, *Options, e
 			return "", nil, preview.Errorf(preview.InvalidArgument, "pathStyle=%q: want true or false", v)
 		}
 	}
+	if v := q.Get("uploads"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxUploads {
+			return "", nil, preview.Errorf(preview.InvalidArgument, "uploads=%q: want a number of concurrent uploads from 1 to %d", v, maxUploads)
+		}
+		o.Uploads = n
+	}
 	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" || secret != "" {
 		if id == "" || secret == "" {
 			return "", nil, preview.Errorf(preview.InvalidArgument, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
@@ -50,6 +57,10 @@ func OptionsFromURL(u *url.URL, getenv func(string) string) (string, *Options, e
 	o.Profile = getenv("AWS_PROFILE")
 	return u.Host, o, nil
 }
+
+// maxUploads bounds the uploads URL parameter: beyond it a publish would
+// mostly queue inside the HTTP client and the store.
+const maxUploads = 256
 
 func openURL(ctx context.Context, u *url.URL, o *preview.OpenOptions) (preview.AssetStore, error) {
 	bucket, opts, err := OptionsFromURL(u, o.Env)

@@ -188,6 +188,13 @@ func BenchmarkLookup(b *testing.B) {
 // requests of GET /graphql to pr-1.hello.localhost over one connection,
 // each answered with a 13-byte body (fixedUpstream's).
 func benchGraphQL(b *testing.B, e *Edge) {
+	benchConn(b, e, "/graphql", 13)
+}
+
+// benchConn serves e on a loopback server and times b.N keep-alive
+// requests of GET path to pr-1.hello.localhost over one connection, each
+// answer's head skipped and its body of bodyLen bytes read.
+func benchConn(b *testing.B, e *Edge, path string, bodyLen int) {
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
@@ -195,15 +202,14 @@ func benchGraphQL(b *testing.B, e *Edge) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	req := []byte("GET /graphql HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: bench\r\n\r\n")
-	br := bufio.NewReader(c)
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: bench\r\n\r\n")
+	br := bufio.NewReaderSize(c, 32<<10)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
 		}
-		// Skip the head, then the 13-byte body.
 		for {
 			line, err := br.ReadSlice('\n')
 			if err != nil {
@@ -213,7 +219,7 @@ func benchGraphQL(b *testing.B, e *Edge) {
 				break
 			}
 		}
-		if _, err := br.Discard(13); err != nil {
+		if _, err := br.Discard(bodyLen); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -235,32 +241,5 @@ func BenchmarkStaticConn(b *testing.B) {
 	if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", AssetPrefix: "hello/pr-1"}); err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /asset.txt HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: wrk\r\n\r\n")
-	br := bufio.NewReaderSize(c, 32<<10)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			line, err := br.ReadSlice('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(line) <= 2 {
-				break
-			}
-		}
-		if _, err := br.Discard(len(body)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchConn(b, e, "/asset.txt", len(body))
 }
