@@ -67,7 +67,8 @@ func (f *githubFlags) register(fs *pflag.FlagSet) {
 // GitHub at once (recovering the work of open pull requests) and then
 // every --github-reconcile until its context ends: the daemon runs it on
 // the leading replica only (leaderWork), so that two replicas do not both
-// build a missed push. stop ends a running reconcile and waits for it and
+// build a missed push; the jobs it queued end with the term
+// (Queue.Reconcile). stop ends a running reconcile and waits for it and
 // for running jobs. Call start once the daemon's API is listening (the
 // pipeline talks to it).
 func (f *githubFlags) start(ctx context.Context, home string, srv *http.Server, log *slog.Logger, track upTracker) (stop func(), reconcile func(context.Context), err error) {

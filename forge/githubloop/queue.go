@@ -79,6 +79,13 @@ type Job struct {
 	// delivery asked for it (shown while it builds).
 	Reason   string
 	Delivery string
+
+	// term is the context of the Reconcile that queued the job: when it
+	// ends (the daemon's leadership term), the job is dropped if still
+	// pending and cancelled if running, so that a replica that lost the
+	// lease does not go on with work the new leader's reconcile redoes.
+	// Nil for deliveries, which bind to the queue alone.
+	term context.Context
 }
 
 // Runner runs the preview side of Jobs; PipelineRunner is the real one.
@@ -395,11 +402,22 @@ func (q *Queue) work(pr int, s *prState) {
 			return
 		}
 		s.pending = nil
+		if job.termEnded() {
+			// Its reconcile's term is over: the next leader decides.
+			s.active = false
+			q.mu.Unlock()
+			return
+		}
 		ctx, cancel := context.WithCancel(q.ctx)
+		endTerm := func() bool { return false }
+		if job.term != nil {
+			endTerm = context.AfterFunc(job.term, cancel)
+		}
 		s.running, s.cancel = job, cancel
 		q.mu.Unlock()
 
 		q.run(ctx, *job)
+		endTerm()
 		cancel()
 
 		q.mu.Lock()
@@ -458,7 +476,7 @@ func (q *Queue) run(ctx context.Context, job Job) {
 		log.Info("taking the preview down")
 		if err := q.Runner.Down(ctx, job.PR.Number); err != nil {
 			log.Error("down failed", "err", err)
-			if q.ctx.Err() != nil {
+			if q.ctx.Err() != nil || job.termEnded() {
 				return
 			}
 			q.report(Report{PR: job.PR.Number, State: StateFailure, Message: "down: " + err.Error()})
@@ -487,6 +505,10 @@ func (q *Queue) run(ctx context.Context, job Job) {
 		case q.ctx.Err() != nil:
 			// The daemon is stopping: Reconcile redoes the work on start.
 			log.Info("stopped by shutdown", "err", err)
+		case job.termEnded():
+			// Another replica leads now: its reconcile redoes the work
+			// and reports it.
+			log.Info("stopped: the term of the reconcile that queued it ended", "err", err)
 		case ctx.Err() != nil || errors.Is(err, preview.ErrSuperseded):
 			log.Info("superseded by a newer delivery", "err", err)
 			q.report(Report{PR: job.PR.Number, Commit: job.PR.HeadSHA, State: StateInactive, Message: "superseded by a newer push", Superseded: true})
@@ -566,7 +588,10 @@ func ExpiredMessage(e preview.Expiry) string {
 //     PR opened since the list is left alone.
 //
 // Each decision is queued as a job, so Reconcile is idempotent and safe to
-// run concurrently with deliveries. It needs a Reporter; without one it
+// run concurrently with deliveries. The jobs are bound to ctx: when it
+// ends, those still pending are dropped and those running are cancelled
+// (a daemon runs Reconcile under its leadership term, so a replica that
+// loses the lease stops the work the next leader's reconcile takes over). It needs a Reporter; without one it
 // does nothing. Errors of single PRs are joined; the others still run.
 func (q *Queue) Reconcile(ctx context.Context) error {
 	if q.Reporter == nil {
@@ -591,11 +616,11 @@ func (q *Queue) Reconcile(ctx context.Context) error {
 		switch {
 		case q.Policy.Skip(pr) != "":
 			if has {
-				errs = append(errs, q.Enqueue(Job{Kind: JobSkip, PR: pr, Reason: q.Policy.Skip(pr)}))
+				errs = append(errs, q.enqueueTerm(ctx, Job{Kind: JobSkip, PR: pr, Reason: q.Policy.Skip(pr)}))
 			}
 		case q.parked().Is(pr.Number, pr.HeadSHA), q.failedAt(pr.Number, pr.HeadSHA):
 		case !has || held.Commit != pr.HeadSHA:
-			errs = append(errs, q.Enqueue(Job{Kind: JobUp, PR: pr, Reason: RecoveredMessage}))
+			errs = append(errs, q.enqueueTerm(ctx, Job{Kind: JobUp, PR: pr, Reason: RecoveredMessage}))
 		default:
 			exp, expired := held.Lifetime().Expired(q.now(), q.StaleAfter)
 			if !expired {
@@ -605,7 +630,7 @@ func (q *Queue) Reconcile(ctx context.Context) error {
 				errs = append(errs, err)
 				continue
 			}
-			errs = append(errs, q.Enqueue(Job{Kind: JobStale, PR: pr, Reason: ExpiredMessage(exp)}))
+			errs = append(errs, q.enqueueTerm(ctx, Job{Kind: JobStale, PR: pr, Reason: ExpiredMessage(exp)}))
 		}
 	}
 	for n := range known {
@@ -618,10 +643,20 @@ func (q *Queue) Reconcile(ctx context.Context) error {
 			continue
 		}
 		if !stillOpen {
-			errs = append(errs, q.parked().Unpark(n), q.Enqueue(Job{Kind: JobDown, PR: PullRequest{Number: n}}))
+			errs = append(errs, q.parked().Unpark(n), q.enqueueTerm(ctx, Job{Kind: JobDown, PR: PullRequest{Number: n}}))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// termEnded reports whether the job was queued by a Reconcile whose
+// context has ended.
+func (j Job) termEnded() bool { return j.term != nil && j.term.Err() != nil }
+
+// enqueueTerm is Enqueue for a job Reconcile queues under ctx, its term.
+func (q *Queue) enqueueTerm(ctx context.Context, job Job) error {
+	job.term = ctx
+	return q.Enqueue(job)
 }
 
 // setFailed records that the Up of PR n at head sha failed ("" clears).

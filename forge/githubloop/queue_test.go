@@ -321,6 +321,62 @@ func TestReconcileDoesNotRetryFailedHead(t *testing.T) {
 	})
 }
 
+// The jobs a Reconcile queues end with its context (a leadership term):
+// one still settling is dropped, one running is cancelled; a delivery's
+// job is not bound to it.
+func TestReconcileJobsEndWithTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		r := &fakeRunner{upTime: time.Hour, known: map[int]Held{}}
+		rep := &fakeReporter{open: []PullRequest{pr(20, 'a'), pr(21, 'b')}}
+		q := newTestQueue(t, ctx, r, rep)
+
+		term, endTerm := context.WithCancel(ctx)
+		if err := q.Reconcile(term); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // past Settle: both Ups run
+		synctest.Wait()
+		if got := len(r.got()); got != 2 {
+			t.Fatalf("runs %v, want two Ups running", r.got())
+		}
+		endTerm()
+		synctest.Wait()
+		if !q.Idle() {
+			t.Fatal("the reconcile's Ups still run after its term ended")
+		}
+		rep.mu.Lock()
+		for _, r := range rep.reports {
+			if r.State != StateInProgress {
+				t.Errorf("reported %+v: a term's end is neither a failure nor a newer push (the next leader reports)", r)
+			}
+		}
+		rep.mu.Unlock()
+
+		term2, endTerm2 := context.WithCancel(ctx)
+		rep.mu.Lock()
+		rep.open = []PullRequest{pr(22, 'c')}
+		rep.mu.Unlock()
+		if err := q.Reconcile(term2); err != nil {
+			t.Fatal(err)
+		}
+		endTerm2() // before it settled
+		q.Deliver(ctx, Delivery{Action: "synchronize", PR: pr(23, 'd')})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		got := r.got()
+		if slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "up 22 ") }) {
+			t.Errorf("runs %v: the Up queued by an ended term ran", got)
+		}
+		if !slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "up 23 ") }) || q.Idle() {
+			t.Errorf("runs %v: the delivery's Up is not running", got)
+		}
+		cancel()
+		q.Wait()
+	})
+}
+
 func TestRecover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
