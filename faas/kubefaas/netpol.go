@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/glimpse-dev/glimpse/internal/kubeapi"
 	"github.com/glimpse-dev/glimpse/preview"
 )
 
@@ -228,56 +227,18 @@ func (r *Runtime) policyWhat(name string) string {
 // FailedPrecondition. An unchanged policy is not written.
 func (r *Runtime) applyNetworkPolicy(ctx context.Context, name string, labels map[string]string) (*networkingv1.NetworkPolicy, error) {
 	want := networkPolicy(r.namespace, name, labels, r.opts.NetworkPolicy)
-	api := r.client.NetworkingV1().NetworkPolicies(r.namespace)
-	for attempt := 1; ; attempt++ {
-		cur, err := api.Get(ctx, name, metav1.GetOptions{})
-		var got *networkingv1.NetworkPolicy
-		switch {
-		case err == nil:
-			if !kubeapi.Owned(cur.Labels) {
-				return nil, kubeapi.NotOwned(r.policyWhat(name))
-			}
-			if maps.Equal(cur.Labels, labels) && apiequality.Semantic.DeepEqual(cur.Spec, want.Spec) {
-				return cur, nil
-			}
-			next := cur.DeepCopy()
-			next.Labels, next.Spec = labels, want.Spec
-			got, err = api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
-		case preview.IsNotFound(kubeapi.Classify(ctx, err, "")):
-			got, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: kubeapi.FieldManager})
-		}
-		err = kubeapi.Classify(ctx, err, r.policyWhat(name))
-		if c := preview.CodeOf(err); (c == preview.Aborted || c == preview.AlreadyExists) && attempt < maxAttempts {
-			continue // a concurrent write: read again and decide again
-		}
-		if err != nil {
-			return nil, err
-		}
-		return got, nil
-	}
+	return applyCompanion(ctx, r.client.NetworkingV1().NetworkPolicies(r.namespace), r.policyWhat(name), want,
+		func(cur *networkingv1.NetworkPolicy) bool {
+			return maps.Equal(cur.Labels, labels) && apiequality.Semantic.DeepEqual(cur.Spec, want.Spec)
+		},
+		func(next *networkingv1.NetworkPolicy) { next.Labels, next.Spec = labels, want.Spec })
 }
 
 // ownNetworkPolicy makes dep the owner of p, so that the garbage
 // collector deletes p with dep; a policy already owned by dep is not
 // written.
 func (r *Runtime) ownNetworkPolicy(ctx context.Context, p *networkingv1.NetworkPolicy, dep *appsv1.Deployment) error {
-	api := r.client.NetworkingV1().NetworkPolicies(r.namespace)
-	for attempt := 1; ; attempt++ {
-		refs, owned := ownerRefs(p.OwnerReferences, dep)
-		if owned {
-			return nil
-		}
-		next := p.DeepCopy()
-		next.OwnerReferences = refs
-		_, err := api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
-		err = kubeapi.Classify(ctx, err, r.policyWhat(p.Name))
-		if preview.CodeOf(err) != preview.Aborted || attempt >= maxAttempts {
-			return err
-		}
-		if p, err = api.Get(ctx, p.Name, metav1.GetOptions{}); err != nil {
-			return kubeapi.Classify(ctx, err, r.policyWhat(p.Name))
-		}
-	}
+	return ownCompanion(ctx, r.client.NetworkingV1().NetworkPolicies(r.namespace), r.policyWhat(p.Name), p, dep)
 }
 
 // removeNetworkPolicy deletes function name's NetworkPolicy if it is
@@ -285,19 +246,7 @@ func (r *Runtime) ownNetworkPolicy(ctx context.Context, p *networkingv1.NetworkP
 // not read policies (the garbage collector deletes it with the
 // Deployment that owns it).
 func (r *Runtime) removeNetworkPolicy(ctx context.Context, name string) error {
-	api := r.client.NetworkingV1().NetworkPolicies(r.namespace)
-	p, err := api.Get(ctx, name, metav1.GetOptions{})
-	if err = kubeapi.Classify(ctx, err, r.policyWhat(name)); preview.CodeOf(err) == preview.PermissionDenied {
-		return nil
-	}
-	if err != nil {
-		return preview.IgnoreNotFound(err)
-	}
-	if !kubeapi.Owned(p.Labels) {
-		return nil // not ours: left alone
-	}
-	err = api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-	return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.policyWhat(name)))
+	return removeCompanion(ctx, r.client.NetworkingV1().NetworkPolicies(r.namespace), r.policyWhat(name), name)
 }
 
 // ownerRefs returns refs with dep as the owner in place of any former

@@ -133,57 +133,18 @@ func (r *Runtime) applySecret(ctx context.Context, fn preview.Function, labels m
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}
-	api := r.client.CoreV1().Secrets(r.namespace)
-	for attempt := 1; ; attempt++ {
-		cur, err := api.Get(ctx, name, metav1.GetOptions{})
-		var got *corev1.Secret
-		switch {
-		case err == nil:
-			if !kubeapi.Owned(cur.Labels) {
-				return nil, kubeapi.NotOwned(r.secretWhat(name))
-			}
-			if maps.Equal(cur.Labels, labels) && maps.EqualFunc(cur.Data, data, bytes.Equal) {
-				return cur, nil
-			}
-			next := cur.DeepCopy()
-			next.Labels, next.Data, next.StringData = labels, data, nil
-			got, err = api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
-		case preview.IsNotFound(kubeapi.Classify(ctx, err, "")):
-			got, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: kubeapi.FieldManager})
-		}
-		err = kubeapi.Classify(ctx, err, r.secretWhat(name))
-		if c := preview.CodeOf(err); (c == preview.Aborted || c == preview.AlreadyExists) && attempt < maxAttempts {
-			continue // a concurrent write: read again and decide again
-		}
-		if err != nil {
-			return nil, err
-		}
-		return got, nil
-	}
+	return applyCompanion(ctx, r.client.CoreV1().Secrets(r.namespace), r.secretWhat(name), want,
+		func(cur *corev1.Secret) bool {
+			return maps.Equal(cur.Labels, labels) && maps.EqualFunc(cur.Data, data, bytes.Equal)
+		},
+		func(next *corev1.Secret) { next.Labels, next.Data, next.StringData = labels, data, nil })
 }
 
 // ownSecret makes dep the owner of s (its Secret), so that the garbage
 // collector deletes s with dep; a Secret already owned by dep is not
 // written.
 func (r *Runtime) ownSecret(ctx context.Context, s *corev1.Secret, dep *appsv1.Deployment) error {
-	name := s.Name
-	api := r.client.CoreV1().Secrets(r.namespace)
-	for attempt := 1; ; attempt++ {
-		refs, owned := ownerRefs(s.OwnerReferences, dep)
-		if owned {
-			return nil
-		}
-		next := s.DeepCopy()
-		next.OwnerReferences = refs
-		_, err := api.Update(ctx, next, metav1.UpdateOptions{FieldManager: kubeapi.FieldManager})
-		err = kubeapi.Classify(ctx, err, r.secretWhat(name))
-		if preview.CodeOf(err) != preview.Aborted || attempt >= maxAttempts {
-			return err
-		}
-		if s, err = api.Get(ctx, name, metav1.GetOptions{}); err != nil {
-			return kubeapi.Classify(ctx, err, r.secretWhat(name))
-		}
-	}
+	return ownCompanion(ctx, r.client.CoreV1().Secrets(r.namespace), r.secretWhat(s.Name), s, dep)
 }
 
 // removeSecret deletes the Secret of function's own values if it is
@@ -193,19 +154,7 @@ func (r *Runtime) ownSecret(ctx context.Context, s *corev1.Secret, dep *appsv1.D
 // with the Deployment that owns it.
 func (r *Runtime) removeSecret(ctx context.Context, function string) error {
 	name := SecretName(function)
-	api := r.client.CoreV1().Secrets(r.namespace)
-	s, err := api.Get(ctx, name, metav1.GetOptions{})
-	if err = kubeapi.Classify(ctx, err, r.secretWhat(name)); preview.CodeOf(err) == preview.PermissionDenied {
-		return nil
-	}
-	if err != nil {
-		return preview.IgnoreNotFound(err)
-	}
-	if !kubeapi.Owned(s.Labels) {
-		return nil // not ours: left alone
-	}
-	err = api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
-	return preview.IgnoreNotFound(kubeapi.Classify(ctx, err, r.secretWhat(name)))
+	return removeCompanion(ctx, r.client.CoreV1().Secrets(r.namespace), r.secretWhat(name), name)
 }
 
 // DeliversSecrets reports true: this runtime delivers Function.Secrets and
