@@ -236,7 +236,7 @@ func TestProxyBodyNotBuffered(t *testing.T) {
 // reads the body and answers 13 bytes: a GraphQL-sized body (sent with
 // the head) and a 1 MiB one (streamed alongside the answer's read).
 func BenchmarkProxyConnPost(b *testing.B) {
-	addr := readingUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nhello, world\n")
+	addr := readingUpstream(b, answer13)
 	for _, size := range []int{1 << 10, 1 << 20} {
 		body := strings.Repeat("q", size)
 		for _, mode := range []string{"takeover", "nethttp"} {
@@ -259,18 +259,7 @@ func BenchmarkProxyConnPost(b *testing.B) {
 					if _, err := c.Write(req); err != nil {
 						b.Fatal(err)
 					}
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							b.Fatal(err)
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := br.Discard(13); err != nil {
-						b.Fatal(err)
-					}
+					skipAnswer(b, br, 13)
 				}
 				exchange([]byte("GET /graphql HTTP/1.1\r\nHost: pr-1.hello.localhost\r\n\r\n")) // takeover
 				req := []byte("POST /graphql HTTP/1.1\r\nHost: pr-1.hello.localhost\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n" + body)

@@ -150,7 +150,7 @@ func TestPreviewRequestMetrics(t *testing.T) {
 // labelled preview route, without and with the per-preview metrics in the
 // same run: compare the two ns/op (and allocs/op).
 func BenchmarkPreviewMetrics(b *testing.B) {
-	addr := rawUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nhello, world\n")
+	addr := rawUpstream(b, answer13)
 	for _, mode := range []string{"without", "with"} {
 		b.Run(mode, func(b *testing.B) {
 			opts := Options{Logger: quiet, Upstreams: fixedUpstream(addr)}
@@ -166,19 +166,7 @@ func BenchmarkPreviewMetrics(b *testing.B) {
 			if err := preview.PutRoute(context.Background(), e, preview.Route{Host: "pr-1.hello.localhost", Function: "hello-pr-1", FunctionPaths: []string{"/graphql"}, Labels: labels}); err != nil {
 				b.Fatal(err)
 			}
-			req := httptest.NewRequest("GET", "http://pr-1.hello.localhost:8080/graphql?q=1", nil)
-			req.RequestURI = "/graphql?q=1"
-			req.Header.Set("User-Agent", "bench")
-			w := &benchWriter{h: http.Header{}}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				w.reset()
-				e.ServeHTTP(w, req)
-				if w.status != 200 || w.n != 13 {
-					b.Fatalf("status %d, %d bytes", w.status, w.n)
-				}
-			}
+			benchServeGraphQL(b, e)
 		})
 	}
 }
@@ -187,7 +175,7 @@ func BenchmarkPreviewMetrics(b *testing.B) {
 // keep-alive connection the edge takes over (as BenchmarkProxyConn),
 // without and with the per-preview metrics in the same run.
 func BenchmarkPreviewMetricsConn(b *testing.B) {
-	addr := rawUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nhello, world\n")
+	addr := rawUpstream(b, answer13)
 	for _, mode := range []string{"without", "with"} {
 		b.Run(mode, func(b *testing.B) {
 			opts := Options{Logger: quiet, Upstreams: fixedUpstream(addr)}
