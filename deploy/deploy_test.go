@@ -22,11 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/klog/v2"
 
 	"github.com/glimpse-dev/glimpse/config"
@@ -184,33 +180,10 @@ func install(t *testing.T) (admin, daemon kubernetes.Interface, c *kubetest.Clus
 	t.Helper()
 	c = kubetest.Shared(t, kubetest.Options{Authorization: "RBAC"})
 	ctx := ctxT(t)
-	dyn, err := dynamic.NewForConfig(c.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(c.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	versions := map[string]string{}
-	for round := 0; round < 2; round++ {
-		for _, u := range objects(t) {
-			gvk := u.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				t.Fatalf("%s: %v", key(u), err)
-			}
-			res := dyn.Resource(m.Resource).Namespace(u.GetNamespace())
-			got, err := res.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "kubectl", Force: true})
-			if err != nil {
-				t.Fatalf("apply %s: %v", key(u), err)
-			}
-			if round == 0 {
-				versions[key(u)] = got.GetResourceVersion()
-			} else if got.GetResourceVersion() != versions[key(u)] {
-				t.Errorf("second apply of %s changed it (resourceVersion %s -> %s)", key(u), versions[key(u)], got.GetResourceVersion())
-			}
+	first := c.Apply(t, objects(t)...)
+	for i, got := range c.Apply(t, objects(t)...) {
+		if was := first[i].GetResourceVersion(); got.GetResourceVersion() != was {
+			t.Errorf("second apply of %s changed it (resourceVersion %s -> %s)", key(got), was, got.GetResourceVersion())
 		}
 	}
 	admin = c.Client(t)

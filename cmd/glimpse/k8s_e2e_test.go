@@ -18,9 +18,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
@@ -107,7 +106,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(c.Stop)
 	cs := c.Client(t)
-	tmpl := installDeploy(t, ctx, cs)
+	tmpl := installDeploy(t, c)
 
 	if err := c.ImportBinary(ctx, glimpseImage, bin); err != nil {
 		t.Fatal(err)
@@ -314,61 +313,38 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	}
 }
 
-// installDeploy creates deploy/'s objects except the daemon's Deployment,
+// installDeploy applies deploy/'s objects except the daemon's Deployment,
 // whose pod template it returns: the namespaces (glimpse relabelled
 // privileged, for the host network), the service account, Roles and
 // bindings, the edge Service and the wildcard Ingress.
-func installDeploy(t *testing.T, ctx context.Context, cs kubernetes.Interface) corev1.PodTemplateSpec {
+func installDeploy(t *testing.T, c *kubetest.Cluster) corev1.PodTemplateSpec {
 	t.Helper()
 	objs, err := deploy.Objects()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tmpl *corev1.PodTemplateSpec
+	var rest []*unstructured.Unstructured
 	for _, o := range objs {
-		var err error
 		switch o.GetKind() {
 		case "Namespace":
-			var ns corev1.Namespace
-			convert(t, o.Object, &ns)
-			if ns.Name == deploy.Namespace {
-				ns.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+			if o.GetName() == deploy.Namespace {
+				labels := o.GetLabels()
+				labels["pod-security.kubernetes.io/enforce"] = "privileged"
+				o.SetLabels(labels)
 			}
-			_, err = cs.CoreV1().Namespaces().Create(ctx, &ns, metav1.CreateOptions{})
-		case "ServiceAccount":
-			var sa corev1.ServiceAccount
-			convert(t, o.Object, &sa)
-			_, err = cs.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, &sa, metav1.CreateOptions{})
-		case "Role":
-			var r rbacv1.Role
-			convert(t, o.Object, &r)
-			_, err = cs.RbacV1().Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{})
-		case "RoleBinding":
-			var r rbacv1.RoleBinding
-			convert(t, o.Object, &r)
-			_, err = cs.RbacV1().RoleBindings(r.Namespace).Create(ctx, &r, metav1.CreateOptions{})
-		case "Service":
-			var s corev1.Service
-			convert(t, o.Object, &s)
-			_, err = cs.CoreV1().Services(s.Namespace).Create(ctx, &s, metav1.CreateOptions{})
-		case "Ingress":
-			var i networkingv1.Ingress
-			convert(t, o.Object, &i)
-			_, err = cs.NetworkingV1().Ingresses(i.Namespace).Create(ctx, &i, metav1.CreateOptions{})
 		case "Deployment":
 			var d appsv1.Deployment
 			convert(t, o.Object, &d)
 			tmpl = &d.Spec.Template
-		default:
-			t.Fatalf("deploy/ has a %s the test does not install", o.GetKind())
+			continue
 		}
-		if err != nil {
-			t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-		}
+		rest = append(rest, o)
 	}
 	if tmpl == nil {
 		t.Fatal("deploy/ has no Deployment")
 	}
+	c.Apply(t, rest...)
 	return *tmpl
 }
 
